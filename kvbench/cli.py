@@ -1,0 +1,52 @@
+"""The `kvbench` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+USAGE = """usage: kvbench <command> [arguments]
+
+commands:
+  run [overrides...]    one run; Hydra overrides such as strategy=orca_max workload.rate=4
+  run -m [overrides...] a sweep (Hydra multirun): strategy=paged,orca_max workload.rate=1,2,4
+  list [group...]       the choices for strategy, workload, model, hardware, engine, scheduler
+
+`kvbench run --help` shows the composed config and every group's options.
+Errors print one line; set KVBENCH_DEBUG=1 for the traceback.
+"""
+
+
+def fail(err: BaseException) -> int:
+    if os.environ.get("KVBENCH_DEBUG"):
+        traceback.print_exception(err)
+    print(f"kvbench: error: {err}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        from kvbench.run_app import run_app
+
+        return run_app(rest)
+    if command == "list":
+        from kvbench.listing import list_groups
+
+        try:
+            print(list_groups(rest))
+        except ValueError as err:
+            return fail(err)
+        return 0
+    print(f"kvbench: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

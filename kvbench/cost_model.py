@@ -1,0 +1,84 @@
+"""How long a step takes in the simulator: a roofline over the step's work.
+
+A step reads every weight once, reads the K/V of every context token its decodes and prefills
+attend to, writes the K/V of its new tokens, and does the matmul and attention FLOPs of its tokens.
+Its time is the larger of bytes / (bandwidth x efficiency) and FLOPs / (peak x efficiency) on one
+GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism and a fixed
+per-step overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvbench.hardware import HardwareConfig
+from kvbench.model_spec import ModelSpec
+from kvbench.scheduler import StepPlan
+
+
+@dataclass(frozen=True, slots=True)
+class StepWork:
+    """The work of one step, in tokens."""
+
+    num_prefill_tokens: int
+    prefill_attention_pairs: int  # (query, key) pairs of prefill attention, causal
+    prefill_context_tokens: int  # K/V tokens prefill attention reads (prefix + new)
+    num_decode_seqs: int
+    decode_context_tokens: int  # K/V tokens decode attention reads (new tokens included)
+    num_sampled_tokens: int  # tokens whose logits are computed
+
+    @classmethod
+    def of(cls, step: StepPlan) -> StepWork:
+        pairs = context = sampled = 0
+        for chunk in step.prefills:
+            c, n = chunk.num_computed_tokens, chunk.num_new_tokens
+            pairs += n * c + n * (n + 1) // 2
+            context += c + n
+            sampled += c + n == chunk.seq.group.num_prefill_target_tokens
+        return cls(
+            num_prefill_tokens=step.num_prefill_tokens,
+            prefill_attention_pairs=pairs,
+            prefill_context_tokens=context,
+            num_decode_seqs=step.num_decode_seqs,
+            decode_context_tokens=step.decode_context_tokens,
+            num_sampled_tokens=sampled + step.num_decode_seqs,
+        )
+
+
+class RooflineCostModel:
+    def __init__(self, model: ModelSpec, hardware: HardwareConfig, step_overhead_s: float = 0.0):
+        if hardware.bandwidth_efficiency <= 0 or hardware.flops_efficiency <= 0:
+            raise ValueError("hardware.bandwidth_efficiency and hardware.flops_efficiency must be > 0")
+        if step_overhead_s < 0:
+            raise ValueError(f"engine.step_overhead_s={step_overhead_s} must be >= 0")
+        tp = hardware.tensor_parallel
+        # The model's sizes are properties computed on access: read them once, the loop is hot.
+        self._flops_per_token = model.flops_per_token
+        self._lm_head_flops = model.lm_head_flops
+        self._attention_flops_per_pair = model.attention_flops_per_pair
+        self._weight_bytes = model.weight_bytes
+        self._kv_bytes_per_token = model.kv_bytes_per_token
+        self._bytes_per_s = hardware.mem_bandwidth_bytes_per_s * hardware.bandwidth_efficiency * tp
+        self._flops_per_s = hardware.peak_flops * hardware.flops_efficiency * tp
+        self._step_overhead_s = step_overhead_s
+        # Two all-reduces of the hidden states per layer; a ring moves 2 (tp - 1) / tp of the data.
+        if tp > 1:
+            if hardware.interconnect_bytes_per_s <= 0:
+                raise ValueError("hardware.interconnect_bytes_per_s must be > 0 with tensor_parallel > 1")
+            c = model.config
+            bytes_per_token = 2 * c.num_layers * c.hidden_size * c.dtype_bytes * 2 * (tp - 1) / tp
+            self._comm_s_per_token = bytes_per_token / hardware.interconnect_bytes_per_s
+        else:
+            self._comm_s_per_token = 0.0
+
+    def step_time_s(self, work: StepWork) -> float:
+        num_tokens = work.num_prefill_tokens + work.num_decode_seqs
+        flops = (
+            self._flops_per_token * num_tokens
+            + self._lm_head_flops * work.num_sampled_tokens
+            + self._attention_flops_per_pair * (work.prefill_attention_pairs + work.decode_context_tokens)
+        )
+        kv_tokens_moved = work.decode_context_tokens + work.prefill_context_tokens + num_tokens
+        bytes_moved = self._weight_bytes + self._kv_bytes_per_token * kv_tokens_moved
+        compute_s = max(flops / self._flops_per_s, bytes_moved / self._bytes_per_s)
+        return compute_s + self._comm_s_per_token * num_tokens + self._step_overhead_s

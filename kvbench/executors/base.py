@@ -1,0 +1,31 @@
+"""Executors run (or cost) the steps the scheduler plans. One registry, named by `engine=`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from kvbench.registry import Registry
+from kvbench.scheduler import Scheduler, StepPlan
+
+
+@dataclass
+class EngineConfig:
+    name: str = MISSING
+
+
+class Executor(ABC):
+    """Turns a planned step into its duration, running it for real or costing it."""
+
+    @abstractmethod
+    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+        """Run or cost `step`; return its duration in seconds."""
+
+    def summary_fields(self) -> dict:
+        """Engine-specific figures for summary.json."""
+        return {}
+
+
+EXECUTORS: Registry[Executor] = Registry("engine")

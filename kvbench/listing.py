@@ -1,0 +1,62 @@
+"""`kvbench list`: the choices of each config group, one line each."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import yaml
+
+from kvbench.hardware import GiB
+from kvbench.model_spec import ModelConfig, ModelSpec
+
+GROUPS = {"strategy": "strategies", "workload": "workloads", "model": "models", "hardware": "hardware",
+          "engine": "engines", "scheduler": "schedulers", "experiment": "experiments"}
+
+
+def conf_dir():
+    return resources.files("kvbench.conf")
+
+
+def presets(group: str) -> dict[str, tuple[str, dict]]:
+    """name -> (first comment line, YAML body) of every YAML file in a config group."""
+    out = {}
+    for entry in sorted(conf_dir().joinpath(group).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            text = entry.read_text()
+            first = text.splitlines()[0] if text else ""
+            description = first[1:].strip() if first.startswith("#") else ""
+            body = yaml.safe_load(text) or {}
+            out[entry.name[: -len(".yaml")]] = (description, body)
+    return out
+
+
+def describe(group: str, body: dict, description: str) -> str:
+    if group == "model":
+        fields = {k: v for k, v in body.items() if k in ModelConfig.__dataclass_fields__}
+        spec = ModelSpec(ModelConfig(**fields))
+        c = spec.config
+        return (
+            f"{spec.num_params / 1e9:5.1f}B params, {c.num_layers} layers, {c.num_heads}/{c.num_kv_heads} q/kv heads, "
+            f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV/token, max {c.max_model_len} tokens"
+        )
+    if group == "hardware":
+        return (
+            f"{body['memory_bytes'] / GiB:.0f} GiB, {float(body['mem_bandwidth_bytes_per_s']) / 1e9:.0f} GB/s, "
+            f"{float(body['peak_flops']) / 1e12:.0f} TFLOP/s  ({description})"
+        )
+    return description
+
+
+def list_groups(groups: list[str]) -> str:
+    lines = []
+    for group in groups or [g for g in GROUPS if conf_dir().joinpath(g).is_dir()]:
+        if group not in GROUPS:
+            raise ValueError(f"unknown group {group!r}; valid: {', '.join(GROUPS)}")
+        found = presets(group)
+        lines.append(f"{GROUPS[group]} ({group}=...):")
+        if not found:
+            lines.append("  (none)")
+        width = max((len(n) for n in found), default=0)
+        for name, (description, body) in found.items():
+            lines.append(f"  {name:<{width}}  {describe(group, body, description)}")
+    return "\n".join(lines)

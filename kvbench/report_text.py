@@ -1,0 +1,38 @@
+"""Compact text tables of run summaries, for the end of a run and for `compare`."""
+
+from __future__ import annotations
+
+COLUMNS = (
+    ("strategy", "strategy", "{}"),
+    ("workload", "workload", "{}"),
+    ("num_requests", "reqs", "{:d}"),
+    ("duration_s", "sim s", "{:.1f}"),
+    ("output_tokens_per_s", "out tok/s", "{:.1f}"),
+    ("requests_per_s", "req/s", "{:.3f}"),
+    ("mean_batch_size", "batch", "{:.2f}"),
+    ("mem_token_frac", "KV tokens", "{:.1%}"),
+    ("mem_reserved_frac", "reserved", "{:.1%}"),
+    ("mem_internal_frag_frac", "int frag", "{:.1%}"),
+    ("mem_external_frag_frac", "ext frag", "{:.1%}"),
+    ("preemptions", "preempt", "{:d}"),
+    ("ttft_p50_s", "TTFT p50 s", "{:.3f}"),
+    ("normalized_latency_s", "norm lat s", "{:.4f}"),
+)
+
+
+def _cell(fmt: str, value) -> str:
+    if value is None:
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def summary_table(summaries: list[dict]) -> str:
+    rows = [[title for _, title, _ in COLUMNS]]
+    rows += [[_cell(fmt, s.get(key)) for key, _, fmt in COLUMNS] for s in summaries]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""`kvbench run`: the Hydra application around runner.execute."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import kvbench.config  # noqa: F401  (registers the schemas before Hydra composes)
+from kvbench.report_text import summary_table
+from kvbench.runner import ConfigError, execute
+from kvbench.scheduler import SchedulerError
+
+USER_ERRORS = (ConfigError, SchedulerError, ValueError, FileNotFoundError)
+
+
+@hydra.main(version_base=None, config_path="pkg://kvbench.conf", config_name="config")
+def _run(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith(("hydra", "schema"))}
+    try:
+        summary = execute(cfg, run_dir, choices)
+    except USER_ERRORS as err:
+        from kvbench.cli import fail
+
+        print(f"run directory (failed): {run_dir}", file=sys.stderr)
+        sys.exit(fail(err))
+    print(summary_table([summary]))
+    print(f"run directory: {run_dir}")
+
+
+def run_app(args: list[str]) -> int:
+    sys.argv = ["kvbench run", *args]
+    _run()
+    return 0

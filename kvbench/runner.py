@@ -1,0 +1,141 @@
+"""One run: build everything from a composed config, drive the step loop, write the run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from kvbench.executors import EXECUTORS, Executor
+from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
+from kvbench.metrics import MetricsRecorder, summarize
+from kvbench.model_spec import ModelSpec
+from kvbench.results import RunDirectory
+from kvbench.scheduler import Scheduler
+from kvbench.strategies import STRATEGIES, KVCacheStrategy
+from kvbench.workloads import WORKLOADS, WorkloadData
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
+@dataclass
+class Run:
+    """Everything one run needs, built and checked before it starts."""
+
+    cfg: DictConfig
+    choices: dict[str, str]  # config group -> chosen YAML (the preset names)
+    model: ModelSpec
+    hardware: HardwareConfig
+    budget: KVBudget
+    strategy: KVCacheStrategy
+    workload: WorkloadData
+    scheduler: Scheduler
+    executor: Executor
+
+
+def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
+    choices = {**default_choices(cfg), **(choices or {})}
+    to_object = OmegaConf.to_object
+    model = ModelSpec(to_object(cfg.model))
+    hardware = to_object(cfg.hardware)
+    strategy_cfg = to_object(cfg.strategy)
+    budget = kv_budget(hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
+    max_model_len = model.config.max_model_len
+    strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
+    if strategy.max_seq_kv_tokens() < max_model_len:
+        raise ConfigError(
+            f"strategy={choices['strategy']} cannot hold even one sequence of model.max_model_len={max_model_len} "
+            f"tokens in a KV pool of {budget.num_blocks} blocks x {budget.block_size} tokens "
+            f"({budget.kv_cache_bytes / 2**30:.2f} GiB): lower model.max_model_len or enlarge the pool "
+            f"(kv_cache_bytes=, num_blocks=, hardware=, hardware.tensor_parallel=)"
+        )
+    workload_cfg = to_object(cfg.workload)
+    workload = WORKLOADS.get(workload_cfg.name)(workload_cfg, cfg.seed, max_model_len).load()
+    if not workload.requests:
+        raise ConfigError(
+            f"workload={choices['workload']} has no request that fits model.max_model_len={max_model_len} "
+            f"({workload.num_dropped_too_long} dropped)"
+        )
+    scheduler = Scheduler(strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed)
+    engine_cfg = to_object(cfg.engine)
+    executor = EXECUTORS.get(engine_cfg.name)(engine_cfg, model, hardware)
+    return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
+
+
+def default_choices(cfg: DictConfig) -> dict[str, str]:
+    return {group: cfg[group].name for group in ("strategy", "workload", "model", "hardware", "engine")}
+
+
+def simulate(run: Run, progress: bool = True) -> tuple[MetricsRecorder, float]:
+    """Drive the step loop to the end. Returns the records and the end time."""
+    scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
+    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.pool_slots)
+    bar = tqdm(
+        total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
+        disable=not progress or None, dynamic_ncols=True, leave=False,
+    )
+    clock_s = 0.0
+    with bar:
+        while scheduler.has_work():
+            step = scheduler.schedule(clock_s)
+            if step is None:
+                clock_s = scheduler.next_arrival_time_s()
+                continue
+            duration_s = executor.execute(step, scheduler)
+            usage, finished = scheduler.complete(step, clock_s + duration_s)
+            recorder.record_step(step, clock_s, duration_s, usage, strategy.counters, len(finished))
+            clock_s += duration_s
+            if finished:
+                recorder.record_finished(finished)
+                bar.update(len(finished))
+                bar.set_postfix(sim_s=f"{clock_s:.1f}", batch=step.batch_size, refresh=False)
+    return recorder, clock_s
+
+
+def summary_header(run: Run) -> dict:
+    c = run.choices
+    return {
+        "strategy": c["strategy"],
+        "strategy_class": run.cfg.strategy.name,
+        "block_size": run.budget.block_size,
+        "workload": c["workload"],
+        "model": c["model"],
+        "hardware": c["hardware"],
+        "tensor_parallel": run.hardware.tensor_parallel,
+        "engine": c["engine"],
+        "seed": run.cfg.seed,
+        "num_blocks": run.budget.num_blocks,
+        "kv_cache_bytes": run.budget.kv_cache_bytes,
+        "num_dropped_requests": run.workload.num_dropped_too_long,
+    }
+
+
+def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None, progress: bool = True) -> dict:
+    """Build, run and record one run in `run_dir`; return its summary.
+
+    Whatever happens, the manifest says how the run ended; summary.json exists only if it completed.
+    """
+    directory = RunDirectory(run_dir)
+    directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
+    try:
+        run = build(cfg, choices)
+        directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
+        recorder, end_time_s = simulate(run, progress)
+        steps, requests = recorder.steps_table(), recorder.requests_table()
+        summary = {
+            **summary_header(run),
+            **summarize(steps, requests, run.budget.kv_cache_bytes, end_time_s),
+            **run.executor.summary_fields(),
+        }
+        directory.complete(steps, requests, summary)
+        return summary
+    except KeyboardInterrupt:
+        directory.fail("interrupted", "interrupted by the user")
+        raise
+    except Exception as err:
+        directory.fail("failed", f"{type(err).__name__}: {err}")
+        raise

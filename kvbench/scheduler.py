@@ -1,0 +1,437 @@
+"""FCFS continuous batching over any strategy, shared by the simulator and the device executor.
+
+Each call of `schedule` plans one step (one forward pass); `complete` applies its results once the
+executor has run or costed it. Two shapes of step, as in vLLM:
+
+- `chunked_prefill=true` (vLLM v1, Sarathi): every step runs all decodes first, then continues
+  partial prefills and admits waiting requests in chunks with the remaining token budget.
+- `chunked_prefill=false` (vLLM v0): a step admits whole prompts when it can (prefill only),
+  otherwise it runs all decodes. After a step that preempted, the next one decodes: a request
+  whose forks (parallel samples, beams) found no room would otherwise be re-admitted, prefilled
+  and preempted again forever, never letting the running requests finish and free memory.
+
+When a running sequence cannot get a block, the latest-admitted request is preempted by recompute:
+its blocks are freed and it goes back to the head of the queue; a single-sequence request keeps its
+output so far and recomputes prompt + output, a request with several sequences restarts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kvbench.lazy_decode import LazyDecodeSet
+from kvbench.request import Request
+from kvbench.sequence import Phase, RequestState, Sequence
+from kvbench.strategies.base import KVCacheStrategy, PoolUsage
+
+
+@dataclass
+class SchedulerConfig:
+    max_num_seqs: int = 256
+    # None: 8192 with chunked prefill, else max_model_len (a whole prompt must fit in one step).
+    max_num_batched_tokens: int | None = None
+    chunked_prefill: bool = True
+
+
+class SchedulerError(RuntimeError):
+    """The workload cannot be served with this configuration."""
+
+
+@dataclass(slots=True)
+class PrefillChunk:
+    seq: Sequence
+    num_computed_tokens: int  # before this step, cached prefix included
+    num_new_tokens: int
+
+
+@dataclass(slots=True)
+class StepPlan:
+    """What one forward pass computes."""
+
+    step_index: int
+    tick: int | None = None  # the decode tick, None when this step runs no decodes
+    prefills: list[PrefillChunk] = field(default_factory=list)
+    beam_seqs: list[Sequence] = field(default_factory=list)  # decoded eagerly (they fork every step)
+    num_lazy_decodes: int = 0
+    lazy_context_tokens: int = 0  # KV tokens the lazy decodes attend to, new tokens included
+    num_decode_requests: int = 0
+    num_running_requests: int = 0
+    num_waiting_requests: int = 0
+    num_preemptions: int = 0
+    num_prefix_hit_tokens: int = 0
+    num_prefix_query_tokens: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        """Requests with tokens in this step."""
+        return self.num_decode_requests + len(self.prefills)
+
+    @property
+    def num_decode_seqs(self) -> int:
+        return self.num_lazy_decodes + len(self.beam_seqs)
+
+    @property
+    def decode_context_tokens(self) -> int:
+        return self.lazy_context_tokens + sum(seq.num_computed_tokens + 1 for seq in self.beam_seqs)
+
+    @property
+    def num_prefill_tokens(self) -> int:
+        return sum(chunk.num_new_tokens for chunk in self.prefills)
+
+    @property
+    def num_scheduled_tokens(self) -> int:
+        return self.num_prefill_tokens + self.num_decode_seqs
+
+
+class Scheduler:
+    def __init__(
+        self,
+        strategy: KVCacheStrategy,
+        config: SchedulerConfig,
+        requests: Iterable[Request],
+        max_model_len: int,
+        seed: int,
+        lazy_decode: bool = True,
+    ):
+        self.strategy = strategy
+        self.max_num_seqs = config.max_num_seqs
+        self.chunked_prefill = config.chunked_prefill
+        self.max_num_batched_tokens = config.max_num_batched_tokens or (
+            8192 if config.chunked_prefill else max_model_len
+        )
+        self._check_config(max_model_len)
+        self._arrivals = deque(sorted(requests, key=lambda r: (r.arrival_time_s, r.request_id)))
+        for request in self._arrivals:
+            if request.num_seqs > self.max_num_seqs:
+                raise SchedulerError(
+                    f"request {request.request_id} runs {request.num_seqs} sequences at once, more than "
+                    f"scheduler.max_num_seqs={self.max_num_seqs}"
+                )
+        self.waiting: deque[RequestState] = deque()
+        self.running: dict[int, RequestState] = {}  # admit_order -> group, in admission order
+        self._prefilling: dict[int, RequestState] = {}
+        self._beams: dict[int, RequestState] = {}
+        self.lazy = LazyDecodeSet(strategy, lazy=lazy_decode)
+        self.tick = 0  # decode ticks planned so far
+        self._lazy_tick = 0  # the tick through which lazy decodes have computed
+        self.num_running_seqs = 0
+        self._next_step = 0
+        self._next_seq_id = 0
+        self._next_admit_order = 0
+        self._rng = np.random.default_rng(seed)
+        self._blocked_epoch: int | None = None  # strategy epoch when the head last failed on memory
+        self._blocked_head: tuple[Sequence, int] | None = None  # (seq, num_new_tokens) that failed
+        self._step: StepPlan | None = None
+        self._decode_next = False  # v0: the last step preempted, so decode before admitting again
+
+    def _check_config(self, max_model_len: int) -> None:
+        if self.max_num_seqs < 1:
+            raise SchedulerError(f"scheduler.max_num_seqs={self.max_num_seqs} must be >= 1")
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise SchedulerError(
+                f"scheduler.max_num_batched_tokens={self.max_num_batched_tokens} is smaller than "
+                f"scheduler.max_num_seqs={self.max_num_seqs}: a full decode batch would not fit in a step"
+            )
+        if not self.chunked_prefill and self.max_num_batched_tokens < max_model_len:
+            raise SchedulerError(
+                f"scheduler.max_num_batched_tokens={self.max_num_batched_tokens} < model.max_model_len="
+                f"{max_model_len} without chunked prefill: a long prompt could never be scheduled"
+            )
+
+    # -- state queries -----------------------------------------------------------------------------
+
+    def has_work(self) -> bool:
+        return bool(self._arrivals or self.waiting or self.running)
+
+    def next_arrival_time_s(self) -> float | None:
+        return self._arrivals[0].arrival_time_s if self._arrivals else None
+
+    def decode_batch(self, step: StepPlan) -> list[tuple[Sequence, int]]:
+        """Every sequence decoded in `step`, with its computed tokens before the step (O(batch))."""
+        batch = [(seq, seq.num_computed_tokens + step.tick - 1 - seq.as_of_tick) for seq in self.lazy.seqs()]
+        return batch + [(seq, seq.num_computed_tokens) for seq in step.beam_seqs]
+
+    # -- planning a step --------------------------------------------------------------------------
+
+    def schedule(self, now_s: float) -> StepPlan | None:
+        """Plan the next step at time `now_s`; None when nothing can run before the next arrival."""
+        while self._arrivals and self._arrivals[0].arrival_time_s <= now_s:
+            self._enqueue(RequestState(self._arrivals.popleft()))
+        if not self.running and not self.waiting:
+            return None
+        step = self._step = StepPlan(step_index=self._next_step)
+        if self.chunked_prefill:
+            self.tick += 1
+            step.tick = self.tick
+            self._schedule_decodes(step)
+            num_beam_seqs = sum(len(g.seqs) for g in self._beams.values()) if self._beams else 0
+            budget = self.max_num_batched_tokens - len(self.lazy) - num_beam_seqs
+            budget = self._schedule_partial_prefills(step, budget)
+            self._admit(step, budget)
+        else:
+            if not (self._decode_next and (len(self.lazy) or self._beams)):
+                self._admit(step, self.max_num_batched_tokens)
+            if not step.prefills:
+                self.tick += 1
+                step.tick = self.tick
+                self._schedule_decodes(step)
+        # Preemptions late in planning may have removed groups scheduled earlier in the step.
+        if step.beam_seqs:
+            step.beam_seqs = [seq for seq in step.beam_seqs if seq.group.phase is Phase.DECODE]
+        if step.tick is not None:
+            step.num_lazy_decodes = len(self.lazy)
+            step.lazy_context_tokens = self.lazy.context_tokens(step.tick)
+            step.num_decode_requests = len(self.running) - len(self._prefilling)
+        if not step.prefills and not step.num_decode_seqs:
+            self._raise_stuck()
+        step.num_running_requests = len(self.running)
+        step.num_waiting_requests = len(self.waiting)
+        self._next_step += 1
+        return step
+
+    def _enqueue(self, group: RequestState) -> None:
+        seq = Sequence(self._new_seq_id(), group, group.branch_stream(group.request.prompt), 0)
+        group.seqs = [seq]
+        group.num_prefill_target_tokens = group.request.num_prompt_tokens
+        self.waiting.append(group)
+
+    def _new_seq_id(self) -> int:
+        self._next_seq_id += 1
+        return self._next_seq_id - 1
+
+    def _schedule_decodes(self, step: StepPlan) -> None:
+        tick, lazy = step.tick, self.lazy
+        while (seq := lazy.pop_due_alloc(tick)) is not None:
+            lazy.materialize(seq, tick - 1)
+            if self._allocate_or_preempt(seq, seq.num_computed_tokens, 1):
+                lazy.synced(seq)
+        for group in list(self._beams.values()):
+            if group.phase is not Phase.DECODE:
+                continue  # preempted by an earlier sequence of this step
+            if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) for seq in group.seqs):
+                for seq in group.seqs:
+                    seq.synced_tokens = seq.num_computed_tokens
+                step.beam_seqs.extend(group.seqs)
+
+    def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
+        for group in list(self._prefilling.values()):
+            if budget <= 0:
+                break
+            if group.phase is not Phase.PREFILL:
+                continue
+            seq = group.seqs[0]
+            num_new = min(group.num_prefill_target_tokens - seq.num_computed_tokens, budget)
+            if self._allocate_or_preempt(seq, seq.num_computed_tokens, num_new):
+                seq.synced_tokens = seq.num_computed_tokens
+                step.prefills.append(PrefillChunk(seq, seq.num_computed_tokens, num_new))
+                budget -= num_new
+        return budget
+
+    def _admit(self, step: StepPlan, budget: int) -> None:
+        if not self.waiting:
+            self._blocked_head = None
+        while self.waiting and budget > 0:
+            group = self.waiting[0]
+            if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
+                return
+            if self._blocked_epoch == self.strategy.admission_epoch:
+                return  # nothing that could make room has happened since the head last failed
+            seq = group.seqs[0]
+            num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
+            num_new = group.num_prefill_target_tokens - num_hit
+            if num_new > budget:
+                if not self.chunked_prefill:
+                    return
+                num_new = budget
+            if not self.strategy.allocate(seq, num_hit, num_new):
+                self._blocked_epoch = self.strategy.admission_epoch
+                self._blocked_head = (seq, num_new)
+                return
+            self._blocked_epoch = None
+            self._blocked_head = None
+            self.waiting.popleft()
+            group.phase = Phase.PREFILL
+            group.admit_order = self._next_admit_order
+            self._next_admit_order += 1
+            self.running[group.admit_order] = group
+            self._prefilling[group.admit_order] = group
+            self.num_running_seqs += 1
+            seq.num_computed_tokens = seq.synced_tokens = num_hit
+            group.num_prefix_hit_tokens += num_hit
+            group.num_prefix_query_tokens += group.num_prefill_target_tokens
+            step.num_prefix_hit_tokens += num_hit
+            step.num_prefix_query_tokens += group.num_prefill_target_tokens
+            step.prefills.append(PrefillChunk(seq, num_hit, num_new))
+            budget -= num_new
+
+    def _allocate_or_preempt(self, seq: Sequence, num_computed: int, num_new: int) -> bool:
+        """Allocate for a running sequence, preempting the latest-admitted requests until it fits.
+
+        False when the sequence's own request was preempted.
+        """
+        while not self.strategy.allocate(seq, num_computed, num_new):
+            if not self._preempt_latest(seq.group):
+                return False
+        return True
+
+    def _fork_or_preempt(self, parent: Sequence, child: Sequence) -> bool:
+        while not self.strategy.fork(parent.seq_id, child, parent.num_computed_tokens):
+            if not self._preempt_latest(parent.group):
+                return False
+        return True
+
+    def _preempt_latest(self, needy: RequestState) -> bool:
+        """Preempt the latest-admitted request; False if that was `needy` itself."""
+        victim = self.running[next(reversed(self.running))]
+        if victim is needy and len(self.running) == 1:
+            raise SchedulerError(
+                f"request {needy.request_id} alone needs more KV cache than the pool holds "
+                f"({self.strategy.num_blocks} blocks of {self.strategy.block_size} tokens)"
+            )
+        self._preempt(victim)
+        return victim is not needy
+
+    def _preempt(self, group: RequestState) -> None:
+        for seq in group.seqs:
+            if seq in self.lazy:
+                self.lazy.remove(seq, self._lazy_tick)
+            self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+        self._drop_running(group)
+        group.num_preemptions += 1
+        self._step.num_preemptions += 1
+        if len(group.seqs) == 1:
+            seq = group.seqs[0]  # recompute what it has: prompt + outputs so far
+            group.num_prefill_target_tokens = group.request.num_prompt_tokens + seq.num_output_tokens
+        else:
+            group.restart_branches()  # several branches: start over
+            seq = Sequence(self._new_seq_id(), group, group.branch_stream(group.request.prompt), 0)
+            group.seqs = [seq]
+            group.num_prefill_target_tokens = group.request.num_prompt_tokens
+        seq.num_computed_tokens = seq.synced_tokens = 0
+        group.phase = Phase.WAITING
+        self.waiting.appendleft(group)
+
+    def _drop_running(self, group: RequestState) -> None:
+        del self.running[group.admit_order]
+        self._prefilling.pop(group.admit_order, None)
+        self._beams.pop(group.admit_order, None)
+        self.num_running_seqs -= len(group.seqs)
+
+    def _raise_stuck(self) -> None:
+        head = self.waiting[0] if self.waiting else None
+        detail = f"request {head.request_id} ({head.num_prefill_target_tokens} prompt tokens)" if head else "nothing"
+        raise SchedulerError(
+            f"no step can run: the queue's head, {detail}, does not fit in an empty KV pool of "
+            f"{self.strategy.num_blocks} blocks of {self.strategy.block_size} tokens"
+        )
+
+    # -- applying a step's results ----------------------------------------------------------------
+
+    def complete(self, step: StepPlan, end_time_s: float) -> tuple[PoolUsage, list[RequestState]]:
+        """Apply the step that ended at `end_time_s`: the pool's usage during it, finished requests."""
+        if step.tick is not None:
+            self._lazy_tick = step.tick
+        num_unsynced = (
+            sum(chunk.num_new_tokens for chunk in step.prefills)
+            + len(step.beam_seqs)
+            + self.lazy.unsynced_tokens(self._lazy_tick)
+        )
+        for chunk in step.prefills:
+            chunk.seq.num_computed_tokens += chunk.num_new_tokens
+        for seq in step.beam_seqs:
+            seq.num_computed_tokens += 1
+        usage = self.strategy.usage().with_unsynced(num_unsynced)
+        if self._blocked_head is not None:
+            usage.with_external_frag(self.strategy.external_frag_slots(*self._blocked_head))
+
+        # Finishes first: the memory they free serves the forks below.
+        finished: list[RequestState] = []
+        if step.tick is not None:
+            done = self.lazy.pop_finished(step.tick)
+            for seq in done:
+                self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+            for group in {seq.group.admit_order: seq.group for seq in done}.values():
+                if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
+                    self._finish(group, end_time_s, finished, already_freed=True)
+            self._advance_beams(step, end_time_s, finished)
+        for chunk in step.prefills:
+            group = chunk.seq.group
+            if group.phase is Phase.PREFILL and chunk.seq.num_computed_tokens == group.num_prefill_target_tokens:
+                self._prefill_done(group, end_time_s, finished)
+        self._decode_next = step.num_preemptions > 0  # counts preemptions made by forks above too
+        return usage, finished
+
+    def _prefill_done(self, group: RequestState, end_time_s: float, finished: list[RequestState]) -> None:
+        seq = group.seqs[0]
+        seq.num_output_tokens += 1
+        group.num_generated_tokens += 1
+        if group.first_token_time_s is None:
+            group.first_token_time_s = end_time_s
+        del self._prefilling[group.admit_order]
+        if seq.num_output_tokens == group.request.num_output_tokens:
+            self._finish(group, end_time_s, finished)
+            return
+        group.phase = Phase.DECODE
+        if group.request.num_seqs > 1 and len(group.seqs) == 1:
+            for _ in range(group.request.num_seqs - 1):  # parallel samples / beams share the prompt
+                if not self._fork(group, seq):
+                    return
+            group.num_generated_tokens += len(group.seqs) - 1
+        if group.request.beam_width > 1:
+            self._beams[group.admit_order] = group
+        else:
+            for s in group.seqs:
+                self.lazy.add(s, self.tick)
+
+    def _fork(self, group: RequestState, parent: Sequence) -> bool:
+        child = Sequence(
+            self._new_seq_id(), group, group.branch_stream(parent.stream.truncate(parent.num_computed_tokens)),
+            parent.num_output_tokens,
+        )
+        if not self._fork_or_preempt(parent, child):
+            return False
+        child.num_computed_tokens = child.synced_tokens = parent.synced_tokens = parent.num_computed_tokens
+        group.seqs.append(child)
+        self.num_running_seqs += 1
+        return True
+
+    def _advance_beams(self, step: StepPlan, end_time_s: float, finished: list[RequestState]) -> None:
+        """Every beam sampled a token; keep beam_width of the candidates (parents drawn at random)."""
+        for seq in step.beam_seqs:
+            seq.num_output_tokens += 1
+            seq.group.num_generated_tokens += 1
+        for group in {seq.group.admit_order: seq.group for seq in step.beam_seqs}.values():
+            if group.seqs[0].num_output_tokens == group.request.num_output_tokens:
+                self._finish(group, end_time_s, finished)
+                continue
+            parents = list(group.seqs)
+            num_children = np.bincount(self._rng.integers(0, len(parents), len(parents)), minlength=len(parents))
+            # Fork before freeing, so the pruned beams' blocks are not reused under the survivors.
+            for parent, k in zip(parents, num_children):
+                for _ in range(k - 1):
+                    if not self._fork(group, parent):
+                        break
+                if group.phase is not Phase.DECODE:
+                    break
+            if group.phase is not Phase.DECODE:
+                continue  # preempted while forking: all its branches were freed
+            for parent, k in zip(parents, num_children):
+                if k == 0:
+                    self.strategy.free(parent.seq_id, parent.num_computed_tokens)
+                    group.seqs.remove(parent)
+                    self.num_running_seqs -= 1
+
+    def _finish(
+        self, group: RequestState, end_time_s: float, finished: list[RequestState], already_freed: bool = False
+    ) -> None:
+        if not already_freed:
+            for seq in group.seqs:
+                self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+        self._drop_running(group)
+        group.phase = Phase.FINISHED
+        group.finish_time_s = end_time_s
+        finished.append(group)

@@ -1,0 +1,160 @@
+"""Token contents described by segments, so that nothing works token by token.
+
+A prompt is rarely needed as a list of ids: the simulator only asks "is this block's content the
+same as that block's?" (prefix caching), and the device executor asks for ids once per prefill.
+A `TokenSequence` is a tuple of segments:
+
+- `Synthetic(key, num_tokens)`: positions 0..num_tokens-1 of a pseudo-random stream named by `key`.
+  Equal keys give equal tokens, distinct keys give distinct streams. A trace's hash id, a shared
+  system prompt, a ShareGPT message: each is one synthetic segment, so two requests share exactly
+  the content their workload says they share, whatever the block size.
+- `Explicit(ids)`: real token ids (a user's request list, a tokenised prompt).
+
+`block_key(start, end)` returns a hashable description of the content in [start, end) that is equal
+for two ranges exactly when their ids are equal (synthetic streams never collide with each other or
+with explicit ids). The last segment may be open-ended (`num_tokens=None`): that is how a running
+sequence's not-yet-generated output is represented.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Synthetic:
+    """`num_tokens` positions of the pseudo-random stream `key` (None: unbounded)."""
+
+    key: Hashable
+    num_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Explicit:
+    """Real token ids."""
+
+    ids: tuple[int, ...]
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+
+Segment = Synthetic | Explicit
+
+
+def stable_key_hash(key: Hashable) -> int:
+    """A 64-bit hash of `key` that is the same in every process (Python's str hash is salted)."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def synthetic_ids(key: Hashable, start: int, end: int, vocab_size: int) -> np.ndarray:
+    """Token ids at positions [start, end) of the synthetic stream `key` (splitmix64 of position)."""
+    with np.errstate(over="ignore"):
+        x = np.arange(start, end, dtype=np.uint64) + np.uint64(stable_key_hash(key))
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(_MASK64)
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & np.uint64(_MASK64)
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & np.uint64(_MASK64)
+        x = x ^ (x >> np.uint64(31))
+    return (x % np.uint64(vocab_size)).astype(np.int64)
+
+
+class TokenSequence:
+    """An immutable sequence of tokens made of segments. Only the last segment may be unbounded."""
+
+    __slots__ = ("segments", "_starts", "num_tokens")
+
+    def __init__(self, segments: Iterable[Segment]):
+        segs = tuple(s for s in segments if s.num_tokens != 0)
+        starts = []
+        position = 0
+        for i, seg in enumerate(segs):
+            if seg.num_tokens is None and i != len(segs) - 1:
+                raise ValueError("only the last segment of a TokenSequence may be unbounded")
+            if seg.num_tokens is not None and seg.num_tokens < 0:
+                raise ValueError(f"segment with negative length: {seg}")
+            starts.append(position)
+            if seg.num_tokens is not None:
+                position += seg.num_tokens
+        self.segments = segs
+        self._starts = starts
+        # None when the sequence is unbounded.
+        self.num_tokens: int | None = None if segs and segs[-1].num_tokens is None else position
+
+    @classmethod
+    def from_ids(cls, ids: Iterable[int]) -> TokenSequence:
+        return cls((Explicit(tuple(int(i) for i in ids)),))
+
+    @classmethod
+    def synthetic(cls, key: Hashable, num_tokens: int | None) -> TokenSequence:
+        return cls((Synthetic(key, num_tokens),))
+
+    def __len__(self) -> int:
+        if self.num_tokens is None:
+            raise TypeError("an unbounded TokenSequence has no length")
+        return self.num_tokens
+
+    def __repr__(self) -> str:
+        return f"TokenSequence({list(self.segments)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TokenSequence) and self.segments == other.segments
+
+    def __hash__(self) -> int:
+        return hash(self.segments)
+
+    def __add__(self, other: TokenSequence) -> TokenSequence:
+        return TokenSequence(self.segments + other.segments)
+
+    def truncate(self, num_tokens: int) -> TokenSequence:
+        """The first `num_tokens` tokens."""
+        out: list[Segment] = []
+        for seg, start in zip(self.segments, self._starts):
+            if start >= num_tokens:
+                break
+            take = num_tokens - start
+            if seg.num_tokens is None or seg.num_tokens > take:
+                seg = Synthetic(seg.key, take) if isinstance(seg, Synthetic) else Explicit(seg.ids[:take])
+            out.append(seg)
+        return TokenSequence(out)
+
+    def _pieces(self, start: int, end: int):
+        if start < 0 or end < start or (self.num_tokens is not None and end > self.num_tokens):
+            raise IndexError(f"range [{start}, {end}) outside a sequence of {self.num_tokens} tokens")
+        i = bisect.bisect_right(self._starts, start) - 1
+        while start < end:
+            seg, seg_start = self.segments[i], self._starts[i]
+            seg_end = end if seg.num_tokens is None else min(end, seg_start + seg.num_tokens)
+            yield seg, start - seg_start, seg_end - seg_start
+            start = seg_end
+            i += 1
+
+    def block_key(self, start: int, end: int) -> tuple:
+        """Hashable content of [start, end): equal keys if and only if equal token ids."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        seg = self.segments[i] if i >= 0 else None
+        if seg is not None and (seg.num_tokens is None or end <= self._starts[i] + seg.num_tokens) and start < end:
+            lo, hi = start - self._starts[i], end - self._starts[i]  # one segment: the common case
+            return ((0, seg.key, lo, hi),) if isinstance(seg, Synthetic) else ((1, seg.ids[lo:hi]),)
+        return tuple(
+            (0, seg.key, lo, hi) if isinstance(seg, Synthetic) else (1, seg.ids[lo:hi])
+            for seg, lo, hi in self._pieces(start, end)
+        )
+
+    def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
+        """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""
+        parts = [
+            synthetic_ids(seg.key, lo, hi, vocab_size)
+            if isinstance(seg, Synthetic)
+            else np.asarray(seg.ids[lo:hi], dtype=np.int64) % vocab_size
+            for seg, lo, hi in self._pieces(start, end)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,86 @@
+"""One invariant checker for every strategy, run by the tests after every operation.
+
+It rebuilds the pool's state from the block tables alone and compares it with what the strategy
+reports: no block leaked or double-booked, reference counts equal table references, the free queue
+holds exactly the unreferenced blocks (cached ones among them), and the memory breakdown recomputed
+block by block equals the strategy's running totals and sums to the pool.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from kvbench.strategies.base import KVCacheStrategy
+
+
+class InvariantError(AssertionError):
+    pass
+
+
+def _clamp(x: int, hi: int) -> int:
+    return min(hi, max(0, x))
+
+
+def check(strategy: KVCacheStrategy) -> None:
+    """Raise InvariantError if the strategy's state is inconsistent. Call with every sequence synced."""
+    snap = strategy.snapshot()
+    bs = snap.block_size
+
+    refs: Counter[int] = Counter()
+    for seq_id, table in snap.tables.items():
+        refs.update(table)
+        refs.update(snap.extra_held.get(seq_id, []))
+        if len(table) * bs < snap.num_tokens[seq_id]:
+            raise InvariantError(f"seq {seq_id}: {snap.num_tokens[seq_id]} tokens in {len(table)} blocks")
+    for block_id in range(snap.num_blocks):
+        if snap.ref_cnt[block_id] != refs.get(block_id, 0):
+            raise InvariantError(
+                f"block {block_id}: ref_cnt {snap.ref_cnt[block_id]} but {refs.get(block_id, 0)} references"
+            )
+
+    queue = snap.free_queue
+    if len(set(queue)) != len(queue):
+        raise InvariantError(f"free queue has duplicates: {queue}")
+    unreferenced = {b for b in range(snap.num_blocks) if snap.ref_cnt[b] == 0}
+    if set(queue) != unreferenced:
+        raise InvariantError(
+            f"free queue {sorted(queue)} != unreferenced blocks {sorted(unreferenced)}"
+        )
+    if not snap.cached <= unreferenced:
+        raise InvariantError(f"cached blocks {sorted(snap.cached - unreferenced)} are not free")
+
+    # Per physical block: tokens = the most any holder wrote there, reservation end = the furthest
+    # any holder will write; blocks held beyond a table are all internal fragmentation.
+    filled: dict[int, int] = {}
+    reserve_end: dict[int, int] = {}
+    for seq_id, table in snap.tables.items():
+        for i, block_id in enumerate(table):
+            filled[block_id] = max(filled.get(block_id, 0), _clamp(snap.num_tokens[seq_id] - i * bs, bs))
+            reserve_end[block_id] = max(
+                reserve_end.get(block_id, 0), _clamp(snap.final_num_kv_tokens[seq_id] - i * bs, bs)
+            )
+        for block_id in snap.extra_held.get(seq_id, []):
+            filled.setdefault(block_id, 0)
+            reserve_end.setdefault(block_id, 0)
+    token = sum(filled.values())
+    reserved = sum(max(reserve_end[b], filled[b]) - filled[b] for b in filled)
+    held = len(filled) * bs
+    logical = sum(len(t) + len(snap.extra_held.get(s, [])) for s, t in snap.tables.items()) * bs
+    expected = {
+        "token_slots": token,
+        "reserved_slots": reserved,
+        "internal_frag_slots": held - token - reserved,
+        "cached_slots": len(snap.cached) * bs,
+        "free_slots": (len(unreferenced) - len(snap.cached)) * bs,
+        "logical_slots": logical,
+    }
+    usage = strategy.usage()
+    for name, value in expected.items():
+        if getattr(usage, name) != value:
+            raise InvariantError(f"usage.{name} = {getattr(usage, name)}, recomputed {value}")
+    total = (
+        usage.token_slots + usage.reserved_slots + usage.internal_frag_slots
+        + usage.external_frag_slots + usage.free_slots + usage.cached_slots
+    )
+    if total != usage.pool_slots:
+        raise InvariantError(f"breakdown sums to {total} slots, pool has {usage.pool_slots}")

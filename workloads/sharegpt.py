@@ -1,0 +1,124 @@
+"""`sharegpt`: single-turn requests from real ShareGPT conversations, sampled as vLLM's benchmark does.
+
+Each conversation gives at most one request: its first user message is the prompt and the reply
+right after it gives the output length. (vLLM's benchmark takes messages 0 and 1 whatever their
+roles; a third of ShareGPT V3 conversations open with the bot, so kvbench looks for the first
+user-then-bot pair instead.) Conversations are shuffled with the seed and taken in that order,
+skipping pairs outside the length filters (vLLM's defaults), until `num_requests` are found.
+
+Lengths come from the table shipped with kvbench (cl100k_base token counts of ShareGPT V3, see
+workloads/data/README.md), or from a user's own ShareGPT JSON given as `workload.path`, which is
+tokenised on load (needs `pip install 'kvbench[derive]'`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kvbench.request import Request
+from kvbench.tokens import TokenSequence
+from kvbench.workloads.arrivals import arrival_times_s
+from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig, WorkloadData, drop_too_long
+from kvbench.workloads.sharegpt_table import (
+    Conversation,
+    default_table_path,
+    iter_sharegpt_json,
+    load_length_table,
+    read_table_metadata,
+    tokenize_conversations,
+)
+
+
+@dataclass
+class ShareGPTConfig(WorkloadConfig):
+    name: str = "sharegpt"
+    path: str | None = None  # a ShareGPT-format JSON of your own; None: the shipped table
+    min_prompt_tokens: int = 4
+    min_output_tokens: int = 4
+    max_prompt_tokens: int = 1024
+    max_total_tokens: int = 2048
+
+
+def message_key(conversation: Conversation, index: int) -> tuple:
+    """The synthetic-stream key of one message: a later turn quoting it gets the same tokens."""
+    return ("sharegpt", conversation.conversation_id, index)
+
+
+def load_conversations(path: str | None) -> tuple[list[Conversation], dict]:
+    """Conversations and the dataset record for the manifest."""
+    if path is None:
+        meta = read_table_metadata()
+        dataset = {
+            "name": "sharegpt_v3",
+            "source": f"{meta['source']['package']}=={meta['source']['package_version']}",
+            "tokenizer": f"{meta['tokenizer']['package']}=={meta['tokenizer']['package_version']} "
+            f"{meta['tokenizer']['encoding']}",
+            "sha256": meta["table_sha256"],
+        }
+        return load_length_table(), dataset
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"workload.path={path}: no such file")
+    sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
+    dataset = {"name": "sharegpt_user_file", "source": str(file.resolve()), "tokenizer": "cl100k_base", "sha256": sha256}
+    return tokenize_conversations(iter_sharegpt_json(file)), dataset
+
+
+def first_turn(conversation: Conversation) -> tuple[int, int] | None:
+    """Indices of the first user message that the bot answers, and of the answer."""
+    roles = conversation.roles
+    for i in range(len(roles) - 1):
+        if roles[i] == "h" and roles[i + 1] == "g":
+            return i, i + 1
+    return None
+
+
+@WORKLOADS.register("sharegpt", ShareGPTConfig)
+class ShareGPTWorkload(Workload):
+    config: ShareGPTConfig
+
+    def load(self) -> WorkloadData:
+        c = self.config
+        if not 1 <= c.min_prompt_tokens <= c.max_prompt_tokens or c.min_output_tokens < 1:
+            raise ValueError("workload length filters need 1 <= min_prompt_tokens <= max_prompt_tokens, min_output_tokens >= 1")
+        conversations, dataset = load_conversations(c.path)
+        rng = np.random.default_rng(self.seed)
+        picked: list[tuple[Conversation, int, int]] = []
+        for index in rng.permutation(len(conversations)):
+            conversation = conversations[index]
+            turn = first_turn(conversation)
+            if turn is None:
+                continue
+            prompt_len, output_len = conversation.num_tokens[turn[0]], conversation.num_tokens[turn[1]]
+            if not c.min_prompt_tokens <= prompt_len <= c.max_prompt_tokens or output_len < c.min_output_tokens:
+                continue
+            if prompt_len + output_len > c.max_total_tokens:
+                continue
+            picked.append((conversation, *turn))
+            if len(picked) == c.num_requests:
+                break
+        if c.num_requests is not None and len(picked) < c.num_requests:
+            raise ValueError(
+                f"workload.num_requests={c.num_requests} but only {len(picked)} ShareGPT conversations pass the "
+                f"length filters (min_prompt_tokens={c.min_prompt_tokens}, max_prompt_tokens={c.max_prompt_tokens}, "
+                f"min_output_tokens={c.min_output_tokens}, max_total_tokens={c.max_total_tokens})"
+            )
+        arrivals = arrival_times_s(c.arrival, len(picked), c.rate, c.burstiness, rng)
+        requests = [
+            Request(
+                request_id=i,
+                arrival_time_s=float(arrivals[i]),
+                prompt=TokenSequence.synthetic(message_key(conv, p), conv.num_tokens[p]),
+                num_output_tokens=conv.num_tokens[o],
+                n=c.n,
+                beam_width=c.beam_width,
+                output=TokenSequence.synthetic(message_key(conv, o), conv.num_tokens[o]),
+            )
+            for i, (conv, p, o) in enumerate(picked)
+        ]
+        kept, dropped = drop_too_long(requests, self.max_model_len)
+        return WorkloadData(kept, dropped, dataset)

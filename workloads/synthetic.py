@@ -1,0 +1,57 @@
+"""`synthetic`: generated arrivals and lengths, optionally with shared-prefix groups.
+
+Each request's prompt is its own synthetic token stream; with `shared_prefix_tokens > 0` it is
+preceded by the prefix of one of `num_prefix_groups` groups (a system prompt, a few-shot header),
+drawn uniformly, so prefix caching has something to share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kvbench.request import Request
+from kvbench.tokens import Synthetic, TokenSequence
+from kvbench.workloads.arrivals import arrival_times_s
+from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig, WorkloadData, drop_too_long
+from kvbench.workloads.lengths import LengthConfig, LengthDist, sample_lengths
+
+
+@dataclass
+class SyntheticConfig(WorkloadConfig):
+    name: str = "synthetic"
+    prompt: LengthConfig = field(default_factory=lambda: LengthConfig(LengthDist.uniform, min=16, max=1024))
+    output: LengthConfig = field(default_factory=lambda: LengthConfig(LengthDist.uniform, min=16, max=512))
+    shared_prefix_tokens: int = 0
+    num_prefix_groups: int = 1
+
+
+@WORKLOADS.register("synthetic", SyntheticConfig)
+class SyntheticWorkload(Workload):
+    config: SyntheticConfig
+
+    def load(self) -> WorkloadData:
+        c = self.config
+        if c.num_requests is None:
+            raise ValueError("workload.num_requests must be set for a synthetic workload")
+        if c.shared_prefix_tokens < 0 or c.num_prefix_groups < 1:
+            raise ValueError("workload.shared_prefix_tokens must be >= 0 and workload.num_prefix_groups >= 1")
+        rng = np.random.default_rng(self.seed)
+        arrivals = arrival_times_s(c.arrival, c.num_requests, c.rate, c.burstiness, rng)
+        prompt_lens = sample_lengths(c.prompt, c.num_requests, rng, "workload.prompt")
+        output_lens = sample_lengths(c.output, c.num_requests, rng, "workload.output")
+        groups = rng.integers(0, c.num_prefix_groups, c.num_requests)
+        requests = []
+        for i in range(c.num_requests):
+            prompt = TokenSequence(
+                (
+                    Synthetic(("prefix", self.seed, int(groups[i])), c.shared_prefix_tokens),
+                    Synthetic(("synthetic", self.seed, i), int(prompt_lens[i])),
+                )
+            )
+            requests.append(
+                Request(i, float(arrivals[i]), prompt, int(output_lens[i]), n=c.n, beam_width=c.beam_width)
+            )
+        kept, dropped = drop_too_long(requests, self.max_model_len)
+        return WorkloadData(kept, dropped, {"name": "synthetic", "seed": self.seed})
