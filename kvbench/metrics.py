@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from collections.abc import Callable
+
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 from kvbench.strategies.base import PoolUsage, StrategyCounters
@@ -36,6 +38,7 @@ class MetricsRecorder:
         self.pool_slots = pool_slots
         self._steps: list[tuple] = []
         self._requests: list[tuple] = []
+        self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
         self._last_counters = StrategyCounters()
         self.end_time_s = 0.0
 
@@ -55,8 +58,9 @@ class MetricsRecorder:
         last.cow_copies, last.fork_copied_blocks = counters.cow_copies, counters.fork_copied_blocks
         self.end_time_s = start_s + duration_s
 
-    def record_finished(self, groups: list[RequestState]) -> None:
+    def record_finished(self, groups: list[RequestState], extra: Callable[[RequestState], dict] | None = None) -> None:
         for g in groups:
+            self._request_extras.append(extra(g) if extra else {})
             r = g.request
             ttft = g.first_token_time_s - r.arrival_time_s
             latency = g.finish_time_s - r.arrival_time_s
@@ -74,7 +78,10 @@ class MetricsRecorder:
         return df
 
     def requests_table(self) -> pd.DataFrame:
-        return pd.DataFrame.from_records(self._requests, columns=REQUEST_COLUMNS).sort_values("request_id", ignore_index=True)
+        df = pd.DataFrame.from_records(self._requests, columns=REQUEST_COLUMNS)
+        if any(self._request_extras):
+            df = pd.concat([df, pd.DataFrame.from_records(self._request_extras)], axis=1)
+        return df.sort_values("request_id", ignore_index=True)
 
 
 def _percentile(values: pd.Series, q: float) -> float:

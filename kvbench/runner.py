@@ -62,7 +62,7 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
         )
     scheduler = Scheduler(strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed)
     engine_cfg = to_object(cfg.engine)
-    executor = EXECUTORS.get(engine_cfg.name)(engine_cfg, model, hardware)
+    executor = EXECUTORS.get(engine_cfg.name)(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
     return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
 
 
@@ -90,7 +90,7 @@ def simulate(run: Run, progress: bool = True) -> tuple[MetricsRecorder, float]:
             recorder.record_step(step, clock_s, duration_s, usage, strategy.counters, len(finished))
             clock_s += duration_s
             if finished:
-                recorder.record_finished(finished)
+                recorder.record_finished(finished, executor.request_fields)
                 bar.update(len(finished))
                 bar.set_postfix(sim_s=f"{clock_s:.1f}", batch=step.batch_size, refresh=False)
     return recorder, clock_s

@@ -390,7 +390,7 @@ class Scheduler:
     def _fork(self, group: RequestState, parent: Sequence) -> bool:
         child = Sequence(
             self._new_seq_id(), group, group.branch_stream(parent.stream.truncate(parent.num_computed_tokens)),
-            parent.num_output_tokens,
+            parent.num_output_tokens, parent_seq_id=parent.seq_id,
         )
         if not self._fork_or_preempt(parent, child):
             return False

@@ -25,10 +25,13 @@ class Sequence:
 
     __slots__ = (
         "seq_id", "group", "stream", "final_num_kv_tokens", "num_computed_tokens", "num_output_tokens",
-        "as_of_tick", "synced_tokens", "alloc_version",
+        "as_of_tick", "synced_tokens", "alloc_version", "parent_seq_id",
     )
 
-    def __init__(self, seq_id: int, group: RequestState, stream: TokenSequence, num_output_tokens: int):
+    def __init__(
+        self, seq_id: int, group: RequestState, stream: TokenSequence, num_output_tokens: int,
+        parent_seq_id: int | None = None,
+    ):
         self.seq_id = seq_id
         self.group = group
         self.stream = stream
@@ -38,6 +41,7 @@ class Sequence:
         self.as_of_tick = 0
         self.synced_tokens = 0
         self.alloc_version = 0
+        self.parent_seq_id = parent_seq_id  # the sequence it was forked from (it shares its tokens)
 
     def __repr__(self) -> str:
         return f"Sequence({self.seq_id}, computed={self.num_computed_tokens}, out={self.num_output_tokens})"

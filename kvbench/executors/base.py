@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from kvbench.registry import Registry
 from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.sequence import RequestState
 
 
 @dataclass
@@ -17,7 +18,10 @@ class EngineConfig:
 
 
 class Executor(ABC):
-    """Turns a planned step into its duration, running it for real or costing it."""
+    """Turns a planned step into its duration, running it for real or costing it.
+
+    Built as `cls(config, model=ModelSpec, hardware=HardwareConfig, budget=KVBudget, seed=int)`.
+    """
 
     @abstractmethod
     def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
@@ -25,6 +29,10 @@ class Executor(ABC):
 
     def summary_fields(self) -> dict:
         """Engine-specific figures for summary.json."""
+        return {}
+
+    def request_fields(self, group: RequestState) -> dict:
+        """Engine-specific columns of a finished request's row in requests.csv."""
         return {}
 
 

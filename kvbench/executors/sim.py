@@ -7,7 +7,7 @@ from enum import Enum
 
 from kvbench.cost_model import RooflineCostModel, StepWork
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
-from kvbench.hardware import HardwareConfig
+from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import Scheduler, StepPlan
 
@@ -25,7 +25,7 @@ class SimEngineConfig(EngineConfig):
 
 @EXECUTORS.register("sim", SimEngineConfig)
 class SimExecutor(Executor):
-    def __init__(self, config: SimEngineConfig, model: ModelSpec, hardware: HardwareConfig):
+    def __init__(self, config: SimEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int):
         self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
 
     def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
