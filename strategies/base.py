@@ -105,9 +105,11 @@ class PoolSnapshot:
     tables: dict[int, list[int]]  # seq_id -> block table
     num_tokens: dict[int, int]  # seq_id -> synced length
     final_num_kv_tokens: dict[int, int]
+    num_inherited_tokens: dict[int, int]  # seq_id -> leading tokens it did not write (prefix hit, fork)
     ref_cnt: list[int]  # per block id: how many tables hold it (held but unlisted blocks count 1)
     free_queue: list[int]  # free block ids in allocation order (cached ones included)
     cached: set[int] = field(default_factory=set)  # free blocks that still hold a reusable prefix
+    registered: set[int] = field(default_factory=set)  # blocks findable by content (held or free)
     extra_held: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> held blocks beyond its table
 
 

@@ -171,6 +171,7 @@ class ContiguousStrategy(KVCacheStrategy):
             tables={sid: self.block_table(sid) for sid in self._seqs},
             num_tokens={sid: r.num_tokens for sid, r in self._seqs.items()},
             final_num_kv_tokens={sid: r.final_num_kv_tokens for sid, r in self._seqs.items()},
+            num_inherited_tokens={sid: 0 for sid in self._seqs},
             ref_cnt=ref_cnt,
             free_queue=[b for start, size in self.allocator.holes() for b in range(start, start + size)],
             extra_held={

@@ -46,22 +46,36 @@ def check(strategy: KVCacheStrategy) -> None:
         raise InvariantError(
             f"free queue {sorted(queue)} != unreferenced blocks {sorted(unreferenced)}"
         )
-    if not snap.cached <= unreferenced:
+    if not snap.cached <= unreferenced or not snap.cached <= snap.registered:
         raise InvariantError(f"cached blocks {sorted(snap.cached - unreferenced)} are not free")
 
-    # Per physical block: tokens = the most any holder wrote there, reservation end = the furthest
-    # any holder will write; blocks held beyond a table are all internal fragmentation.
+    # Per physical block: tokens = the most any holder that writes there has written, reservation
+    # end = the furthest such a holder will write. A holder does not write the blocks it inherited
+    # (a prefix hit, a fork): while their writer holds them, the writer's progress counts (it may be
+    # computing them in this very step); once the writer has left, the inherited tokens are there.
     filled: dict[int, int] = {}
     reserve_end: dict[int, int] = {}
+    inherited: dict[int, int] = {}  # block -> inherited tokens in it, for blocks whose writer left
     for seq_id, table in snap.tables.items():
+        num_inherited = snap.num_inherited_tokens[seq_id]
         for i, block_id in enumerate(table):
-            filled[block_id] = max(filled.get(block_id, 0), _clamp(snap.num_tokens[seq_id] - i * bs, bs))
-            reserve_end[block_id] = max(
-                reserve_end.get(block_id, 0), _clamp(snap.final_num_kv_tokens[seq_id] - i * bs, bs)
-            )
+            filled.setdefault(block_id, 0)
+            reserve_end.setdefault(block_id, 0)
+            if i >= num_inherited // bs:
+                filled[block_id] = max(filled[block_id], _clamp(snap.num_tokens[seq_id] - i * bs, bs))
+                reserve_end[block_id] = max(reserve_end[block_id], _clamp(snap.final_num_kv_tokens[seq_id] - i * bs, bs))
+            else:
+                inherited[block_id] = max(inherited.get(block_id, 0), _clamp(num_inherited - i * bs, bs))
         for block_id in snap.extra_held.get(seq_id, []):
             filled.setdefault(block_id, 0)
             reserve_end.setdefault(block_id, 0)
+    writers = {
+        block_id
+        for seq_id, table in snap.tables.items()
+        for block_id in table[snap.num_inherited_tokens[seq_id] // bs :]
+    }
+    for block_id in inherited.keys() - writers:
+        filled[block_id] = reserve_end[block_id] = inherited[block_id]
     token = sum(filled.values())
     reserved = sum(max(reserve_end[b], filled[b]) - filled[b] for b in filled)
     held = len(filled) * bs

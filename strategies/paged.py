@@ -23,11 +23,14 @@ class PagedConfig(StrategyConfig):
 class SeqBlocks:
     """A live sequence's blocks and what the strategy knows of its length."""
 
-    __slots__ = ("blocks", "num_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks")
+    __slots__ = ("blocks", "num_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks", "num_inherited_tokens")
 
     def __init__(self, blocks: list[Block], num_tokens: int, final_num_kv_tokens: int, stream: TokenSequence):
         self.blocks = blocks
         self.num_tokens = num_tokens  # synced length
+        # Leading tokens it shares rather than wrote (a prefix hit, a fork): another sequence writes
+        # them, possibly in the same step.
+        self.num_inherited_tokens = num_tokens
         self.final_num_kv_tokens = final_num_kv_tokens
         self.stream = stream
         self.num_cached_blocks = 0  # prefix caching: leading blocks registered in the cache map
@@ -167,9 +170,11 @@ class PagedStrategy(KVCacheStrategy):
             tables={sid: [b.block_id for b in s.blocks] for sid, s in self._seqs.items()},
             num_tokens={sid: s.num_tokens for sid, s in self._seqs.items()},
             final_num_kv_tokens={sid: s.final_num_kv_tokens for sid, s in self._seqs.items()},
+            num_inherited_tokens={sid: s.num_inherited_tokens for sid, s in self._seqs.items()},
             ref_cnt=[b.ref_cnt for b in self.pool.blocks],
             free_queue=self.pool.free_queue.block_ids(),
             cached={b.block_id for b in self.pool.cached.values() if b.ref_cnt == 0},
+            registered={b.block_id for b in self.pool.cached.values()},
         )
 
     # -- mechanics -------------------------------------------------------------------------------
@@ -207,7 +212,11 @@ class PagedStrategy(KVCacheStrategy):
             block = blocks[i]
             fill = min(bs, num_tokens - i * bs)
             if fill != block.num_tokens:
-                assert block.ref_cnt == 1 and fill <= block.reserve_end, f"bad write into block {block.block_id}"
+                # A shared block is written only by the sequence computing it while others already
+                # reuse it through the prefix cache (admitted in the same step); a block shared by
+                # a fork is copied before any write.
+                assert block.ref_cnt == 1 or block.cache_key is not None, f"write into shared block {block.block_id}"
+                assert fill <= block.reserve_end, f"write past the reservation of block {block.block_id}"
                 num_written += fill - block.num_tokens
                 block.num_tokens = fill
         self.pool.token_slots += num_written

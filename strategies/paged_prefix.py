@@ -101,6 +101,14 @@ class PagedPrefixStrategy(PagedCowStrategy):
         return True
 
     def free(self, seq_id: int, num_computed_tokens: int) -> None:
+        # Blocks registered for tokens that were scheduled but never computed (the sequence is
+        # preempted before its step ran) must not be found by content: their K/V is incomplete.
+        state = self._seqs[seq_id]
+        for block in state.blocks[num_computed_tokens // self.block_size :]:
+            if block.cache_key is not None and block.ref_cnt == 1:
+                del self.pool.cached[block.cache_key]
+                block.cache_key = None
+        state.num_cached_blocks = min(state.num_cached_blocks, num_computed_tokens // self.block_size)
         super().free(seq_id, num_computed_tokens)
         del self._chains[seq_id]
 

@@ -1,0 +1,103 @@
+"""`paged_prefix` behaves as vLLM v1's automatic prefix caching."""
+
+from kvbench.strategies.invariants import check
+from kvbench.tokens import Synthetic, TokenSequence
+
+
+def test_a_second_request_reuses_the_full_blocks_of_the_first(strategy_factory, seq_factory, shared_prompt):
+    st = strategy_factory("paged_prefix", num_blocks=11, block_size=4)
+    a = seq_factory(0, shared_prompt(8, 2, "a"), final=12)
+    assert st.cached_prefix_tokens(a, 10) == 0
+    assert st.allocate(a, 0, 10) and st.block_table(0) == [0, 1, 2]
+    b = seq_factory(1, shared_prompt(8, 3, "b"), final=12)
+    # Registered at allocation, before any step ran: requests admitted in one step share.
+    assert st.cached_prefix_tokens(b, 11) == 8
+    assert st.allocate(b, 8, 3) and st.block_table(1) == [0, 1, 3]
+    assert st.snapshot().ref_cnt[:4] == [2, 2, 1, 1]
+    assert st.usage().shared_saved_slots == 8
+    check(st)
+
+
+def test_a_hit_is_capped_below_the_prompt_length(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("same", 8)
+    assert st.allocate(seq_factory(0, prompt, final=9), 0, 8)
+    twin = seq_factory(1, prompt, final=9)
+    # Both blocks are cached, but the last prompt token must be computed for its logits.
+    assert st.cached_prefix_tokens(twin, 8) == 4
+    assert st.cached_prefix_tokens(twin, 9) == 8
+
+
+def test_a_block_hits_only_after_the_same_prefix(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    x = TokenSequence((Synthetic("a", 4), Synthetic("b", 4)))
+    y = TokenSequence((Synthetic("c", 4), Synthetic("b", 4)))  # same second block, other parent
+    assert st.allocate(seq_factory(0, x, final=9), 0, 8)
+    assert st.cached_prefix_tokens(seq_factory(1, y, final=10), 9) == 0
+
+
+def test_freed_blocks_stay_cached_and_are_evicted_tail_first(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=7, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 12)
+    assert st.allocate(seq_factory(0, prompt, final=13), 0, 12)
+    assert st.block_table(0) == [0, 1, 2]
+    st.free(0, 12)
+    check(st)
+    snap = st.snapshot()
+    assert snap.free_queue == [3, 4, 5, 6, 2, 1, 0] and snap.cached == {0, 1, 2}
+    assert st.usage().cached_slots == 12
+    # An unrelated request takes five blocks: the four never used, then the first one's tail.
+    other = seq_factory(1, prompt=20, final=20)
+    assert st.allocate(other, 0, 20)
+    assert st.block_table(1) == [3, 4, 5, 6, 2]
+    assert st.pool.num_evicted_blocks == 1 and st.snapshot().cached == {0, 1}
+    st.free(1, 20)
+    check(st)
+    again = seq_factory(2, prompt, final=13)
+    assert st.cached_prefix_tokens(again, 12) == 8  # the head survived
+    assert st.allocate(again, 8, 4)
+    assert st.block_table(2) == [0, 1, 2]
+    check(st)
+
+
+def test_generated_blocks_are_registered_when_they_fill(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    a = seq_factory(0, prompt=3, final=10)
+    assert st.allocate(a, 0, 3)
+    # Headroom counts from the synced length (0): positions 0-2 are the prompt; the write at
+    # position 3 fills block 0, so it needs a call, which registers the block.
+    assert st.headroom(0) == 3
+    assert not st.pool.cached
+    assert st.allocate(a, 3, 1)
+    assert [b.block_id for b in st.pool.cached.values()] == [0]
+    assert st.headroom(0) == 1  # position 3 itself; position 4 needs a new block
+    assert st.allocate(a, 4, 1) and st.block_table(0) == [0, 1]
+    assert st.headroom(0) == 3  # positions 4, 5, 6; position 7 fills block 1
+    check(st)
+
+
+def test_blocks_registered_for_tokens_never_computed_are_forgotten(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 8)
+    a = seq_factory(0, prompt, final=9)
+    assert st.allocate(a, 0, 8)  # registers both blocks, to be computed by this step
+    st.free(0, 0)  # preempted before the step ran
+    check(st)
+    assert not st.pool.cached
+    assert st.cached_prefix_tokens(seq_factory(1, prompt, final=9), 9) == 0
+
+
+def test_fork_shares_cached_blocks_and_continues_the_key_chain(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    a = seq_factory(0, prompt=9, final=14)
+    assert st.allocate(a, 0, 9)
+    child = seq_factory(1, a.stream.truncate(9), final=14, gen="child")
+    assert st.fork(0, child, 9)
+    assert st.block_table(1) == st.block_table(0) == [0, 1, 2]
+    for seq in (a, child):
+        for position in range(9, 12):
+            assert st.allocate(seq, position, 1)
+    assert st.counters.cow_copies == 1
+    check(st)
+    # Both filled block 2 with different generated tokens: both are cached under their own keys.
+    assert len(st.pool.cached) == 4
