@@ -11,10 +11,11 @@ from omegaconf import DictConfig
 
 import kvbench.config  # noqa: F401  (registers the schemas before Hydra composes)
 from kvbench.report_text import summary_table
-from kvbench.runner import ConfigError, execute
+from kvbench.runner import execute
 from kvbench.scheduler import SchedulerError
 
-USER_ERRORS = (ConfigError, SchedulerError, ValueError, FileNotFoundError)
+# ConfigError is a ValueError; input files that are missing or malformed raise these too.
+USER_ERRORS = (SchedulerError, ValueError, FileNotFoundError)
 
 
 @hydra.main(version_base=None, config_path="pkg://kvbench.conf", config_name="config")

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
 from kvbench.metrics import MetricsRecorder, summarize
@@ -16,10 +17,6 @@ from kvbench.results import RunDirectory
 from kvbench.scheduler import Scheduler
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message names it."""
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kvbench.errors import ConfigError
 from kvbench.lazy_decode import LazyDecodeSet
 from kvbench.request import Request
 from kvbench.sequence import Phase, RequestState, Sequence
@@ -130,14 +131,14 @@ class Scheduler:
 
     def _check_config(self, max_model_len: int) -> None:
         if self.max_num_seqs < 1:
-            raise SchedulerError(f"scheduler.max_num_seqs={self.max_num_seqs} must be >= 1")
+            raise ConfigError(f"scheduler.max_num_seqs={self.max_num_seqs} must be >= 1")
         if self.max_num_batched_tokens < self.max_num_seqs:
-            raise SchedulerError(
+            raise ConfigError(
                 f"scheduler.max_num_batched_tokens={self.max_num_batched_tokens} is smaller than "
                 f"scheduler.max_num_seqs={self.max_num_seqs}: a full decode batch would not fit in a step"
             )
         if not self.chunked_prefill and self.max_num_batched_tokens < max_model_len:
-            raise SchedulerError(
+            raise ConfigError(
                 f"scheduler.max_num_batched_tokens={self.max_num_batched_tokens} < model.max_model_len="
                 f"{max_model_len} without chunked prefill: a long prompt could never be scheduled"
             )
@@ -373,6 +374,8 @@ class Scheduler:
             group.first_token_time_s = end_time_s
         del self._prefilling[group.admit_order]
         if seq.num_output_tokens == group.request.num_output_tokens:
+            if len(group.seqs) < group.request.num_seqs:  # the other samples' only token, same logits
+                group.num_generated_tokens += group.request.num_seqs - len(group.seqs)
             self._finish(group, end_time_s, finished)
             return
         group.phase = Phase.DECODE
@@ -410,20 +413,19 @@ class Scheduler:
                 continue
             parents = list(group.seqs)
             num_children = np.bincount(self._rng.integers(0, len(parents), len(parents)), minlength=len(parents))
-            # Fork before freeing, so the pruned beams' blocks are not reused under the survivors.
-            for parent, k in zip(parents, num_children):
-                for _ in range(k - 1):
-                    if not self._fork(group, parent):
-                        break
-                if group.phase is not Phase.DECODE:
-                    break
-            if group.phase is not Phase.DECODE:
-                continue  # preempted while forking: all its branches were freed
+            # Free the pruned beams first: survivors hold their own references to what they share,
+            # and strategies without sharing need the room for the copies.
             for parent, k in zip(parents, num_children):
                 if k == 0:
                     self.strategy.free(parent.seq_id, parent.num_computed_tokens)
                     group.seqs.remove(parent)
                     self.num_running_seqs -= 1
+            for parent, k in zip(parents, num_children):
+                for _ in range(k - 1):
+                    if not self._fork(group, parent):
+                        break  # its own request was preempted: all its branches were freed
+                if group.phase is not Phase.DECODE:
+                    break
 
     def _finish(
         self, group: RequestState, end_time_s: float, finished: list[RequestState], already_freed: bool = False

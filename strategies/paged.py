@@ -23,11 +23,15 @@ class PagedConfig(StrategyConfig):
 class SeqBlocks:
     """A live sequence's blocks and what the strategy knows of its length."""
 
-    __slots__ = ("blocks", "num_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks", "num_inherited_tokens")
+    __slots__ = (
+        "blocks", "num_tokens", "num_scheduled_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks",
+        "num_inherited_tokens",
+    )
 
     def __init__(self, blocks: list[Block], num_tokens: int, final_num_kv_tokens: int, stream: TokenSequence):
         self.blocks = blocks
         self.num_tokens = num_tokens  # synced length
+        self.num_scheduled_tokens = num_tokens  # the end of what the last call made room for
         # Leading tokens it shares rather than wrote (a prefix hit, a fork): another sequence writes
         # them, possibly in the same step.
         self.num_inherited_tokens = num_tokens
@@ -102,16 +106,21 @@ class PagedStrategy(KVCacheStrategy):
                 self._copy_on_write(state, idx)
             num_needed -= copy_on_write
         self._append_blocks(state, num_needed)
+        state.num_scheduled_tokens = num_total_tokens
         self._register_full_blocks(seq.seq_id, state, num_total_tokens)
         return True
 
     def headroom(self, seq_id: int) -> int:
+        """Up to the capacity, unless the first position after the last call's tokens lies in a block
+        shared by a fork (it must be copied first): then only up to there."""
         state = self._seqs[seq_id]
-        num_tokens = state.num_tokens
+        scheduled = state.num_scheduled_tokens
         capacity = len(state.blocks) * self.block_size
-        if num_tokens < capacity and state.blocks[num_tokens // self.block_size].ref_cnt > 1:
-            return 0  # the next write goes into a shared block: it must be copied first
-        return capacity - num_tokens
+        if scheduled < capacity:
+            block = state.blocks[scheduled // self.block_size]
+            if block.ref_cnt > 1 and block.cache_key is None:
+                return scheduled - state.num_tokens
+        return capacity - state.num_tokens
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         """Without sharing, the child gets a copy of every block the parent's tokens fill."""
@@ -222,6 +231,7 @@ class PagedStrategy(KVCacheStrategy):
         self.pool.token_slots += num_written
         self.pool.reserved_slots -= num_written
         state.num_tokens = num_tokens
+        state.num_scheduled_tokens = max(state.num_scheduled_tokens, num_tokens)
 
     def _copy_on_write(self, state: SeqBlocks, block_index: int) -> None:
         shared = state.blocks[block_index]

@@ -117,5 +117,5 @@ class PagedPrefixStrategy(PagedCowStrategy):
         headroom = super().headroom(seq_id)
         state = self._seqs[seq_id]
         bs = self.block_size
-        first_unregistered = max(state.num_tokens // bs, state.num_cached_blocks)
+        first_unregistered = max(state.num_scheduled_tokens // bs, state.num_cached_blocks)
         return min(headroom, (first_unregistered + 1) * bs - 1 - state.num_tokens)

@@ -1,0 +1,37 @@
+"""Simulator speed: 10,000 ShareGPT requests replayed offline through each strategy.
+
+Reports simulated tokens (prompt + output tokens of the replayed requests) per wall-second of the
+step loop; workload loading and config composition are outside the timed region.
+
+    pytest benchmarks/bench_simulator.py --benchmark-enable -s
+
+Without --benchmark-enable (the project default) every case runs once, as a smoke test.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+
+import kvbench.config  # noqa: F401
+from kvbench.runner import build, simulate
+
+STRATEGIES = ["paged", "paged_cow", "paged_prefix", "contiguous", "orca_max", "orca_pow2", "orca_oracle"]
+WORKLOAD = ["workload=sharegpt", "workload.num_requests=10000", "workload.arrival=offline"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_replay_10k_sharegpt_offline(benchmark, strategy):
+    with initialize_config_module(config_module="kvbench.conf", version_base=None):
+        cfg = compose("config", overrides=[f"strategy={strategy}", *WORKLOAD])
+    simulated_tokens = sum(r.num_prompt_tokens + r.num_output_tokens for r in build(cfg).workload.requests)
+
+    def fresh_run():
+        return (build(cfg),), {}
+
+    benchmark.pedantic(lambda run: simulate(run, progress=False), setup=fresh_run, rounds=3, iterations=1)
+    if benchmark.stats is not None:  # None when benchmarks are disabled
+        median_s = benchmark.stats.stats.median
+        benchmark.extra_info.update(simulated_tokens=simulated_tokens, tokens_per_wall_s=simulated_tokens / median_s)
+        print(f"\n{strategy:>14}: {simulated_tokens:,} tokens in {median_s:.2f} s = "
+              f"{simulated_tokens / median_s / 1e6:.2f} M simulated tokens per wall-second")

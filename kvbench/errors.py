@@ -1,0 +1,5 @@
+"""Errors that mean "your input cannot work", reported as one line naming what to change."""
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""

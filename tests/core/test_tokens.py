@@ -1,0 +1,46 @@
+"""Token contents as segments: block keys equal exactly when token ids are equal."""
+
+import numpy as np
+import pytest
+
+from kvbench.tokens import Explicit, Synthetic, TokenSequence
+
+
+def test_equal_streams_give_equal_block_keys_at_any_split():
+    a = TokenSequence((Synthetic("doc", 100),))
+    b = TokenSequence((Synthetic("doc", 60), Synthetic("doc", 0), Synthetic("other", 40)))
+    assert a.block_key(0, 16) == b.block_key(0, 16)
+    assert a.block_key(48, 64) != b.block_key(48, 64)  # b switches stream at 60
+
+
+def test_block_keys_follow_the_ids():
+    seq = TokenSequence((Synthetic("a", 10), Explicit((5, 6, 7, 8)), Synthetic("b", None)))
+    for start, end in [(0, 4), (8, 12), (10, 14), (12, 20), (14, 30)]:
+        other = TokenSequence((Synthetic("a", 10), Explicit((5, 6, 7, 8)), Synthetic("b", None)))
+        assert seq.block_key(start, end) == other.block_key(start, end)
+        ids = seq.ids(start, end, vocab_size=1 << 30)
+        assert len(ids) == end - start
+    assert list(seq.ids(10, 14, vocab_size=100)) == [5, 6, 7, 8]
+    assert seq.block_key(8, 12) != seq.block_key(9, 13)
+
+
+def test_synthetic_ids_are_deterministic_distinct_and_in_the_vocabulary():
+    a = TokenSequence.synthetic(("req", 1), 1000).ids(0, 1000, vocab_size=32000)
+    again = TokenSequence.synthetic(("req", 1), 1000).ids(0, 1000, vocab_size=32000)
+    other = TokenSequence.synthetic(("req", 2), 1000).ids(0, 1000, vocab_size=32000)
+    assert np.array_equal(a, again) and not np.array_equal(a, other)
+    assert a.min() >= 0 and a.max() < 32000 and len(np.unique(a)) > 900
+    assert np.array_equal(TokenSequence.synthetic(("req", 1), 1000).ids(500, 600, 32000), a[500:600])
+
+
+def test_truncate_and_concatenate():
+    seq = TokenSequence((Synthetic("a", 10), Synthetic("gen", None)))
+    head = seq.truncate(14)
+    assert len(head) == 14 and head.segments[-1] == Synthetic("gen", 4)
+    assert (head + TokenSequence.synthetic("x", 2)).num_tokens == 16
+    with pytest.raises(TypeError):
+        len(seq)
+    with pytest.raises(IndexError):
+        head.block_key(10, 20)
+    with pytest.raises(ValueError, match="only the last segment"):
+        TokenSequence((Synthetic("a", None), Synthetic("b", 3)))
