@@ -13,7 +13,7 @@ import kvbench.config  # noqa: F401  (schemas)
 from kvbench.errors import ConfigError
 from kvbench.runner import build
 
-GROUPS = ("strategy", "workload", "model", "hardware", "engine", "scheduler")
+GROUPS = ("strategy", "workload", "model", "hardware", "engine", "scheduler", "experiment")
 
 
 def presets(group: str) -> list[str]:
