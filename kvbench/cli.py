@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 
 USAGE = """usage: kvbench <command> [arguments]
 
@@ -13,6 +12,8 @@ commands:
   run [overrides...]    one run; Hydra overrides such as strategy=orca_max workload.rate=4
   run -m [overrides...] a sweep (Hydra multirun): strategy=paged,orca_max workload.rate=1,2,4
   list [group...]       the choices for strategy, workload, model, hardware, engine, scheduler
+  workload describe [overrides...] [--plot DIR]
+                        what a workload replays: counts, lengths, sessions, prefix-reuse bound
 
 `kvbench run --help` shows the composed config and every group's options.
 Errors print one line; set KVBENCH_DEBUG=1 for the traceback.
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             return fail(err)
         return 0
+    if command == "workload" and rest[:1] == ["describe"]:
+        from kvbench.describe import main as describe_main
+
+        return describe_main(rest[1:])
     print(f"kvbench: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

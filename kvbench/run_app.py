@@ -14,8 +14,9 @@ from kvbench.report_text import summary_table
 from kvbench.runner import execute
 from kvbench.scheduler import SchedulerError
 
-# ConfigError is a ValueError; input files that are missing or malformed raise these too.
-USER_ERRORS = (SchedulerError, ValueError, FileNotFoundError)
+# ConfigError is a ValueError; input files that are missing or malformed raise these too, and a
+# workload whose optional dependency is missing raises ImportError with the pip command to run.
+USER_ERRORS = (SchedulerError, ValueError, FileNotFoundError, ImportError)
 
 
 @hydra.main(version_base=None, config_path="pkg://kvbench.conf", config_name="config")

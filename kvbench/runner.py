@@ -108,6 +108,7 @@ def summary_header(run: Run) -> dict:
         "num_blocks": run.budget.num_blocks,
         "kv_cache_bytes": run.budget.kv_cache_bytes,
         "num_dropped_requests": run.workload.num_dropped_too_long,
+        "num_skipped_rows": run.workload.num_skipped_bad_rows,
     }
 
 

@@ -19,13 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kvbench.request import Request
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.arrivals import arrival_times_s
-from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig, WorkloadData, drop_too_long
+from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
+from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.sharegpt_table import (
     Conversation,
-    default_table_path,
     iter_sharegpt_json,
     load_length_table,
     read_table_metadata,
@@ -64,7 +62,9 @@ def load_conversations(path: str | None) -> tuple[list[Conversation], dict]:
     if not file.is_file():
         raise FileNotFoundError(f"workload.path={path}: no such file")
     sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
-    dataset = {"name": "sharegpt_user_file", "source": str(file.resolve()), "tokenizer": "cl100k_base", "sha256": sha256}
+    dataset = {
+        "name": "sharegpt_user_file", "source": str(file.resolve()), "tokenizer": "cl100k_base", "sha256": sha256,
+    }
     return tokenize_conversations(iter_sharegpt_json(file)), dataset
 
 
@@ -81,12 +81,13 @@ def first_turn(conversation: Conversation) -> tuple[int, int] | None:
 class ShareGPTWorkload(Workload):
     config: ShareGPTConfig
 
-    def load(self) -> WorkloadData:
+    def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
         if not 1 <= c.min_prompt_tokens <= c.max_prompt_tokens or c.min_output_tokens < 1:
-            raise ValueError("workload length filters need 1 <= min_prompt_tokens <= max_prompt_tokens, min_output_tokens >= 1")
+            raise ValueError(
+                "workload length filters need 1 <= min_prompt_tokens <= max_prompt_tokens, min_output_tokens >= 1"
+            )
         conversations, dataset = load_conversations(c.path)
-        rng = np.random.default_rng(self.seed)
         picked: list[tuple[Conversation, int, int]] = []
         for index in rng.permutation(len(conversations)):
             conversation = conversations[index]
@@ -107,18 +108,16 @@ class ShareGPTWorkload(Workload):
                 f"length filters (min_prompt_tokens={c.min_prompt_tokens}, max_prompt_tokens={c.max_prompt_tokens}, "
                 f"min_output_tokens={c.min_output_tokens}, max_total_tokens={c.max_total_tokens})"
             )
-        arrivals = arrival_times_s(c.arrival, len(picked), c.rate, c.burstiness, rng)
-        requests = [
-            Request(
-                request_id=i,
-                arrival_time_s=float(arrivals[i]),
-                prompt=TokenSequence.synthetic(message_key(conv, p), conv.num_tokens[p]),
-                num_output_tokens=conv.num_tokens[o],
-                n=c.n,
-                beam_width=c.beam_width,
-                output=TokenSequence.synthetic(message_key(conv, o), conv.num_tokens[o]),
-            )
-            for i, (conv, p, o) in enumerate(picked)
-        ]
-        kept, dropped = drop_too_long(requests, self.max_model_len)
-        return WorkloadData(kept, dropped, dataset)
+
+        def segment(row: int, which: int) -> TokenSequence:
+            conv, message = picked[row][0], picked[row][which]
+            return TokenSequence.synthetic(message_key(conv, message), conv.num_tokens[message])
+
+        return RequestTable(
+            num_prompt_tokens=np.asarray([conv.num_tokens[p] for conv, p, _ in picked], dtype=np.int64),
+            num_output_tokens=np.asarray([conv.num_tokens[o] for conv, _, o in picked], dtype=np.int64),
+            prompt=lambda row: segment(row, 1),
+            output=lambda row: segment(row, 2),
+            source="sharegpt",
+            dataset=dataset,
+        )

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kvbench.request import Request
 from kvbench.tokens import Synthetic, TokenSequence
-from kvbench.workloads.arrivals import arrival_times_s
-from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig, WorkloadData, drop_too_long
+from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
+from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.lengths import LengthConfig, LengthDist, sample_lengths
 
 
@@ -31,27 +30,27 @@ class SyntheticConfig(WorkloadConfig):
 class SyntheticWorkload(Workload):
     config: SyntheticConfig
 
-    def load(self) -> WorkloadData:
+    def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
         if c.num_requests is None:
             raise ValueError("workload.num_requests must be set for a synthetic workload")
         if c.shared_prefix_tokens < 0 or c.num_prefix_groups < 1:
             raise ValueError("workload.shared_prefix_tokens must be >= 0 and workload.num_prefix_groups >= 1")
-        rng = np.random.default_rng(self.seed)
-        arrivals = arrival_times_s(c.arrival, c.num_requests, c.rate, c.burstiness, rng)
         prompt_lens = sample_lengths(c.prompt, c.num_requests, rng, "workload.prompt")
         output_lens = sample_lengths(c.output, c.num_requests, rng, "workload.output")
         groups = rng.integers(0, c.num_prefix_groups, c.num_requests)
-        requests = []
-        for i in range(c.num_requests):
-            prompt = TokenSequence(
-                (
-                    Synthetic(("prefix", self.seed, int(groups[i])), c.shared_prefix_tokens),
-                    Synthetic(("synthetic", self.seed, i), int(prompt_lens[i])),
-                )
-            )
-            requests.append(
-                Request(i, float(arrivals[i]), prompt, int(output_lens[i]), n=c.n, beam_width=c.beam_width)
-            )
-        kept, dropped = drop_too_long(requests, self.max_model_len)
-        return WorkloadData(kept, dropped, {"name": "synthetic", "seed": self.seed})
+        seed = self.seed
+
+        def prompt(row: int) -> TokenSequence:
+            return TokenSequence((
+                Synthetic(("prefix", seed, int(groups[row])), c.shared_prefix_tokens),
+                Synthetic(("synthetic", seed, row), int(prompt_lens[row])),
+            ))
+
+        return RequestTable(
+            num_prompt_tokens=prompt_lens + c.shared_prefix_tokens,
+            num_output_tokens=output_lens,
+            prompt=prompt,
+            source="synthetic",
+            dataset={"name": "synthetic", "seed": seed},
+        )

@@ -1,0 +1,64 @@
+"""`length_table`: request lengths from a CSV table, with generated arrivals.
+
+The processed traces of sarathi-serve and vidur (`data/processed_traces/*.csv`, e.g.
+`sharegpt_8k_filtered_stats_llama2_tokenizer.csv`, `arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv`)
+have one row per request with `num_prefill_tokens,num_decode_tokens` (read by name; other columns
+such as `num_total_tokens,pd_ratio` are ignored). They carry no timestamps: requests arrive by
+`workload.arrival` (poisson by default). Each prompt is a token stream of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kvbench.tokens import TokenSequence
+from kvbench.workloads.arrivals import Arrival
+from kvbench.workloads.bad_rows import BadRows, not_a_count, parse_counts
+from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
+from kvbench.workloads.request_table import RequestTable
+from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
+
+COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
+HOW_TO_GET = (
+    "download a table from data/processed_traces/ of https://github.com/microsoft/sarathi-serve (Apache-2.0) "
+    "or https://github.com/microsoft/vidur (MIT); see docs/workloads.md"
+)
+
+
+@dataclass
+class LengthTableConfig(TraceFileConfig):
+    name: str = "length_table"
+    num_requests: int | None = 1000
+    sample: bool = True  # a seeded random sample of the table's rows
+    arrival: Arrival = Arrival.poisson
+
+
+@WORKLOADS.register("length_table", LengthTableConfig)
+class LengthTableWorkload(Workload):
+    config: LengthTableConfig
+
+    def read(self, rng: np.random.Generator) -> RequestTable:
+        c = self.config
+        file = trace_path(c.path, c.name, HOW_TO_GET)
+        data = read_trace_bytes(file)
+        bad = BadRows(str(file), c.skip_bad_rows)
+        frame, lines = read_csv(file, data, COLUMNS, bad)
+        prompt_lens, ok = parse_counts(frame["num_prefill_tokens"])
+        output_lens, output_ok = parse_counts(frame["num_decode_tokens"])
+        bad.require(ok, lines, not_a_count("num_prefill_tokens", frame["num_prefill_tokens"].to_numpy()))
+        ok = ok & bad.require(output_ok, lines, not_a_count("num_decode_tokens", frame["num_decode_tokens"].to_numpy()))
+        rows = bad.keep(ok)
+        ids = lines[rows] - 2  # 0 for the line after the header: the request's id
+        prompt_lens = prompt_lens[rows]
+        name = file.name
+        return RequestTable(
+            num_prompt_tokens=prompt_lens,
+            num_output_tokens=output_lens[rows],
+            prompt=lambda row: TokenSequence.synthetic(("length_table", name, int(ids[row])), int(prompt_lens[row])),
+            request_ids=ids,
+            source=str(file),
+            num_skipped_rows=bad.num_skipped,
+            dataset=file_record(c.name, file, data),
+        )

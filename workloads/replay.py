@@ -1,0 +1,150 @@
+"""The replay controls every workload has, applied to its candidate requests (a `RequestTable`).
+
+With `workload.arrival=trace` (the file's timestamps, made relative to the first):
+  1. the time window [start_s, start_s + duration_s) of the trace;
+  2. the first `num_requests` in arrival order (all of them when fewer), or that many drawn at
+     random with the seed (`workload.sample=true`), kept in arrival order.
+With a generated process (poisson, gamma, offline), the requests are picked first, so that the
+process sets the rate of exactly the requests that run:
+  1. the first `num_requests` rows in the table's order, or a seeded random sample of them;
+  2. arrival times drawn for them: one per request, or one per session when the workload has
+     sessions (their later turns keep their delays after the first);
+  3. the time window, on those times.
+Then, in both cases:
+  4. times shifted so the window starts at 0, then multiplied by `time_scale`, or rescaled so that
+     the mean rate from the first to the last arrival is `target_rate`;
+  5. the max_model_len filter: a request whose prompt + output is longer is dropped and counted.
+
+Request ids are the table's own (a trace's row positions, a user's ids) or, for generated workloads,
+positions in arrival order: in both cases fixed before the length filter, so runs with different
+models name the same request alike.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kvbench.request import Request
+from kvbench.workloads.arrivals import Arrival, arrival_times_s
+from kvbench.workloads.request_table import RequestTable
+
+if TYPE_CHECKING:
+    from kvbench.workloads.base import WorkloadConfig
+
+
+class UnsortedTraceWarning(UserWarning):
+    """A trace's timestamps were out of order; it is replayed sorted."""
+
+
+def replay(
+    table: RequestTable, c: WorkloadConfig, rng: np.random.Generator, max_model_len: int
+) -> tuple[list[Request], int]:
+    """The requests a run replays, in arrival order, and how many were too long for max_model_len."""
+    if not len(table):
+        raise ValueError(f"{table.source}: no requests")
+    if Arrival(c.arrival) is Arrival.trace:
+        times_s = trace_times(table, c)
+        rows = in_window(times_s, np.argsort(times_s, kind="stable"), c, table.source)
+        rows = select(rows, c, rng, table.source)
+    else:
+        rows = select(np.arange(len(table)), c, rng, table.source)
+        times_s = np.empty(len(table))
+        times_s[rows] = generated_times(table, rows, c, rng)
+        rows = in_window(times_s, rows[np.argsort(times_s[rows], kind="stable")], c, table.source)
+    times_s = scale(times_s[rows] - c.start_s, c)
+    fits = table.num_prompt_tokens[rows] + table.num_output_tokens[rows] <= max_model_len
+    ids = table.request_ids[rows] if table.request_ids is not None else np.arange(len(rows))
+    return build_requests(table, c, rows, times_s, ids, fits), int(len(rows) - fits.sum())
+
+
+def build_requests(
+    table: RequestTable, c: WorkloadConfig, rows: np.ndarray, times_s: np.ndarray, ids: np.ndarray, fits: np.ndarray
+) -> list[Request]:
+    """A `Request` for each of `rows` that fits, arriving at `times_s`, named by `ids` (all in arrival order)."""
+    return [
+        Request(
+            request_id=int(ids[i]),
+            arrival_time_s=float(times_s[i]),
+            prompt=table.prompt(row),
+            num_output_tokens=int(table.num_output_tokens[row]),
+            n=c.n,
+            beam_width=c.beam_width,
+            session_id=None if table.session_ids is None else int(table.session_ids[row]),
+            turn=None if table.turns is None else int(table.turns[row]),
+            output=None if table.output is None else table.output(row),
+        )
+        for i, row in enumerate(rows.tolist())
+        if fits[i]
+    ]
+
+
+def trace_times(table: RequestTable, c: WorkloadConfig) -> np.ndarray:
+    """Every row's timestamp (s) relative to the first; warns when the file was not in order."""
+    if table.timestamps_s is None:
+        raise ValueError(
+            f"workload={c.name}: {table.source} has no timestamps for workload.arrival=trace; set "
+            "workload.arrival=poisson (with workload.rate=), gamma or offline"
+        )
+    timestamps_s = table.timestamps_s
+    if len(timestamps_s) > 1 and np.any(np.diff(timestamps_s) < 0):
+        warnings.warn(f"{table.source}: timestamps are not in order; replaying them sorted", UnsortedTraceWarning,
+                      stacklevel=3)
+    return timestamps_s - timestamps_s.min()
+
+
+def generated_times(table: RequestTable, rows: np.ndarray, c: WorkloadConfig, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times (s) of `rows` by the configured process, per request or per session."""
+    arrival = Arrival(c.arrival)
+    if table.session_offsets_s is None:
+        return arrival_times_s(arrival, len(rows), c.rate, c.burstiness, rng)
+    # Sessions arrive by the process in the order they first appear; later turns keep their delays.
+    _, first_rows, session_of_row = np.unique(table.session_ids[rows], return_index=True, return_inverse=True)
+    starts_s = np.empty(len(first_rows))
+    starts_s[np.argsort(first_rows, kind="stable")] = arrival_times_s(
+        arrival, len(first_rows), c.rate, c.burstiness, rng
+    )
+    return starts_s[session_of_row] + table.session_offsets_s[rows]
+
+
+def in_window(times_s: np.ndarray, ordered_rows: np.ndarray, c: WorkloadConfig, source: str) -> np.ndarray:
+    """The rows of `ordered_rows` (in arrival order) arriving in [start_s, start_s + duration_s)."""
+    end_s = np.inf if c.duration_s is None else c.start_s + c.duration_s
+    sorted_s = times_s[ordered_rows]
+    rows = ordered_rows[(sorted_s >= c.start_s) & (sorted_s < end_s)]
+    if not len(rows):
+        raise ValueError(
+            f"{source}: no request arrives in the window workload.start_s={c.start_s}, "
+            f"workload.duration_s={c.duration_s} (arrivals span {sorted_s[0]:.1f} to {sorted_s[-1]:.1f} s)"
+        )
+    return rows
+
+
+def select(rows: np.ndarray, c: WorkloadConfig, rng: np.random.Generator, source: str) -> np.ndarray:
+    """The first num_requests of `rows`, or num_requests of them at random (kept in their order)."""
+    if c.num_requests is None:
+        return rows
+    if not c.sample:
+        return rows[: c.num_requests]
+    if c.num_requests > len(rows):
+        raise ValueError(
+            f"workload.sample=true draws workload.num_requests={c.num_requests} requests, but {source} has "
+            f"only {len(rows)} to draw from"
+        )
+    return rows[np.sort(rng.choice(len(rows), c.num_requests, replace=False))]
+
+
+def scale(times_s: np.ndarray, c: WorkloadConfig) -> np.ndarray:
+    """Stretch or compress arrival times by time_scale, or to the mean rate target_rate."""
+    if c.target_rate is None:
+        return times_s * c.time_scale
+    span_s = float(times_s[-1] - times_s[0]) if len(times_s) else 0.0
+    if span_s <= 0:
+        raise ValueError(
+            f"workload.target_rate={c.target_rate} needs at least two requests at different times "
+            f"(workload.arrival={Arrival(c.arrival).value} gives {len(times_s)} spanning {span_s} s)"
+        )
+    rate = (len(times_s) - 1) / span_s
+    return times_s * (rate / c.target_rate)

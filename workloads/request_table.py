@@ -1,0 +1,47 @@
+"""A workload's candidate requests as columns, before the replay controls pick and time them.
+
+Columns are numpy arrays so that windows, samples and length filters over a whole trace stay
+vectorised; a request's token content is built only for the rows a run keeps (`prompt(row)`), so a
+trace of long prompts is expanded into segments once per replayed request, never per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kvbench.tokens import TokenSequence
+
+
+@dataclass
+class RequestTable:
+    num_prompt_tokens: np.ndarray  # int64 per row, >= 1
+    num_output_tokens: np.ndarray  # int64 per row, >= 1
+    prompt: Callable[[int], TokenSequence]  # row -> its prompt
+    output: Callable[[int], TokenSequence | None] | None = None  # row -> its recorded reply, if any
+    timestamps_s: np.ndarray | None = None  # the file's own arrival times (s, any origin); None: none
+    request_ids: np.ndarray | None = None  # the file's ids (or row positions); None: numbered in arrival order
+    session_ids: np.ndarray | None = None  # int64 per row, rows of one session in turn order
+    turns: np.ndarray | None = None  # int64 per row, 0 for a session's first turn
+    # Per row, its delay after its session's first turn. With a generated arrival process the
+    # sessions arrive by it and their later turns keep these delays; None: every row arrives by it.
+    session_offsets_s: np.ndarray | None = None
+    source: str = ""  # what messages name: the file, or the workload
+    num_skipped_rows: int = 0  # malformed rows skipped while reading
+    dataset: dict = field(default_factory=dict)  # the manifest's record of the data
+
+    def __post_init__(self) -> None:
+        num_rows = len(self.num_prompt_tokens)
+        for name in ("num_output_tokens", "timestamps_s", "request_ids", "session_ids", "turns", "session_offsets_s"):
+            column = getattr(self, name)
+            if column is not None and len(column) != num_rows:
+                raise ValueError(f"RequestTable.{name} has {len(column)} rows, num_prompt_tokens has {num_rows}")
+        if self.session_offsets_s is not None and self.session_ids is None:
+            raise ValueError("RequestTable.session_offsets_s needs session_ids")
+        if num_rows and (self.num_prompt_tokens.min() < 1 or self.num_output_tokens.min() < 1):
+            raise ValueError(f"{self.source}: every request needs >= 1 prompt and >= 1 output token")
+
+    def __len__(self) -> int:
+        return len(self.num_prompt_tokens)
