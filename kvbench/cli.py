@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -14,6 +15,12 @@ commands:
   list [group...]       the choices for strategy, workload, model, hardware, engine, scheduler
   workload describe [overrides...] [--plot DIR]
                         what a workload replays: counts, lengths, sessions, prefix-reuse bound
+  report RUNS_OR_SWEEPS... [--out DIR]
+                        charts (PNG + PDF) and a Markdown summary of runs and sweeps
+  compare BASE NEW [--metric NAME[:TOL]] [--tolerance T]
+                        regression gate between two runs or two sweeps (exit 1 on a regression)
+  appendix SWEEP_DIR... --out DIR
+                        reproducibility appendix for a paper (LaTeX + Markdown)
 
 `kvbench run --help` shows the composed config and every group's options.
 Errors print one line; set KVBENCH_DEBUG=1 for the traceback.
@@ -45,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             return fail(err)
         return 0
+    if command in ("report", "compare", "appendix"):
+        module = importlib.import_module(f"kvbench.reporting.{command}")
+        return module.main(rest)
     if command == "workload" and rest[:1] == ["describe"]:
         from kvbench.describe import main as describe_main
 

@@ -131,5 +131,6 @@ def summarize(steps: pd.DataFrame, requests: pd.DataFrame, pool_bytes: int, end_
         "ttft_p50_s": _percentile(requests["ttft_s"], 50),
         "ttft_p99_s": _percentile(requests["ttft_s"], 99),
         "tpot_p50_s": _percentile(requests["tpot_s"], 50),
+        "tpot_p99_s": _percentile(requests["tpot_s"], 99),
         "normalized_latency_s": float(requests["normalized_latency_s"].mean()) if len(requests) else float("nan"),
     }

@@ -43,6 +43,24 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def gpu_record() -> dict[str, str | None] | None:
+    """The GPU and its driver, when there is one (CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    try:
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True,
+            timeout=10, check=True,
+        ).stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        driver = None
+    return {"name": torch.cuda.get_device_name(), "driver": driver, "cuda": torch.version.cuda}
+
+
 def git_revision() -> dict[str, str | bool | None]:
     """The git commit of the kvbench source, when it runs from a checkout."""
     source_dir = Path(__file__).resolve().parent
@@ -93,6 +111,7 @@ class RunDirectory:
             "git": git_revision(),
             "versions": package_versions(),
             "platform": platform.platform(),
+            "gpu": gpu_record(),
             **extra,
         }
         write_json_atomic(self.path / MANIFEST, self._manifest)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import kvbench.config  # noqa: F401  (registers the schemas before Hydra composes)
@@ -30,7 +31,10 @@ def _run(cfg: DictConfig) -> None:
         from kvbench.cli import fail
 
         print(f"run directory (failed): {run_dir}", file=sys.stderr)
-        sys.exit(fail(err))
+        code = fail(err)
+        if hydra_cfg.mode is RunMode.MULTIRUN:
+            return  # the sweep's other jobs still run; its manifest marks this one failed
+        sys.exit(code)
     print(summary_table([summary]))
     print(f"run directory: {run_dir}")
 

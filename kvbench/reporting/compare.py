@@ -1,0 +1,177 @@
+"""`kvbench compare BASE NEW`: a regression gate between two runs or two sweeps.
+
+    kvbench compare BASE NEW [--metric NAME[:RTOL] ...] [--tolerance RTOL] [--match config|overrides]
+                             [--allow-missing] [--out DIR]
+
+Pairs runs (matching.py), judges each metric of each pair (deltas.py), prints a table of deltas and
+writes DIR/comparison.{csv,md,png,pdf} (default DIR: NEW/comparison).
+
+Exit status: 0 when nothing regressed beyond tolerance; 1 when a metric regressed, or a BASE run has
+no partner in NEW (a run that failed or never ran; `--allow-missing` lets that pass); 2 for bad
+input (a path that does not exist, no complete run on a side, no pair at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from kvbench.reporting import markdown as md
+from kvbench.reporting.charts import comparison as comparison_chart
+from kvbench.reporting.deltas import DEFAULT_METRICS, DEFAULT_RTOL, MetricSpec, judge, metric_spec
+from kvbench.reporting.matching import MATCH_MODES, Matching, match_runs
+from kvbench.reporting.runs import InputError, RunSet, load_runs
+
+COLUMNS = ("run", "metric", "direction", "base", "new", "change", "relative_change", "rtol", "atol", "verdict")
+
+
+def deltas_table(matching: Matching, base: RunSet, new: RunSet, specs: list[MetricSpec]) -> pd.DataFrame:
+    base_rows = base.table().set_index("run_dir")
+    new_rows = new.table().set_index("run_dir")
+    rows = []
+    for pair in matching.pairs:
+        b, n = base_rows.loc[str(pair.base.path)], new_rows.loc[str(pair.new.path)]
+        for spec in specs:
+            delta = judge(spec, b.get(spec.name), n.get(spec.name))
+            rows.append((pair.label, spec.name, spec.direction, delta.base, delta.new, delta.change,
+                         delta.relative_change, spec.rtol, spec.atol, delta.verdict))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def text_table(deltas: pd.DataFrame) -> str:
+    """One line per matched run, the change of each metric in %; `!` marks a regression, `+` an improvement."""
+    metrics = list(dict.fromkeys(deltas["metric"]))
+    marks = {"regression": " !", "improvement": " +"}
+    header = ["run", *metrics]
+    body = []
+    for run, rows in deltas.groupby("run", sort=False):
+        by_metric = {r.metric: r for r in rows.itertuples()}
+        cells = [_percent(by_metric[m].relative_change, by_metric[m].change) + marks.get(by_metric[m].verdict, "")
+                 for m in metrics]
+        body.append([run, *cells])
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [header, ["-" * w for w in widths], *body]]
+    return "\n".join(lines)
+
+
+def regression_lines(deltas: pd.DataFrame) -> list[str]:
+    return [
+        f"REGRESSION {r.run}: {r.metric} {_number(r.base)} -> {_number(r.new)} "
+        f"({_percent(r.relative_change, r.change)}; {r.direction}, tolerance {_tolerance(r.rtol, r.atol)})"
+        for r in deltas[deltas["verdict"] == "regression"].itertuples()
+    ]
+
+
+def findings(matching: Matching, base: RunSet, new: RunSet) -> list[str]:
+    """What the comparison cannot judge: runs without a partner, runs that did not complete."""
+    lines = []
+    for record in matching.unmatched_base:
+        hint = matching.hints.get(str(record.path))
+        lines.append(f"missing from NEW: BASE run {record.name}" + (f": {hint}" if hint else ""))
+    lines += [f"new in NEW (no BASE run to compare with): {r.name}" for r in matching.unmatched_new]
+    for side, run_set in (("BASE", base), ("NEW", new)):
+        lines += [f"{side} run not complete: {p.path} ({p.status}): {p.detail}" for p in run_set.problems
+                  if p.status != "duplicate"]
+    return lines
+
+
+def comparison_markdown(title: str, deltas: pd.DataFrame, notes: list[str], verdict_line: str) -> str:
+    rows = [
+        (r.run, r.metric, r.direction, _number(r.base), _number(r.new), _percent(r.relative_change, r.change),
+         _tolerance(r.rtol, r.atol), f"**{r.verdict}**" if r.verdict == "regression" else r.verdict)
+        for r in deltas.itertuples()
+    ]
+    parts = [f"# {title}\n", f"{verdict_line}\n", "![comparison](comparison.png)\n",
+             md.table(("run", "metric", "direction", "base", "new", "change", "tolerance", "verdict"), rows)]
+    if notes:
+        parts.append("## Not compared\n\n" + "".join(f"- {note}\n" for note in notes))
+    return "\n".join(parts)
+
+
+def _tolerance(rtol: float, atol: float) -> str:
+    return f"{rtol:.1%}" + (f" + {atol:g}" if atol else "")
+
+
+def _number(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
+def _percent(relative: float, change: float) -> str:
+    if not math.isnan(relative):
+        return f"{relative:+.2%}"
+    return "n/a" if math.isnan(change) else f"{change:+.4g}"
+
+
+def parse_args(args: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kvbench compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", type=Path, metavar="BASE", help="run or sweep directory to compare against")
+    parser.add_argument("new", type=Path, metavar="NEW", help="run or sweep directory under test")
+    parser.add_argument("--metric", action="append", metavar="NAME[:RTOL]",
+                        help=f"a metric to judge, with its own relative tolerance (repeatable; default: "
+                             f"{', '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_RTOL, metavar="RTOL",
+                        help=f"relative tolerance of every metric without its own (default {DEFAULT_RTOL}: 5%%)")
+    parser.add_argument("--match", choices=MATCH_MODES, default="config",
+                        help="pair sweep runs on their resolved config (default) or on their Hydra overrides")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="do not fail when a BASE run has no partner in NEW")
+    parser.add_argument("--out", type=Path, help="where to write comparison.csv/.md/.png/.pdf (default NEW/comparison)")
+    return parser.parse_args(args)
+
+
+def main(args: list[str]) -> int:
+    ns = parse_args(args)
+    try:
+        if not ns.tolerance >= 0:
+            raise ValueError(f"--tolerance {ns.tolerance}: must be a fraction >= 0, such as 0.05")
+        specs = [metric_spec(text, ns.tolerance) for text in (ns.metric or DEFAULT_METRICS)]
+        base, new = load_runs([ns.base]), load_runs([ns.new])
+        for side, run_set in (("BASE", base), ("NEW", new)):
+            if not run_set.records:
+                raise InputError(f"{side} {run_set.inputs[0]}: no complete run")
+        matching = match_runs(base, new, ns.match)
+    except (InputError, ValueError) as err:
+        print(f"kvbench compare: error: {err}", file=sys.stderr)
+        return 2
+    notes = findings(matching, base, new)
+    if not matching.pairs:
+        print("\n".join(notes), file=sys.stderr)
+        print(f"kvbench compare: error: no run of {ns.new} matches a run of {ns.base} by {ns.match}", file=sys.stderr)
+        return 2
+    deltas = deltas_table(matching, base, new, specs)
+    regressions = deltas[deltas["verdict"] == "regression"]
+    print(text_table(deltas))
+    print("change vs BASE per metric; ! regression, + improvement beyond tolerance")
+    for line in regression_lines(deltas):
+        print(line)
+    for note in notes:
+        print(note)
+    for pair in matching.pairs:
+        if pair.config_changes:
+            print(f"config differs for {pair.label}: {'; '.join(pair.config_changes)}")
+    verdict_line = (
+        f"{len(regressions)} regression(s) beyond tolerance in {regressions['run'].nunique()} of "
+        f"{len(matching.pairs)} matched run(s)" if len(regressions)
+        else f"no regression beyond tolerance in {len(matching.pairs)} matched run(s)"
+    )
+    missing = len(matching.unmatched_base) and not ns.allow_missing
+    if missing:
+        verdict_line += f"; {len(matching.unmatched_base)} BASE run(s) missing from NEW"
+    out_dir = ns.out if ns.out is not None else ns.new / "comparison"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = f"kvbench compare: {ns.new} against {ns.base}"
+    deltas.to_csv(out_dir / "comparison.csv", index=False)
+    comparison_chart.draw(deltas, title, out_dir)
+    (out_dir / "comparison.md").write_text(comparison_markdown(title, deltas, notes, verdict_line))
+    print(verdict_line)
+    print(f"charts and tables: {out_dir}")
+    return 1 if len(regressions) or missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,117 @@
+"""How every kvbench figure looks: one colour per strategy, shared memory colours, saving as PNG + PDF.
+
+A strategy keeps its colour in every figure of every report, so a reader learns it once. The
+built-in presets have fixed colours (the contiguous family warm, the paged family cool, all from
+the colour-blind-safe Okabe-Ito palette); any other name gets a colour from its MD5 digest, which is
+the same in every process and on every machine (Python's `hash()` is salted per process).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written to files, never shown; must precede pyplot
+
+import matplotlib.colors as mcolors  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+
+STRATEGY_COLORS = {
+    "orca_max": "#D55E00",
+    "orca_pow2": "#E69F00",
+    "orca_oracle": "#CC79A7",
+    "contiguous": "#8C510A",
+    "paged": "#0072B2",
+    "paged_cow": "#009E73",
+    "paged_prefix": "#56B4E9",
+}
+# Line styles, so that strategies with equal results (orca_pow2 and orca_oracle under a buddy
+# allocator, say) stay visible where their lines overlap.
+STRATEGY_LINESTYLES = {
+    "orca_max": "-", "orca_pow2": "--", "orca_oracle": ":", "contiguous": "-.",
+    "paged": "-", "paged_cow": "--", "paged_prefix": ":",
+}
+# For names outside the built-in presets: distinct from the colours above.
+FALLBACK_COLORS = ("#6A3D9A", "#B15928", "#1B9E77", "#E7298A", "#666666", "#A6761D", "#7570B3", "#66A61E", "#E41A1C")
+
+# The memory vocabulary of strategies/base.py, in stacking order, with its legend name.
+MEMORY_CATEGORIES = (
+    ("token", "token states"),
+    ("reserved", "reserved"),
+    ("internal_frag", "internal fragmentation"),
+    ("external_frag", "external fragmentation"),
+    ("cached", "cached (prefix reuse)"),
+    ("free", "free"),
+)
+MEMORY_COLORS = {
+    "token": "#4C9A5B",
+    "reserved": "#F0C419",
+    "internal_frag": "#F28E2B",
+    "external_frag": "#C0392B",
+    "cached": "#6BAED6",
+    "free": "#E3E3E3",
+}
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "pdf.fonttype": 42,  # TrueType in PDFs: editable text, accepted by paper submission systems
+}
+FORMATS = ("png", "pdf")
+
+
+def strategy_color(preset: str) -> str:
+    """The colour of a strategy preset, stable across figures, processes and machines."""
+    if preset in STRATEGY_COLORS:
+        return STRATEGY_COLORS[preset]
+    digest = hashlib.md5(preset.encode()).digest()
+    return FALLBACK_COLORS[digest[0] % len(FALLBACK_COLORS)]
+
+
+def strategy_linestyle(preset: str) -> str:
+    if preset in STRATEGY_LINESTYLES:
+        return STRATEGY_LINESTYLES[preset]
+    return ("-", "--", ":", "-.")[hashlib.md5(preset.encode()).digest()[1] % 4]
+
+
+def variant_color(preset: str, index: int, count: int) -> str:
+    """Shades of a preset's colour for its variants (e.g. block sizes), light to dark in order."""
+    if count <= 1:
+        return strategy_color(preset)
+    hue, lightness, saturation = colorsys.rgb_to_hls(*mcolors.to_rgb(strategy_color(preset)))
+    lightest, darkest = min(0.8, lightness + 0.25), max(0.2, lightness - 0.2)
+    shade = lightest + (darkest - lightest) * index / (count - 1)
+    return mcolors.to_hex(colorsys.hls_to_rgb(hue, shade, saturation))
+
+
+def style():
+    """The house style, as a context: draw and save a figure inside it (matplotlib reads most
+    settings when an artist is made, so the whole chart goes in the block)."""
+    return plt.rc_context(STYLE)
+
+
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
+    """Write `name`.png and `name`.pdf, without timestamps, so the same data gives the same PDF."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        path = out_dir / f"{name}.{fmt}"
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        fig.savefig(path, format=fmt, metadata=metadata)
+        paths.append(path)
+    plt.close(fig)
+    return paths

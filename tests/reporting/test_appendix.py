@@ -1,0 +1,83 @@
+"""`kvbench appendix`: Markdown that parses, LaTeX that compiles (where a TeX toolchain is present)."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from kvbench.reporting.appendix import main
+from kvbench.reporting.latex import escape, verbatim
+
+
+def test_markdown_parses_with_tables_code_and_images_that_exist(appendix_dir):
+    markdown_it = pytest.importorskip("markdown_it")
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse((appendix_dir / "appendix.md").read_text())
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    for section in ("Environment", "Datasets", "Seeds and repeats", "Commands", "Configuration", "Results", "Figures"):
+        assert section in headings
+    assert sum(t.type == "table_open" for t in tokens) >= 7
+    fences = [t.content for t in tokens if t.type == "fence"]
+    assert any("kvbench run -m strategy=orca_max,paged workload.rate=2,16 seed=0,1" in f for f in fences)
+    images = [c.attrs["src"] for t in tokens if t.type == "inline" for c in t.children or [] if c.type == "image"]
+    assert len(images) == 6 and all((appendix_dir / src).is_file() for src in images)
+
+
+def test_appendix_records_what_the_runs_recorded(appendix_dir, rate_sweep):
+    text = (appendix_dir / "appendix.md").read_text()
+    manifest = json.loads((rate_sweep / "0" / "manifest.json").read_text())
+    if manifest["git"]["sha"]:
+        assert manifest["git"]["sha"] in text
+    for name in ("python", "torch", "triton"):
+        assert f"| {name} | {manifest['versions'][name]} |" in text
+    assert manifest["dataset"]["sha256"] in text
+    assert "| seeds | 0, 1 |" in text and "| seeds per configuration | 2 (4 configurations) |" in text
+    assert "GPU | none (simulator" in text
+    for job in range(8):
+        overrides = yaml.safe_load((rate_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
+        assert "kvbench run " + " ".join(overrides) in text
+        config = yaml.safe_load((appendix_dir / "configs" / f"rate_sweep_{job}.yaml").read_text())
+        assert config == yaml.safe_load((rate_sweep / str(job) / "config.yaml").read_text())
+    assert "± " in text  # two seeds per point: intervals
+
+
+def test_latex_is_well_formed_and_includes_existing_figures(appendix_dir):
+    tex = (appendix_dir / "appendix.tex").read_text()
+    begins = re.findall(r"\\begin\{(\w+)\}", tex)
+    ends = re.findall(r"\\end\{(\w+)\}", tex)
+    assert sorted(begins) == sorted(ends)
+    for command in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{longtable}", r"\includegraphics"):
+        assert command in tex
+    figures = re.findall(r"\\includegraphics\[[^\]]*\]\{\\kvbenchappendixdir/([^}]+)\}", tex)
+    assert len(figures) == 6 and all((appendix_dir / f).is_file() and f.endswith(".pdf") for f in figures)
+
+
+def test_latex_compiles_where_a_toolchain_is_present(appendix_dir, tmp_path):
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        pytest.skip("no pdflatex on this machine (apt-get install texlive-latex-recommended to run this test)")
+    work = shutil.copytree(appendix_dir, tmp_path / "appendix")
+    result = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "appendix_standalone.tex"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (work / "appendix_standalone.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_latex_escaping_and_wrapping():
+    assert escape("50% of a_b & c#{x}") == r"50\% of a\_b \& c\#\{x\}"
+    assert escape("1 ± 2 ≥ 3") == r"1 $\pm$ 2 $\geq$ 3"
+    assert r"\allowbreak{}" in escape("a" * 64)  # a checksum may break across lines
+    block = verbatim("kvbench run " + " ".join(f"key{i}=value{i}" for i in range(20)))
+    lines = block.splitlines()[2:-2]
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines)
+    assert all(line.endswith(" \\") for line in lines[:-1])
+
+
+def test_no_complete_run_is_bad_input(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no complete run" in capsys.readouterr().err

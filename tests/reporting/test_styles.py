@@ -1,0 +1,27 @@
+"""One colour per strategy, the same in every figure and every process."""
+
+import subprocess
+import sys
+
+import matplotlib.colors as mcolors
+
+from kvbench.reporting.styles import STRATEGY_COLORS, strategy_color, variant_color
+
+
+def test_builtin_presets_have_distinct_fixed_colours():
+    assert len(set(STRATEGY_COLORS.values())) == len(STRATEGY_COLORS)
+    assert strategy_color("paged") == STRATEGY_COLORS["paged"]
+
+
+def test_other_names_get_a_colour_that_does_not_depend_on_the_process():
+    code = "from kvbench.reporting.styles import strategy_color; print(strategy_color('radix_tree'))"
+    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other_process.stdout.strip() == strategy_color("radix_tree")
+    assert strategy_color("radix_tree") not in STRATEGY_COLORS.values()
+
+
+def test_variants_of_a_preset_are_shades_from_light_to_dark():
+    shades = [variant_color("paged", i, 3) for i in range(3)]
+    lightness = [sum(mcolors.to_rgb(c)) for c in shades]
+    assert lightness[0] > lightness[1] > lightness[2]
+    assert variant_color("paged", 0, 1) == strategy_color("paged")
