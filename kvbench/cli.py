@@ -21,6 +21,10 @@ commands:
                         regression gate between two runs or two sweeps (exit 1 on a regression)
   appendix SWEEP_DIR... --out DIR
                         reproducibility appendix for a paper (LaTeX + Markdown)
+  profile [options] [overrides...]
+                        time steps on a device, for the simulator's engine.cost_model=profile
+  reproduce vllm-paper [--quick] [--alpaca PATH]
+                        rerun the PagedAttention paper's memory experiments; published vs kvbench
 
 `kvbench run --help` shows the composed config and every group's options.
 Errors print one line; set KVBENCH_DEBUG=1 for the traceback.
@@ -55,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("report", "compare", "appendix"):
         module = importlib.import_module(f"kvbench.reporting.{command}")
         return module.main(rest)
+    if command == "profile":
+        from kvbench.profile import main as profile_main
+
+        return profile_main(rest)
+    if command == "reproduce":
+        from kvbench.reproduce.cli import main as reproduce_main
+
+        return reproduce_main(rest)
     if command == "workload" and rest[:1] == ["describe"]:
         from kvbench.describe import main as describe_main
 

@@ -1,10 +1,13 @@
-"""How long a step takes in the simulator: a roofline over the step's work.
+"""How long a step takes in the simulator: a roofline over the step's work, or a measured profile.
 
-A step reads every weight once, reads the K/V of every context token its decodes and prefills
-attend to, writes the K/V of its new tokens, and does the matmul and attention FLOPs of its tokens.
-Its time is the larger of bytes / (bandwidth x efficiency) and FLOPs / (peak x efficiency) on one
-GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism and a fixed
+Roofline: a step reads every weight once, reads the K/V of every context token its decodes and
+prefills attend to, writes the K/V of its new tokens, and does the matmul and attention FLOPs of its
+tokens. Its time is the larger of bytes / (bandwidth x efficiency) and FLOPs / (peak x efficiency)
+on one GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism and a fixed
 per-step overhead.
+
+Profile (`engine.cost_model=profile`): step times measured on a real device by `kvbench profile`,
+interpolated over the measured grid (see profile_table.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelSpec
+from kvbench.profile_table import ProfileTable
 from kvbench.scheduler import StepPlan
 
 
@@ -82,3 +86,38 @@ class RooflineCostModel:
         bytes_moved = self._weight_bytes + self._kv_bytes_per_token * kv_tokens_moved
         compute_s = max(flops / self._flops_per_s, bytes_moved / self._bytes_per_s)
         return compute_s + self._comm_s_per_token * num_tokens + self._step_overhead_s
+
+
+class ProfileCostModel:
+    """Step times interpolated from a table measured by `kvbench profile` (see profile_table.py).
+
+    A step is placed in the table's grid by its decode batch, mean decode context, prefill tokens
+    and mean keys per prefill token; the table is picked by the strategy's block-table layout
+    (`contiguous` for contiguous reservation, `paged` otherwise) and its block size. The fixed
+    per-step overhead is added as in the roofline: the profile times the device part of a step.
+    """
+
+    def __init__(self, table: ProfileTable, block_size: int, step_overhead_s: float = 0.0):
+        if step_overhead_s < 0:
+            raise ValueError(f"engine.step_overhead_s={step_overhead_s} must be >= 0")
+        self.table = table
+        self.block_size = block_size
+        self.step_overhead_s = step_overhead_s
+        self.num_steps_outside_grid = 0  # steps whose time was extrapolated
+
+    @classmethod
+    def load(
+        cls, path: str, model: ModelSpec, hardware: HardwareConfig, block_size: int, step_overhead_s: float = 0.0
+    ) -> ProfileCostModel:
+        table = ProfileTable.load(path)
+        table.check_covers(model.config, hardware, block_size)
+        return cls(table, block_size, step_overhead_s)
+
+    def step_time_s(self, work: StepWork, layout: str) -> float:
+        grid = self.table.grid(layout, self.block_size)
+        b, n = work.num_decode_seqs, work.num_prefill_tokens
+        c = work.decode_context_tokens / b if b else grid.axes[1][0]
+        k = work.prefill_attention_pairs / n if n else grid.axes[3][0]
+        if not grid.covers(b, c, n, k):
+            self.num_steps_outside_grid += 1
+        return grid(b, c, n, k) + self.step_overhead_s

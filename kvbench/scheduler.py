@@ -12,7 +12,8 @@ executor has run or costed it. Two shapes of step, as in vLLM:
 
 When a running sequence cannot get a block, the latest-admitted request is preempted by recompute:
 its blocks are freed and it goes back to the head of the queue; a single-sequence request keeps its
-output so far and recomputes prompt + output, a request with several sequences restarts.
+output so far and recomputes prompt + output, a request with several sequences (even one preempted
+while forking them) restarts.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ class Scheduler:
         self._drop_running(group)
         group.num_preemptions += 1
         self._step.num_preemptions += 1
-        if len(group.seqs) == 1:
+        if group.request.num_seqs == 1:
             seq = group.seqs[0]  # recompute what it has: prompt + outputs so far
             group.num_prefill_target_tokens = group.request.num_prompt_tokens + seq.num_output_tokens
         else:

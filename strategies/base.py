@@ -173,6 +173,11 @@ class KVCacheStrategy(ABC):
     def usage(self) -> PoolUsage:
         """Where the pool's slots are, as of the last calls (external fragmentation excluded)."""
 
+    def pop_block_copies(self) -> list[tuple[int, int]]:
+        """(src, dst) block copies made since the last call, oldest first: forks that copy and
+        copy-on-write. A device executor applies them before the step's attention."""
+        return []
+
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
         """Free slots that cannot serve this allocation, which failed: holes too small for it."""
         return 0

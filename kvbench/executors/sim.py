@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from kvbench.cost_model import RooflineCostModel, StepWork
+from kvbench.cost_model import ProfileCostModel, RooflineCostModel, StepWork
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.strategies.base import KVCacheStrategy
+from kvbench.strategies.contiguous import ContiguousStrategy
 
 
 class CostModelKind(Enum):
     roofline = "roofline"
+    profile = "profile"  # a table measured by `kvbench profile` (engine.profile_path)
 
 
 @dataclass
@@ -21,12 +24,47 @@ class SimEngineConfig(EngineConfig):
     name: str = "sim"
     cost_model: CostModelKind = CostModelKind.roofline
     step_overhead_s: float = 0.0  # fixed CPU time per step (scheduling, sampling, launches)
+    profile_path: str | None = None  # the profile CSV (its JSON sidecar beside it), for cost_model=profile
+
+
+def block_table_layout(strategy: KVCacheStrategy) -> str:
+    """The profile layout whose step times fit the strategy's block tables."""
+    return "contiguous" if isinstance(strategy, ContiguousStrategy) else "paged"
 
 
 @EXECUTORS.register("sim", SimEngineConfig)
 class SimExecutor(Executor):
     def __init__(self, config: SimEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int):
-        self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
+        self.cost_model: RooflineCostModel | None = None
+        self.profile: ProfileCostModel | None = None
+        if CostModelKind(config.cost_model) is CostModelKind.profile:
+            if not config.profile_path:
+                raise ValueError("engine.cost_model=profile needs engine.profile_path=<CSV written by kvbench profile>")
+            self.profile = ProfileCostModel.load(
+                config.profile_path, model, hardware, budget.block_size, config.step_overhead_s
+            )
+        elif config.profile_path:
+            raise ValueError(
+                f"engine.profile_path={config.profile_path} is set but engine.cost_model=roofline: "
+                "add engine.cost_model=profile"
+            )
+        else:
+            self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
 
     def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+        # Nothing moves in a simulation: drop the block copies the strategy logged for a device
+        # executor, or the log grows for the whole run (beam search forks every step).
+        scheduler.strategy.pop_block_copies()
+        if self.profile is not None:
+            return self.profile.step_time_s(StepWork.of(step), block_table_layout(scheduler.strategy))
         return self.cost_model.step_time_s(StepWork.of(step))
+
+    def summary_fields(self) -> dict:
+        if self.profile is None:
+            return {}
+        return {
+            "cost_model": "profile",
+            "profile_path": self.profile.table.where,
+            "profile_dtype": self.profile.table.meta.get("dtype"),
+            "profile_steps_outside_grid": self.profile.num_steps_outside_grid,
+        }

@@ -1,0 +1,33 @@
+"""The oracle: the same decoder with no KV cache at all.
+
+Each sequence's whole token list goes through the decoder at once with full causal attention
+(torch's scaled_dot_product_attention over dense K/V, query heads repeated per GQA group): no
+pool, no block table, no kernel of kvbench. A device run whose strategy, scheduler or kernels
+changed what the model computes disagrees with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from kvbench.device.decoder import Decoder
+
+
+@torch.inference_mode()
+def dense_logits(decoder: Decoder, token_ids: Sequence[int]) -> torch.Tensor:
+    """Logits `[len(token_ids), vocab]`: row p predicts the token after position p."""
+    device = decoder.weights.embedding.device
+    ids = torch.as_tensor(list(token_ids), dtype=torch.int64, device=device)
+    positions = torch.arange(len(ids), device=device)
+    scale = decoder.scale
+
+    def causal_attention(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        group = q.shape[1] // k.shape[1]
+        q_h, k_h, v_h = (t.transpose(0, 1) for t in (q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)))
+        out = F.scaled_dot_product_attention(q_h, k_h, v_h, is_causal=True, scale=scale)
+        return out.transpose(0, 1)
+
+    return decoder.forward(ids, positions, causal_attention, positions)

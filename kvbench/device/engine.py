@@ -1,0 +1,118 @@
+"""The device executor's work: build the model and the pool, run each planned step, keep tokens.
+
+Weights are seeded random (the run's seed), the pool holds `budget.num_blocks` blocks, the same
+number the simulator uses, so the same schedule gives the same block tables on both. Step
+durations are the timed device region of `StepRunner.run`; building the inputs from the schedule
+is host time, reported apart (`host_prepare_s`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from kvbench.device.decoder import Decoder
+from kvbench.device.kv_pool import KVPool, kv_pool_bytes
+from kvbench.device.plan_inputs import plan_step_inputs
+from kvbench.device.profile_grid import warm_up
+from kvbench.device.settings import (
+    attention_backend,
+    check_memory_fits,
+    device_description,
+    torch_device,
+    torch_dtype,
+)
+from kvbench.device.step_runner import StepRunner
+from kvbench.device.token_book import TokenBook
+from kvbench.device.weights import random_weights, weight_bytes
+from kvbench.executors.device import AttentionBackend, DeviceEngineConfig, DType
+from kvbench.hardware import HardwareConfig, KVBudget
+from kvbench.model_spec import ModelSpec
+from kvbench.scheduler import Scheduler, StepPlan
+
+# summary.json names of the timed sections (seconds summed over the run).
+SECTION_FIELDS = {
+    "prefill_attention": "kernel_prefill_attention_s",
+    "decode_attention": "kernel_decode_attention_s",
+    "store_kv": "kernel_store_kv_s",
+    "copy_blocks": "kernel_copy_blocks_s",
+}
+
+
+class DeviceEngine:
+    def __init__(
+        self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
+    ):
+        if hardware.tensor_parallel != 1:
+            raise ValueError(
+                f"engine=device runs the model on one device: hardware.tensor_parallel={hardware.tensor_parallel} "
+                "must be 1 (shrink the model with model.num_layers=... to fit one GPU)"
+            )
+        started = time.perf_counter()
+        c = model.config
+        self.device = torch_device(config.device)
+        self.dtype = torch_dtype(DType(config.dtype).value)
+        self.backend = attention_backend(AttentionBackend(config.backend).value, self.device, self.dtype)
+        check_memory_fits(
+            self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, self.dtype)
+        )
+        self.model_config = c
+        self.decoder = Decoder(c, random_weights(c, self.dtype, self.device, seed))
+        self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
+        self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device)
+        self.book = TokenBook(c.vocab_size, config.record_logits)
+        self.record_logits = config.record_logits
+        self.warmup_s = 0.0
+        if config.warmup and self.device.type == "cuda":
+            warmup_started = time.perf_counter()
+            warm_up(self.runner)
+            self.pool.fill(float("nan"))  # forget what the warm-up wrote
+            self.warmup_s = time.perf_counter() - warmup_started
+        self.setup_s = time.perf_counter() - started
+        self.host_prepare_s = 0.0
+        self.device_time_s = 0.0
+
+    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+        started = time.perf_counter()
+        planned = plan_step_inputs(step, scheduler, self.book)
+        self.host_prepare_s += time.perf_counter() - started
+        out = self.runner.run(planned.inputs, keep_logits=self.record_logits)
+        if not out.finite.all():
+            bad = [f"seq {seq.seq_id} (request {seq.group.request_id}) after position {position}"
+                   for (seq, position), ok in zip(planned.sampled, out.finite) if not ok]
+            raise FloatingPointError(
+                f"step {step.step_index}: non-finite logits for {', '.join(bad)}: a kernel read a KV slot that "
+                "was never written (the pool starts as NaN), or the activations overflowed engine.dtype"
+            )
+        for i, (seq, position) in enumerate(planned.sampled):
+            logits = out.logits[i] if out.logits is not None else None
+            self.book.sampled(seq, position, int(out.token_ids[i]), logits)
+        self.device_time_s += out.duration_s
+        return out.duration_s
+
+    def summary_fields(self) -> dict:
+        sections = self.runner.timer.section_totals_s
+        return {
+            "device": device_description(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "attention_backend": self.backend,
+            "model_num_layers": self.model_config.num_layers,
+            "tokens_sha256": self.book.tokens_sha256(),
+            "device_time_s": self.device_time_s,
+            **{field: sections.get(name, 0.0) for name, field in SECTION_FIELDS.items()},
+            "copied_blocks": self.runner.num_copied_blocks,
+            "host_prepare_s": self.host_prepare_s,
+            "setup_s": self.setup_s,
+            "warmup_s": self.warmup_s,
+            "weights_bytes": sum(t.numel() * t.element_size() for t in _unique(self.decoder.weights.tensors())),
+            "device_kv_pool_bytes": self.pool.num_bytes,
+        }
+
+
+def _unique(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Tensors counted once per storage (tied embeddings share one)."""
+    seen: dict[int, torch.Tensor] = {}
+    for t in tensors:
+        seen.setdefault(t.untyped_storage().data_ptr(), t)
+    return list(seen.values())

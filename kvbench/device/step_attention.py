@@ -1,0 +1,49 @@
+"""A step's attention over the KV pool, layer by layer: store every new token's K/V, then attend.
+
+All stores of a layer come before any attention of that layer: requests admitted in the same step
+may share prefix-cache blocks that an earlier request of the step is writing, and a sequence's
+prefill attends to its own new tokens through the pool. Prefill tokens attend with the prefill
+kernel (chunks, cached prefixes), decode tokens with the decode kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kvbench.device.kv_pool import KVPool
+from kvbench.device.step_inputs import DeviceStepInputs
+from kvbench.device.timing import StepTimer
+from kvbench.kernels import paged_decode_attention, paged_prefill_attention, store_kv
+
+
+class StepAttention:
+    """The `AttentionFn` of one step: called once per layer by the decoder."""
+
+    def __init__(self, pool: KVPool, inputs: DeviceStepInputs, scale: float, backend: str, timer: StepTimer):
+        self.pool = pool
+        self.inputs = inputs
+        self.scale = scale
+        self.backend = backend
+        self.timer = timer
+
+    def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        inputs, backend = self.inputs, self.backend
+        key_cache, value_cache = self.pool.layer(layer)
+        with self.timer.section("store_kv"):
+            store_kv(k, v, key_cache, value_cache, inputs.slot_mapping, backend=backend)
+        out = torch.empty_like(q)
+        num_prefill = inputs.num_prefill_tokens
+        if num_prefill:
+            with self.timer.section("prefill_attention"):
+                paged_prefill_attention(
+                    q[:num_prefill], key_cache, value_cache, inputs.prefill_block_tables,
+                    inputs.prefill_query_start_loc, inputs.prefill_context_lens, self.scale,
+                    max_query_len=inputs.max_query_len, out=out[:num_prefill], backend=backend,
+                )
+        if num_prefill < q.shape[0]:
+            with self.timer.section("decode_attention"):
+                paged_decode_attention(
+                    q[num_prefill:], key_cache, value_cache, inputs.decode_block_tables, inputs.decode_context_lens,
+                    self.scale, max_context_len=inputs.max_decode_context_len, out=out[num_prefill:], backend=backend,
+                )
+        return out
