@@ -60,6 +60,7 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     scheduler = Scheduler(strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed)
     engine_cfg = to_object(cfg.engine)
     executor = EXECUTORS.get(engine_cfg.name)(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
+    strategy.record_block_copies = executor.needs_block_copies
     return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
 
 

@@ -58,8 +58,10 @@ class StepPlan:
     tick: int | None = None  # the decode tick, None when this step runs no decodes
     prefills: list[PrefillChunk] = field(default_factory=list)
     beam_seqs: list[Sequence] = field(default_factory=list)  # decoded eagerly (they fork every step)
-    num_lazy_decodes: int = 0
-    lazy_context_tokens: int = 0  # KV tokens the lazy decodes attend to, new tokens included
+    # Totals, set once the step is planned:
+    num_prefill_tokens: int = 0
+    num_decode_seqs: int = 0
+    decode_context_tokens: int = 0  # KV tokens the decodes attend to, their new tokens included
     num_decode_requests: int = 0
     num_running_requests: int = 0
     num_waiting_requests: int = 0
@@ -71,18 +73,6 @@ class StepPlan:
     def batch_size(self) -> int:
         """Requests with tokens in this step."""
         return self.num_decode_requests + len(self.prefills)
-
-    @property
-    def num_decode_seqs(self) -> int:
-        return self.num_lazy_decodes + len(self.beam_seqs)
-
-    @property
-    def decode_context_tokens(self) -> int:
-        return self.lazy_context_tokens + sum(seq.num_computed_tokens + 1 for seq in self.beam_seqs)
-
-    @property
-    def num_prefill_tokens(self) -> int:
-        return sum(chunk.num_new_tokens for chunk in self.prefills)
 
     @property
     def num_scheduled_tokens(self) -> int:
@@ -184,9 +174,13 @@ class Scheduler:
         # Preemptions late in planning may have removed groups scheduled earlier in the step.
         if step.beam_seqs:
             step.beam_seqs = [seq for seq in step.beam_seqs if seq.group.phase is Phase.DECODE]
+        if step.prefills:
+            step.num_prefill_tokens = sum(chunk.num_new_tokens for chunk in step.prefills)
         if step.tick is not None:
-            step.num_lazy_decodes = len(self.lazy)
-            step.lazy_context_tokens = self.lazy.context_tokens(step.tick)
+            step.num_decode_seqs = len(self.lazy) + len(step.beam_seqs)
+            step.decode_context_tokens = self.lazy.context_tokens(step.tick)
+            if step.beam_seqs:
+                step.decode_context_tokens += sum(seq.num_computed_tokens + 1 for seq in step.beam_seqs)
             step.num_decode_requests = len(self.running) - len(self._prefilling)
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
@@ -211,7 +205,7 @@ class Scheduler:
             lazy.materialize(seq, tick - 1)
             if self._allocate_or_preempt(seq, seq.num_computed_tokens, 1):
                 lazy.synced(seq)
-        for group in list(self._beams.values()):
+        for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
             if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) for seq in group.seqs):
@@ -220,7 +214,7 @@ class Scheduler:
                 step.beam_seqs.extend(group.seqs)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
-        for group in list(self._prefilling.values()):
+        for group in list(self._prefilling.values()) if self._prefilling else ():
             if budget <= 0:
                 break
             if group.phase is not Phase.PREFILL:
@@ -337,11 +331,7 @@ class Scheduler:
         """Apply the step that ended at `end_time_s`: the pool's usage during it, finished requests."""
         if step.tick is not None:
             self._lazy_tick = step.tick
-        num_unsynced = (
-            sum(chunk.num_new_tokens for chunk in step.prefills)
-            + len(step.beam_seqs)
-            + self.lazy.unsynced_tokens(self._lazy_tick)
-        )
+        num_unsynced = step.num_prefill_tokens + len(step.beam_seqs) + self.lazy.unsynced_tokens(self._lazy_tick)
         for chunk in step.prefills:
             chunk.seq.num_computed_tokens += chunk.num_new_tokens
         for seq in step.beam_seqs:
@@ -354,12 +344,14 @@ class Scheduler:
         finished: list[RequestState] = []
         if step.tick is not None:
             done = self.lazy.pop_finished(step.tick)
-            for seq in done:
-                self.strategy.free(seq.seq_id, seq.num_computed_tokens)
-            for group in {seq.group.admit_order: seq.group for seq in done}.values():
-                if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
-                    self._finish(group, end_time_s, finished, already_freed=True)
-            self._advance_beams(step, end_time_s, finished)
+            if done:
+                for seq in done:
+                    self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+                for group in {seq.group.admit_order: seq.group for seq in done}.values():
+                    if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
+                        self._finish(group, end_time_s, finished, already_freed=True)
+            if step.beam_seqs:
+                self._advance_beams(step, end_time_s, finished)
         for chunk in step.prefills:
             group = chunk.seq.group
             if group.phase is Phase.PREFILL and chunk.seq.num_computed_tokens == group.num_prefill_target_tokens:
@@ -392,10 +384,14 @@ class Scheduler:
                 self.lazy.add(s, self.tick)
 
     def _fork(self, group: RequestState, parent: Sequence) -> bool:
-        child = Sequence(
-            self._new_seq_id(), group, group.branch_stream(parent.stream.truncate(parent.num_computed_tokens)),
-            parent.num_output_tokens, parent_seq_id=parent.seq_id,
-        )
+        if group.request.beam_width > 1:
+            # Beams fork every step: a stream of their own each would grow a segment per step.
+            # They may claim one stream, since nothing ever looks their generated blocks up (a
+            # preempted beam request restarts from its prompt).
+            stream = parent.stream
+        else:
+            stream = group.branch_stream(parent.stream.truncate(parent.num_computed_tokens))
+        child = Sequence(self._new_seq_id(), group, stream, parent.num_output_tokens, parent_seq_id=parent.seq_id)
         if not self._fork_or_preempt(parent, child):
             return False
         child.num_computed_tokens = child.synced_tokens = parent.synced_tokens = parent.num_computed_tokens

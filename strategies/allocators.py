@@ -25,6 +25,7 @@ class FreeSpaceAllocator(ABC):
     def __init__(self, num_blocks: int):
         self.num_blocks = num_blocks
         self.num_free_blocks = num_blocks
+        self.version = 0  # bumped by every allocation and free: the holes are unchanged while it is
 
     @abstractmethod
     def run_size(self, num_blocks: int) -> int:
@@ -72,10 +73,12 @@ class FirstFitAllocator(FreeSpaceAllocator):
                     self._starts[i] = start + num_blocks
                     self._sizes[start + num_blocks] = size - num_blocks
                 self.num_free_blocks -= num_blocks
+                self.version += 1
                 return start
         return None
 
     def free(self, start: int, num_blocks: int) -> None:
+        self.version += 1
         i = bisect.bisect_left(self._starts, start)
         end = start + num_blocks
         if i < len(self._starts) and self._starts[i] == end:  # merge the hole after
@@ -130,11 +133,13 @@ class BuddyAllocator(FreeSpaceAllocator):
             found -= 1
             bisect.insort(self._free[found], start + (1 << found))
         self.num_free_blocks -= 1 << order
+        self.version += 1
         return start
 
     def free(self, start: int, num_blocks: int) -> None:
         order = (num_blocks - 1).bit_length()
         self.num_free_blocks += 1 << order
+        self.version += 1
         region_order = self._region_orders[bisect.bisect_right(self._region_starts, start) - 1]
         while order < region_order:
             buddy = start ^ (1 << order)

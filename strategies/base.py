@@ -25,6 +25,7 @@ slots the strategy counted as reserved; `PoolUsage.with_unsynced` moves them to 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,6 +133,10 @@ class KVCacheStrategy(ABC):
         # Bumped whenever an allocation that failed before might now succeed (frees, new cache
         # entries), so the scheduler retries a blocked admission only then.
         self.admission_epoch = 0
+        # Block copies are logged only for an executor that moves K/V (the device executor): a
+        # simulation would pay for a log nobody reads (a token-granular fork copies every token).
+        self.record_block_copies = False
+        self._block_copies: list[tuple[int, int]] = []
 
     @property
     def pool_slots(self) -> int:
@@ -175,8 +180,14 @@ class KVCacheStrategy(ABC):
 
     def pop_block_copies(self) -> list[tuple[int, int]]:
         """(src, dst) block copies made since the last call, oldest first: forks that copy and
-        copy-on-write. A device executor applies them before the step's attention."""
-        return []
+        copy-on-write. A device executor applies them before the step's attention. Empty unless
+        `record_block_copies` is set."""
+        copies, self._block_copies = self._block_copies, []
+        return copies
+
+    def _log_copies(self, pairs: Iterable[tuple[int, int]]) -> None:
+        if self.record_block_copies:
+            self._block_copies.extend(pairs)
 
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
         """Free slots that cannot serve this allocation, which failed: holes too small for it."""

@@ -60,7 +60,8 @@ class ContiguousStrategy(KVCacheStrategy):
         self._token_slots = 0
         self._reserved_slots = 0  # slots for tokens the sequences will still write
         self._held_slots = 0
-        self._block_copies: list[tuple[int, int]] = []
+        # Asked every step while a request waits: recomputed only when the holes or the request change.
+        self._external_frag: tuple[tuple[int, int], int] = ((-1, -1), 0)
 
     def reserved_tokens(self, final_num_kv_tokens: int) -> int:
         """Tokens the policy reserves for a sequence that will hold `final_num_kv_tokens`."""
@@ -108,7 +109,7 @@ class ContiguousStrategy(KVCacheStrategy):
             return False
         self._sync(parent, num_computed_tokens)
         num_copied_blocks = ceil_div(num_computed_tokens, self.block_size)
-        self._block_copies.extend((parent.start + i, run.start + i) for i in range(num_copied_blocks))
+        self._log_copies((parent.start + i, run.start + i) for i in range(num_copied_blocks))
         self.counters.fork_copied_blocks += num_copied_blocks
         return True
 
@@ -132,10 +133,6 @@ class ContiguousStrategy(KVCacheStrategy):
         run = self._seqs[seq_id]
         return list(range(run.start, run.start + run.num_reserved_blocks))
 
-    def pop_block_copies(self) -> list[tuple[int, int]]:
-        copies, self._block_copies = self._block_copies, []
-        return copies
-
     def usage(self) -> PoolUsage:
         return PoolUsage(
             pool_slots=self.pool_slots,
@@ -152,7 +149,10 @@ class ContiguousStrategy(KVCacheStrategy):
         if seq.seq_id in self._seqs:
             return 0  # a running sequence never needs a new run
         num_blocks = ceil_div(max(self.reserved_tokens(seq.final_num_kv_tokens), num_new_tokens), self.block_size)
-        return self.allocator.unusable_free_blocks(num_blocks) * self.block_size
+        key = (num_blocks, self.allocator.version)
+        if key != self._external_frag[0]:
+            self._external_frag = (key, self.allocator.unusable_free_blocks(num_blocks) * self.block_size)
+        return self._external_frag[1]
 
     def max_seq_kv_tokens(self) -> int:
         largest_slots = self.allocator.largest_run() * self.block_size

@@ -51,8 +51,6 @@ class PagedStrategy(KVCacheStrategy):
         self.pool = BlockPool(num_blocks, self.block_size)
         self._seqs: dict[int, SeqBlocks] = {}
         self._num_logical_blocks = 0
-        # (src, dst) block copies since the last `pop_block_copies`: the device executor copies KV.
-        self._block_copies: list[tuple[int, int]] = []
 
     # -- hooks for subclasses ------------------------------------------------------------------
 
@@ -133,7 +131,7 @@ class PagedStrategy(KVCacheStrategy):
         self._seqs[child.seq_id] = state
         self._append_blocks(state, num_blocks)
         self._sync(state, num_computed_tokens)  # the copies hold the parent's tokens
-        self._block_copies.extend((src.block_id, dst.block_id) for src, dst in zip(parent.blocks, state.blocks))
+        self._log_copies((src.block_id, dst.block_id) for src, dst in zip(parent.blocks, state.blocks))
         self.counters.fork_copied_blocks += num_blocks
         return True
 
@@ -147,11 +145,6 @@ class PagedStrategy(KVCacheStrategy):
 
     def block_table(self, seq_id: int) -> list[int]:
         return [block.block_id for block in self._seqs[seq_id].blocks]
-
-    def pop_block_copies(self) -> list[tuple[int, int]]:
-        """(src, dst) block copies the strategy made since the last call, oldest first."""
-        copies, self._block_copies = self._block_copies, []
-        return copies
 
     def usage(self) -> PoolUsage:
         bs = self.block_size
@@ -239,5 +232,5 @@ class PagedStrategy(KVCacheStrategy):
         self.pool.set_fill(copy, state.num_tokens - block_index * self.block_size, self._reserve_end(state, block_index))
         state.blocks[block_index] = copy
         self.pool.release([shared])  # still held by the other sharers
-        self._block_copies.append((shared.block_id, copy.block_id))
+        self._log_copies([(shared.block_id, copy.block_id)])
         self.counters.cow_copies += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -22,6 +23,9 @@ class Executor(ABC):
 
     Built as `cls(config, model=ModelSpec, hardware=HardwareConfig, budget=KVBudget, seed=int)`.
     """
+
+    # Whether it moves K/V, so that the strategy must log its block copies (pop_block_copies).
+    needs_block_copies: ClassVar[bool] = False
 
     @abstractmethod
     def execute(self, step: StepPlan, scheduler: Scheduler) -> float:

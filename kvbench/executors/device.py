@@ -45,6 +45,7 @@ class DeviceEngineConfig(EngineConfig):
 
 @EXECUTORS.register("device", DeviceEngineConfig)
 class DeviceExecutor(Executor):
+    needs_block_copies = True
     def __init__(
         self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
     ):

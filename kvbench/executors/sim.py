@@ -52,9 +52,6 @@ class SimExecutor(Executor):
             self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
 
     def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
-        # Nothing moves in a simulation: drop the block copies the strategy logged for a device
-        # executor, or the log grows for the whole run (beam search forks every step).
-        scheduler.strategy.pop_block_copies()
         if self.profile is not None:
             return self.profile.step_time_s(StepWork.of(step), block_table_layout(scheduler.strategy))
         return self.cost_model.step_time_s(StepWork.of(step))

@@ -50,6 +50,7 @@ def test_external_fragmentation_is_the_free_space_in_holes_too_small(strategy_fa
 
 def test_fork_reserves_a_second_run_and_copies(strategy_factory, seq_factory):
     st = strategy_factory("contiguous", num_blocks=16, block_size=4, max_model_len=64, reservation="oracle")
+    st.record_block_copies = True
     a = seq_factory(0, prompt=6, final=10)
     assert st.allocate(a, 0, 6)
     child = seq_factory(1, a.stream.truncate(6), final=10)

@@ -57,6 +57,7 @@ def test_headroom_is_the_rest_of_the_last_block(strategy_factory, seq_factory):
 
 def test_plain_paged_fork_copies_every_block(strategy_factory, seq_factory):
     st = strategy_factory("paged", num_blocks=8, block_size=4)
+    st.record_block_copies = True  # as for the device executor, which must copy the K/V
     a = seq_factory(0, prompt=6, final=9)
     assert st.allocate(a, 0, 6)
     child = seq_factory(1, prompt=a.stream.truncate(6), final=9)
@@ -67,8 +68,17 @@ def test_plain_paged_fork_copies_every_block(strategy_factory, seq_factory):
     check(st)
 
 
+def test_block_copies_are_logged_only_for_an_executor_that_moves_kv(strategy_factory, seq_factory):
+    st = strategy_factory("paged", num_blocks=8, block_size=4)
+    a = seq_factory(0, prompt=6, final=9)
+    assert st.allocate(a, 0, 6)
+    assert st.fork(0, seq_factory(1, prompt=a.stream.truncate(6), final=9), 6)
+    assert st.counters.fork_copied_blocks == 2 and st.pop_block_copies() == []
+
+
 def test_cow_fork_shares_and_the_first_write_into_a_shared_block_copies_it(strategy_factory, seq_factory):
     st = strategy_factory("paged_cow", num_blocks=8, block_size=4)
+    st.record_block_copies = True
     a = seq_factory(0, prompt=6, final=9)
     assert st.allocate(a, 0, 6)
     child = seq_factory(1, prompt=a.stream.truncate(6), final=9)
