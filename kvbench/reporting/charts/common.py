@@ -42,7 +42,7 @@ def grouped_bars(ax, data: pd.DataFrame, value: str, scale: float = 1.0, label_f
     single rate the series names label the x axis; otherwise the rates do and a legend names series.
     `label_format` ("{:.0f}") writes each bar's value above it.
     """
-    rates = list(dict.fromkeys(data["rate"].tolist()))
+    rates = data["rate"].drop_duplicates().tolist()  # NaN (offline) counts once
     series = list(dict.fromkeys(data["series"].tolist()))
     width = 0.8 / len(series)
     for s_index, name in enumerate(series):

@@ -26,7 +26,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         return Skipped(NAME, "summary.json lacks the mem_*_frac memory breakdown")
     data = aggregate(runs, ["series", "color", "rate"], list(FRACTIONS.values()))
     data = data.rename(columns={column: category for category, column in FRACTIONS.items()})
-    rates = list(dict.fromkeys(runs.sort_values("rate")["rate"].tolist()))
+    rates = runs.sort_values("rate")["rate"].drop_duplicates().tolist()  # NaN (offline) counts once
     notes = []
     if len(rates) > MAX_PANELS:
         picked = np.unique(np.linspace(0, len(rates) - 1, MAX_PANELS).round().astype(int))
