@@ -15,6 +15,7 @@ from kvbench.metrics import MetricsRecorder, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import RunDirectory
 from kvbench.scheduler import Scheduler
+from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
 
@@ -76,22 +77,15 @@ def simulate(run: Run, progress: bool = True) -> tuple[MetricsRecorder, float]:
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
         disable=not progress or None, dynamic_ncols=True, leave=False,
     )
-    clock_s = 0.0
     with bar:
-        while scheduler.has_work():
-            step = scheduler.schedule(clock_s)
-            if step is None:
-                clock_s = scheduler.next_arrival_time_s()
-                continue
-            duration_s = executor.execute(step, scheduler)
-            usage, finished = scheduler.complete(step, clock_s + duration_s)
-            recorder.record_step(step, clock_s, duration_s, usage, strategy.counters, len(finished))
-            clock_s += duration_s
-            if finished:
-                recorder.record_finished(finished, executor.request_fields)
-                bar.update(len(finished))
-                bar.set_postfix(sim_s=f"{clock_s:.1f}", batch=step.batch_size, refresh=False)
-    return recorder, clock_s
+        for result in run_steps(scheduler, executor):
+            recorder.record_step(result.step, result.start_s, result.duration_s, result.usage, strategy.counters,
+                                 len(result.finished))
+            if result.finished:
+                recorder.record_finished(result.finished, executor.request_fields)
+                bar.update(len(result.finished))
+                bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
+    return recorder, recorder.end_time_s
 
 
 def summary_header(run: Run) -> dict:

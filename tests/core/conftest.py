@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from kvbench.executors.base import Executor
 from kvbench.request import Request
 from kvbench.scheduler import Scheduler, SchedulerConfig, StepPlan
 from kvbench.sequence import RequestState
 from kvbench.strategies import STRATEGIES
 from kvbench.strategies.base import PoolUsage
+from kvbench.step_loop import run_steps
 from kvbench.strategies.invariants import check
 from kvbench.tokens import Synthetic, TokenSequence
 
@@ -57,22 +59,20 @@ class Trace:
         ]
 
 
+class FixedStepTime(Executor):
+    def execute(self, step, scheduler) -> float:
+        return STEP_TIME_S
+
+
 def drive(strategy, requests, config: SchedulerConfig, lazy: bool = True, check_every_step: bool = False,
           max_model_len: int = 128) -> Trace:
     """Run the scheduler to the end with a fixed step time."""
     scheduler = Scheduler(strategy, config, requests, max_model_len, seed=0, lazy_decode=lazy)
     trace = Trace()
-    clock_s = 0.0
-    while scheduler.has_work():
-        step = scheduler.schedule(clock_s)
-        if step is None:
-            clock_s = scheduler.next_arrival_time_s()
-            continue
-        clock_s += STEP_TIME_S
-        usage, finished = scheduler.complete(step, clock_s)
-        trace.steps.append(step)
-        trace.usages.append(usage)
-        trace.finished.extend(finished)
+    for result in run_steps(scheduler, FixedStepTime()):
+        trace.steps.append(result.step)
+        trace.usages.append(result.usage)
+        trace.finished.extend(result.finished)
         if check_every_step:
             check(strategy)
     return trace

@@ -21,6 +21,7 @@ from kvbench.request import Request
 from kvbench.runner import Run, build, simulate
 from kvbench.scheduler import Scheduler
 from kvbench.sequence import RequestState
+from kvbench.step_loop import run_steps
 
 # The tiny model in float64 on CPU: small enough for dozens of requests in a second, and a
 # context limit that makes contiguous reservation (orca_max) cost something.
@@ -62,18 +63,11 @@ def drive() -> Callable[[Scheduler, object], list[RequestState]]:
     """The runner's step loop for a hand-built scheduler and executor; returns finished requests."""
 
     def drive_(scheduler: Scheduler, executor) -> list[RequestState]:
-        clock_s, done = 0.0, []
-        while scheduler.has_work():
-            step = scheduler.schedule(clock_s)
-            if step is None:
-                clock_s = scheduler.next_arrival_time_s()
-                continue
-            duration_s = executor.execute(step, scheduler)
-            _, finished = scheduler.complete(step, clock_s + duration_s)
-            clock_s += duration_s
-            for group in finished:
+        done = []
+        for result in run_steps(scheduler, executor):
+            for group in result.finished:
                 executor.request_fields(group)
-            done.extend(finished)
+            done.extend(result.finished)
         return done
 
     return drive_
