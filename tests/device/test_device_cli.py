@@ -13,6 +13,8 @@ import torch
 
 # Tiny matmuls on a busy machine: torch's thread pool only adds contention.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# Subprocesses run from a scratch folder: from the checkout, `python -m` would import its kvbench/
+# folder instead of the installed package.
 RUN = [
     sys.executable, "-m", "kvbench.cli", "run", "model=tiny", "engine=device", "engine.device=cpu",
     "engine.dtype=float32", "strategy=paged_cow", "workload=synthetic", "workload.num_requests=6",
@@ -21,7 +23,9 @@ RUN = [
 
 
 def test_a_device_run_writes_tokens_and_kernel_times(tmp_path):
-    result = subprocess.run([*RUN, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, env=ENV)
+    result = subprocess.run(
+        [*RUN, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["engine"] == "device" and summary["device"] == "cpu" and summary["dtype"] == "float32"
@@ -42,7 +46,7 @@ def test_a_device_run_writes_tokens_and_kernel_times(tmp_path):
 def test_cuda_without_cuda_fails_with_one_line(tmp_path):
     command = [arg for arg in RUN if arg != "engine.device=cpu"]
     result = subprocess.run(
-        [*command, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, env=ENV
+        [*command, f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, env=ENV, cwd=tmp_path
     )
     assert result.returncode == 2
     assert "kvbench: error: engine.device=cuda but CUDA is not available" in result.stderr

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 
-def test_package_works_without_triton() -> None:
+def test_package_works_without_triton(tmp_path) -> None:
     script = textwrap.dedent(
         """
         import sys
@@ -30,8 +30,9 @@ def test_package_works_without_triton() -> None:
             print("ok")
         """
     )
+    # From a scratch folder: from the checkout, `python -c` would import its own kvbench/ folder.
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"

@@ -13,9 +13,12 @@ def test_builtin_presets_have_distinct_fixed_colours():
     assert strategy_color("paged") == STRATEGY_COLORS["paged"]
 
 
-def test_other_names_get_a_colour_that_does_not_depend_on_the_process():
+def test_other_names_get_a_colour_that_does_not_depend_on_the_process(tmp_path):
     code = "from kvbench.reporting.styles import strategy_color; print(strategy_color('radix_tree'))"
-    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # From a scratch folder, so the installed package is imported rather than the checkout's folder.
+    other_process = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert other_process.stdout.strip() == strategy_color("radix_tree")
     assert strategy_color("radix_tree") not in STRATEGY_COLORS.values()
 
