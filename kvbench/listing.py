@@ -35,9 +35,12 @@ def describe(group: str, body: dict, description: str) -> str:
         fields = {k: v for k, v in body.items() if k in ModelConfig.__dataclass_fields__}
         spec = ModelSpec(ModelConfig(**fields))
         c = spec.config
+        params = f"{spec.num_params / 1e9:5.1f}B" if spec.num_params >= 1e8 else f"{spec.num_params / 1e6:5.2f}M"
+        kv = spec.kv_bytes_per_token
+        kv_text = f"{kv // 1024} KiB" if kv >= 1024 else f"{kv} B"
         return (
-            f"{spec.num_params / 1e9:5.1f}B params, {c.num_layers} layers, {c.num_heads}/{c.num_kv_heads} q/kv heads, "
-            f"{spec.kv_bytes_per_token / 1024:.0f} KiB KV/token, max {c.max_model_len} tokens"
+            f"{params} params, {c.num_layers} layers, {c.num_heads}/{c.num_kv_heads} q/kv heads, "
+            f"{kv_text} KV/token, max {c.max_model_len} tokens"
         )
     if group == "hardware":
         return (
