@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import BadRows, not_a_count, parse_counts, shown
+from kvbench.workloads.bad_rows import BadRows, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
@@ -57,12 +57,9 @@ class AzureWorkload(Workload):
         ok = bad.require(
             times.notna().to_numpy(), lines, lambda i: f"TIMESTAMP={shown(stamps[i])} is not an ISO 8601 time"
         )
-        prompt_raw, output_raw = frame["ContextTokens"].to_numpy(), frame["GeneratedTokens"].to_numpy()
-        prompt_lens, prompt_ok = parse_counts(frame["ContextTokens"])
-        output_lens, output_ok = parse_counts(frame["GeneratedTokens"])
-        ok = ok & bad.require(prompt_ok, lines, not_a_count("ContextTokens", prompt_raw))
-        ok = ok & bad.require(output_ok, lines, not_a_count("GeneratedTokens", output_raw))
-        rows = bad.keep(ok)
+        prompt_lens, prompt_ok = require_counts(frame, "ContextTokens", lines, bad)
+        output_lens, output_ok = require_counts(frame, "GeneratedTokens", lines, bad)
+        rows = bad.keep(ok & prompt_ok & output_ok)
         times = times.iloc[rows]
         timestamps_s = (times - times.min()).dt.total_seconds().to_numpy()
         file_rows = lines[rows] - 2  # 0 for the line after the header: the request's id

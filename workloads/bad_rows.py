@@ -104,3 +104,11 @@ def not_a_count(column: str, raw: np.ndarray, minimum: int = 1) -> Callable[[int
         return f"{column} is empty" if raw[i] == "" else f"{column}={shown(raw[i])} is not a whole number >= {minimum}"
 
     return problem
+
+
+def require_counts(
+    frame: pd.DataFrame, column: str, lines: np.ndarray, bad: BadRows, minimum: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """A column of whole numbers >= minimum: its values, and where they parsed (others reported bad)."""
+    values, ok = parse_counts(frame[column], minimum)
+    return values, bad.require(ok, lines, not_a_count(column, frame[column].to_numpy(), minimum))

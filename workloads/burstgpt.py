@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import BadRows, not_a_count, parse_counts, parse_floats, shown
+from kvbench.workloads.bad_rows import BadRows, parse_floats, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
@@ -53,12 +53,9 @@ class BurstGPTWorkload(Workload):
         times_raw = frame["Timestamp"].to_numpy()
         timestamps_s, ok = parse_floats(frame["Timestamp"])
         bad.require(ok, lines, lambda i: f"Timestamp={shown(times_raw[i])} is not a number")
-        prompt_raw, output_raw = frame["Request tokens"].to_numpy(), frame["Response tokens"].to_numpy()
-        prompt_lens, prompt_ok = parse_counts(frame["Request tokens"])
-        output_lens, output_ok = parse_counts(frame["Response tokens"], minimum=0)
-        ok = ok & bad.require(prompt_ok, lines, not_a_count("Request tokens", prompt_raw))
-        ok = ok & bad.require(output_ok, lines, not_a_count("Response tokens", output_raw, minimum=0))
-        rows = bad.keep(ok)
+        prompt_lens, prompt_ok = require_counts(frame, "Request tokens", lines, bad)
+        output_lens, output_ok = require_counts(frame, "Response tokens", lines, bad, minimum=0)
+        rows = bad.keep(ok & prompt_ok & output_ok)
 
         wanted = np.ones(len(rows), dtype=bool)
         for column, values in (("Model", c.models), ("Log Type", c.log_types)):

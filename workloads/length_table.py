@@ -15,7 +15,7 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.arrivals import Arrival
-from kvbench.workloads.bad_rows import BadRows, not_a_count, parse_counts
+from kvbench.workloads.bad_rows import BadRows, require_counts
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
@@ -45,11 +45,9 @@ class LengthTableWorkload(Workload):
         data = read_trace_bytes(file)
         bad = BadRows(str(file), c.skip_bad_rows)
         frame, lines = read_csv(file, data, COLUMNS, bad)
-        prompt_lens, ok = parse_counts(frame["num_prefill_tokens"])
-        output_lens, output_ok = parse_counts(frame["num_decode_tokens"])
-        bad.require(ok, lines, not_a_count("num_prefill_tokens", frame["num_prefill_tokens"].to_numpy()))
-        ok = ok & bad.require(output_ok, lines, not_a_count("num_decode_tokens", frame["num_decode_tokens"].to_numpy()))
-        rows = bad.keep(ok)
+        prompt_lens, prompt_ok = require_counts(frame, "num_prefill_tokens", lines, bad)
+        output_lens, output_ok = require_counts(frame, "num_decode_tokens", lines, bad)
+        rows = bad.keep(prompt_ok & output_ok)
         ids = lines[rows] - 2  # 0 for the line after the header: the request's id
         prompt_lens = prompt_lens[rows]
         name = file.name

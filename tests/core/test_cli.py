@@ -25,14 +25,14 @@ SUMMARY_KEYS = {
 }
 
 
-def kvbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # From a scratch directory, so the checkout's own kvbench/ folder never shadows the installed one.
     return subprocess.run([sys.executable, "-m", "kvbench.cli", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_run_writes_a_complete_run_directory(tmp_path):
     run_dir = tmp_path / "run"
-    result = kvbench("run", "strategy=paged", "workload=sharegpt", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli("run", "strategy=paged", "workload=sharegpt", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"run directory: {run_dir}" in result.stdout and "out tok/s" in result.stdout
     for name in ("config.yaml", "manifest.json", "steps.csv", "requests.csv", "summary.json"):
@@ -51,14 +51,14 @@ def test_the_same_config_and_seed_give_a_byte_identical_summary(tmp_path):
     summaries = []
     for name in ("a", "b"):
         args = ("run", "strategy=paged_prefix", "workload=synthetic", "workload.shared_prefix_tokens=64", *SMALL)
-        assert kvbench(*args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path).returncode == 0
+        assert run_cli(*args, f"hydra.run.dir={tmp_path / name}", cwd=tmp_path).returncode == 0
         summaries.append((tmp_path / name / "summary.json").read_bytes())
     assert summaries[0] == summaries[1]
 
 
 def test_a_bad_setting_exits_with_a_message_and_leaves_no_summary(tmp_path):
     run_dir = tmp_path / "bad"
-    result = kvbench("run", "strategy.block_size=12", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    result = run_cli("run", "strategy.block_size=12", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 2
     assert "strategy.block_size=12 must be a power of two" in result.stderr
     assert "Traceback" not in result.stderr
@@ -68,7 +68,7 @@ def test_a_bad_setting_exits_with_a_message_and_leaves_no_summary(tmp_path):
 
 def test_multirun_sweeps_the_cartesian_product(tmp_path):
     sweep = tmp_path / "sweep"
-    result = kvbench("run", "-m", "strategy=paged,orca_max", "workload.rate=1,4", *SMALL,
+    result = run_cli("run", "-m", "strategy=paged,orca_max", "workload.rate=1,4", *SMALL,
                      f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     runs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -78,12 +78,12 @@ def test_multirun_sweeps_the_cartesian_product(tmp_path):
 
 
 def test_list_shows_every_group(tmp_path):
-    result = kvbench("list", cwd=tmp_path)
+    result = run_cli("list", cwd=tmp_path)
     assert result.returncode == 0
     for expected in ("strategies (strategy=...)", "orca_pow2", "paged_prefix", "sharegpt", "llama-3-70b", "h100-sxm"):
         assert expected in result.stdout
-    assert kvbench("list", "nonsense", cwd=tmp_path).returncode == 2
-    assert kvbench("frobnicate", cwd=tmp_path).returncode == 2
+    assert run_cli("list", "nonsense", cwd=tmp_path).returncode == 2
+    assert run_cli("frobnicate", cwd=tmp_path).returncode == 2
 
 
 def test_an_interrupted_run_is_marked_and_leaves_no_summary(tmp_path, monkeypatch):
