@@ -22,16 +22,18 @@ from typing import Any
 
 from tqdm import tqdm
 
+from kvbench.workloads.sharegpt_json import (
+    ParseReport,
+    TruncatedJSONWarning,
+    iter_sharegpt_json,
+    tokenize_conversations,
+)
 from kvbench.workloads.sharegpt_table import (
     ROLE_LETTERS,
     TABLE_COLUMNS,
     Conversation,
-    ParseReport,
-    TruncatedJSONWarning,
-    iter_sharegpt_json,
     sidecar_path,
     table_checksum,
-    tokenize_conversations,
     write_length_table,
 )
 

