@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import BadRows, require_counts, shown
+from kvbench.workloads.bad_rows import require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
+from kvbench.workloads.trace_files import file_record, open_trace, read_csv
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 HOW_TO_GET = (
@@ -48,9 +48,7 @@ class AzureWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file = trace_path(c.path, c.name, HOW_TO_GET.format(kind=c.name.removeprefix("azure_")))
-        data = read_trace_bytes(file)
-        bad = BadRows(str(file), c.skip_bad_rows)
+        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET.format(kind=c.name.removeprefix("azure_")), c.skip_bad_rows)
         frame, lines = read_csv(file, data, COLUMNS, bad)
         stamps = frame["TIMESTAMP"].to_numpy()
         times = pd.to_datetime(frame["TIMESTAMP"], format="ISO8601", utc=True, errors="coerce")

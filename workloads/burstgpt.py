@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import BadRows, parse_floats, require_counts, shown
+from kvbench.workloads.bad_rows import parse_floats, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
+from kvbench.workloads.trace_files import file_record, open_trace, read_csv
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Log Type")
 SESSION_COLUMN = "Session ID"
@@ -46,9 +46,7 @@ class BurstGPTWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file = trace_path(c.path, c.name, HOW_TO_GET)
-        data = read_trace_bytes(file)
-        bad = BadRows(str(file), c.skip_bad_rows)
+        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
         frame, lines = read_csv(file, data, COLUMNS, bad, optional=(SESSION_COLUMN,))
         times_raw = frame["Timestamp"].to_numpy()
         timestamps_s, ok = parse_floats(frame["Timestamp"])

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import BadRows, TraceFormatError
+from kvbench.workloads.bad_rows import TraceFormatError
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, read_json_list, read_jsonl, read_trace_bytes, trace_path
+from kvbench.workloads.trace_files import file_record, open_trace, read_json_list, read_jsonl
 
 HOW_TO_GET = "write a JSON or JSON Lines list of requests (see docs/workloads.md, `custom`)"
 
@@ -67,9 +67,7 @@ class CustomWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file = trace_path(c.path, c.name, HOW_TO_GET)
-        data = read_trace_bytes(file)
-        bad = BadRows(str(file), c.skip_bad_rows)
+        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
         is_array = data.lstrip()[:1] == b"["
         records, lines = read_json_list(file, data, bad) if is_array else read_jsonl(data, bad)
         prompts: list[TokenSequence | int] = []

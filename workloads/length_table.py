@@ -15,10 +15,10 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.arrivals import Arrival
-from kvbench.workloads.bad_rows import BadRows, require_counts
+from kvbench.workloads.bad_rows import require_counts
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, read_csv, read_trace_bytes, trace_path
+from kvbench.workloads.trace_files import file_record, open_trace, read_csv
 
 COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
 HOW_TO_GET = (
@@ -41,9 +41,7 @@ class LengthTableWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file = trace_path(c.path, c.name, HOW_TO_GET)
-        data = read_trace_bytes(file)
-        bad = BadRows(str(file), c.skip_bad_rows)
+        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
         frame, lines = read_csv(file, data, COLUMNS, bad)
         prompt_lens, prompt_ok = require_counts(frame, "num_prefill_tokens", lines, bad)
         output_lens, output_ok = require_counts(frame, "num_decode_tokens", lines, bad)

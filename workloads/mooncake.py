@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from kvbench.tokens import Synthetic, TokenSequence
-from kvbench.workloads.bad_rows import BadRows
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, read_jsonl, read_trace_bytes, trace_path
+from kvbench.workloads.trace_files import file_record, open_trace, read_jsonl
 
 HOW_TO_GET = (
     "download FAST25-release/traces/conversation_trace.jsonl (or toolagent_trace.jsonl, synthetic_trace.jsonl) "
@@ -52,9 +51,7 @@ class MooncakeWorkload(Workload):
             raise ValueError(f"workload.hash_block_tokens={c.hash_block_tokens} must be >= 1")
         if not c.timestamp_unit_s > 0:
             raise ValueError(f"workload.timestamp_unit_s={c.timestamp_unit_s} must be > 0")
-        file = trace_path(c.path, c.name, HOW_TO_GET)
-        data = read_trace_bytes(file)
-        bad = BadRows(str(file), c.skip_bad_rows)
+        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
         records, lines = read_jsonl(data, bad)
         block = c.hash_block_tokens
         timestamps, prompt_lens, output_lens, hash_ids, kept_lines = [], [], [], [], []

@@ -44,6 +44,12 @@ def read_trace_bytes(file: Path) -> bytes:
     return data
 
 
+def open_trace(path: str | None, workload: str, how_to_get: str, skip_bad_rows: bool) -> tuple[Path, bytes, BadRows]:
+    """The trace file, its bytes, and the bad-row policy that names it: how every loader starts."""
+    file = trace_path(path, workload, how_to_get)
+    return file, read_trace_bytes(file), BadRows(str(file), skip_bad_rows)
+
+
 def file_record(name: str, file: Path, data: bytes, **extra: Any) -> dict:
     """The manifest's record of a trace file: what it is, where it was, its sha256."""
     return {"name": name, "source": str(file.resolve()), "sha256": hashlib.sha256(data).hexdigest(), **extra}
