@@ -63,7 +63,6 @@ class StepPlan:
     num_decode_seqs: int = 0
     decode_context_tokens: int = 0  # KV tokens the decodes attend to, their new tokens included
     num_decode_requests: int = 0
-    num_running_requests: int = 0
     num_waiting_requests: int = 0
     num_preemptions: int = 0
     num_prefix_hit_tokens: int = 0
@@ -184,7 +183,6 @@ class Scheduler:
             step.num_decode_requests = len(self.running) - len(self._prefilling)
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
-        step.num_running_requests = len(self.running)
         step.num_waiting_requests = len(self.waiting)
         self._next_step += 1
         return step
@@ -208,9 +206,8 @@ class Scheduler:
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
+            # Beams sync every step (they fork every step), so their synced length is never read.
             if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) for seq in group.seqs):
-                for seq in group.seqs:
-                    seq.synced_tokens = seq.num_computed_tokens
                 step.beam_seqs.extend(group.seqs)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
@@ -405,6 +402,8 @@ class Scheduler:
             seq.num_output_tokens += 1
             seq.group.num_generated_tokens += 1
         for group in {seq.group.admit_order: seq.group for seq in step.beam_seqs}.values():
+            if group.phase is not Phase.DECODE:
+                continue  # preempted by an earlier group's fork in this loop: it restarts, nothing to prune
             if group.seqs[0].num_output_tokens == group.request.num_output_tokens:
                 self._finish(group, end_time_s, finished)
                 continue

@@ -128,3 +128,14 @@ def test_same_step_admissions_share_a_prefix(strategy_factory, driver):
     first_step = trace.steps[0]
     assert len(first_step.prefills) == 3
     assert first_step.num_prefix_hit_tokens == 2 * 32
+
+
+def test_beam_requests_under_preemption_finish_and_keep_the_pool_consistent(strategy_factory, driver):
+    """Two beam requests in a pool without sharing: their forks preempt each other."""
+    requests = [Request(i, 0.0, TokenSequence.synthetic(("p", i), 12), num_output_tokens=30, beam_width=3)
+                for i in range(2)]
+    strategy = strategy_factory("paged", num_blocks=40)
+    trace = driver(strategy, requests, SchedulerConfig(16, 64, True), check_every_step=True)
+    assert sorted(g.request_id for g in trace.finished) == [0, 1]
+    assert sum(s.num_preemptions for s in trace.steps) > 0
+    check(strategy)
