@@ -33,9 +33,8 @@ REQUEST_COLUMNS = (
 
 
 class MetricsRecorder:
-    def __init__(self, kv_bytes_per_token: int, pool_slots: int):
+    def __init__(self, kv_bytes_per_token: int):
         self.kv_bytes_per_token = kv_bytes_per_token
-        self.pool_slots = pool_slots
         self._steps: list[tuple] = []
         self._requests: list[tuple] = []
         self._request_extras: list[dict] = []  # engine-specific columns, one dict per request

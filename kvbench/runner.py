@@ -69,10 +69,10 @@ def default_choices(cfg: DictConfig) -> dict[str, str]:
     return {group: cfg[group].name for group in ("strategy", "workload", "model", "hardware", "engine")}
 
 
-def simulate(run: Run, progress: bool = True) -> tuple[MetricsRecorder, float]:
-    """Drive the step loop to the end. Returns the records and the end time."""
+def simulate(run: Run, progress: bool = True) -> MetricsRecorder:
+    """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended)."""
     scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
-    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.pool_slots)
+    recorder = MetricsRecorder(run.budget.kv_bytes_per_token)
     bar = tqdm(
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
         disable=not progress or None, dynamic_ncols=True, leave=False,
@@ -85,7 +85,7 @@ def simulate(run: Run, progress: bool = True) -> tuple[MetricsRecorder, float]:
                 recorder.record_finished(result.finished, executor.request_fields)
                 bar.update(len(result.finished))
                 bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
-    return recorder, recorder.end_time_s
+    return recorder
 
 
 def summary_header(run: Run) -> dict:
@@ -117,11 +117,11 @@ def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = Non
     try:
         run = build(cfg, choices)
         directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
-        recorder, end_time_s = simulate(run, progress)
+        recorder = simulate(run, progress)
         steps, requests = recorder.steps_table(), recorder.requests_table()
         summary = {
             **summary_header(run),
-            **summarize(steps, requests, run.budget.kv_cache_bytes, end_time_s),
+            **summarize(steps, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
             **run.executor.summary_fields(),
         }
         directory.complete(steps, requests, summary)

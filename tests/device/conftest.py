@@ -52,7 +52,7 @@ def run_device(compose_config) -> Callable[[list[str]], tuple[Run, MetricsRecord
 
     def run_(overrides: list[str]) -> tuple[Run, MetricsRecorder]:
         run = build(compose_config([*TINY, *overrides]))
-        recorder, _ = simulate(run, progress=False)
+        recorder = simulate(run, progress=False)
         return run, recorder
 
     return run_

@@ -12,9 +12,9 @@ from kvbench.workloads.prefix_reuse import infinite_cache_hits
 
 def run_summary(cfg):
     run = build(cfg)
-    recorder, end_time_s = simulate(run, progress=False)
+    recorder = simulate(run, progress=False)
     requests = recorder.requests_table()
-    return run, requests, summarize(recorder.steps_table(), requests, run.budget.kv_cache_bytes, end_time_s)
+    return run, requests, summarize(recorder.steps_table(), requests, run.budget.kv_cache_bytes, recorder.end_time_s)
 
 
 def test_custom_list_one_at_a_time_gets_vllm_v1_hits(tmp_path, compose_run):

@@ -69,7 +69,7 @@ def test_paged_prefix_finds_each_session_in_the_cache(compose_run):
         "workload.think_time.dist=fixed", "workload.think_time.mean_s=600", "model=llama-2-7b", "num_blocks=20000",
     ])
     run = build(cfg)
-    recorder, _ = simulate(run, progress=False)
+    recorder = simulate(run, progress=False)
     requests = recorder.requests_table()
     steps = recorder.steps_table()
     assert steps["preemptions"].sum() == 0
