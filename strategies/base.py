@@ -94,7 +94,6 @@ class StrategyCounters:
 
     cow_copies: int = 0  # blocks copied because a shared block was written
     fork_copied_blocks: int = 0  # blocks copied eagerly at fork (strategies without sharing)
-    evicted_blocks: int = 0  # cached blocks reclaimed for new allocations
 
 
 @dataclass(slots=True)
