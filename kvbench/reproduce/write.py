@@ -6,18 +6,15 @@ import csv
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from kvbench.reporting import markdown as md
 from kvbench.reproduce.vllm_paper import Row
 
 COMPARISON = "comparison"
 
 
 def markdown_table(rows: list[Row]) -> str:
-    header = ["figure", "quantity", "published", "kvbench", "agreement", "note"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [str(getattr(row, f.name)).replace("|", "\\|") for f in fields(Row)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    names = [f.name for f in fields(Row)]
+    return md.table(names, [[getattr(row, name) for name in names] for row in rows])
 
 
 def write_comparison(
