@@ -67,6 +67,11 @@ def synthetic_ids(key: Hashable, start: int, end: int, vocab_size: int) -> np.nd
     return (x % np.uint64(vocab_size)).astype(np.int64)
 
 
+def _content(seg: Segment, lo: int, hi: int) -> tuple:
+    """Positions [lo, hi) of a segment, as a hashable piece of a block key (tagged: the two kinds never equal)."""
+    return (0, seg.key, lo, hi) if isinstance(seg, Synthetic) else (1, seg.ids[lo:hi])
+
+
 class TokenSequence:
     """An immutable sequence of tokens made of segments. Only the last segment may be unbounded."""
 
@@ -142,12 +147,8 @@ class TokenSequence:
         i = bisect.bisect_right(self._starts, start) - 1
         seg = self.segments[i] if i >= 0 else None
         if seg is not None and (seg.num_tokens is None or end <= self._starts[i] + seg.num_tokens) and start < end:
-            lo, hi = start - self._starts[i], end - self._starts[i]  # one segment: the common case
-            return ((0, seg.key, lo, hi),) if isinstance(seg, Synthetic) else ((1, seg.ids[lo:hi]),)
-        return tuple(
-            (0, seg.key, lo, hi) if isinstance(seg, Synthetic) else (1, seg.ids[lo:hi])
-            for seg, lo, hi in self._pieces(start, end)
-        )
+            return (_content(seg, start - self._starts[i], end - self._starts[i]),)  # one segment: the common case
+        return tuple(_content(seg, lo, hi) for seg, lo, hi in self._pieces(start, end))
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""
