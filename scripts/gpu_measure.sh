@@ -5,7 +5,7 @@
 #
 #   scripts/gpu_measure.sh                                   # H100 SXM, Llama-3-8B
 #   HARDWARE=a100-80gb MODEL=llama-2-7b scripts/gpu_measure.sh
-#   QUICK=1 scripts/gpu_measure.sh                            # smaller kernel grid and trace
+#   QUICK=1 scripts/gpu_measure.sh                            # smaller kernel grid and trace (~9 min on an H200)
 #
 # Steps: (1) the GPU tests, (2) the kernel benchmark, (3) `kvbench profile` (both block-table
 # layouts at block size 16), (4) one throughput trace through the device executor and through
@@ -18,11 +18,12 @@ HARDWARE=${HARDWARE:-h100-sxm}
 MODEL=${MODEL:-llama-3-8b}
 DTYPE=${DTYPE:-bfloat16}
 NUM_REQUESTS=${NUM_REQUESTS:-$([ -n "${QUICK:-}" ] && echo 200 || echo 1000)}
-OUT=${OUT:-results/gpu/$(date +%Y-%m-%d)_${HARDWARE}_${MODEL}}
-PROFILE="$OUT/profiles/${HARDWARE}_${MODEL}_${DTYPE}.csv"
+# RESULTS_DIR, not OUT: remote GPU runners often export OUT as their own return folder.
+RESULTS_DIR=${RESULTS_DIR:-results/gpu/$(date +%Y-%m-%d)_${HARDWARE}_${MODEL}}
+PROFILE="$RESULTS_DIR/profiles/${HARDWARE}_${MODEL}_${DTYPE}.csv"
 
 run() {  # run a command, recording it first
-    printf '%s\n' "$*" >> "$OUT/commands.txt"
+    printf '%s\n' "$*" >> "$RESULTS_DIR/commands.txt"
     "$@"
 }
 
@@ -30,21 +31,21 @@ python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" |
     echo "scripts/gpu_measure.sh: needs a CUDA device" >&2
     exit 2
 }
-mkdir -p "$OUT"
+mkdir -p "$RESULTS_DIR"
 {
     nvidia-smi
     python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
     git rev-parse HEAD 2>/dev/null || true
-} > "$OUT/environment.txt"
+} > "$RESULTS_DIR/environment.txt"
 
 # (1) GPU tests: kernels at realistic shapes, and the device executor's proof in float64 and bf16.
 # A failure is recorded, not fatal: the measurements below still say something.
-run python -m pytest -m gpu tests -q 2>&1 | tee "$OUT/pytest_gpu.txt" \
-    || echo "GPU tests failed: see $OUT/pytest_gpu.txt" | tee -a "$OUT/commands.txt"
+run python -m pytest -m gpu tests -q 2>&1 | tee "$RESULTS_DIR/pytest_gpu.txt" \
+    || echo "GPU tests failed: see $RESULTS_DIR/pytest_gpu.txt" | tee -a "$RESULTS_DIR/commands.txt"
 
 # (2) Kernel benchmark: decode bandwidth vs a device copy, GQA vs MHA, paged vs contiguous, block
 #     sizes 1..256, copy-on-write, prefill with a cached prefix.
-run python benchmarks/bench_kernels.py --out "$OUT/kernels" ${QUICK:+--quick}
+run python benchmarks/bench_kernels.py --out "$RESULTS_DIR/kernels" ${QUICK:+--quick}
 
 # (3) Step-time profile for the simulator (engine.cost_model=profile).
 run python -m kvbench.profile --out "$PROFILE" --block-sizes 16 --layouts paged,contiguous \
@@ -57,15 +58,15 @@ TRACE=(hardware="$HARDWARE" model="$MODEL" workload=sharegpt workload.num_reques
 for strategy in paged contiguous; do
     STRAT=(strategy="$strategy" strategy.block_size=16)
     run kvbench run "${TRACE[@]}" "${STRAT[@]}" engine=device engine.device=cuda engine.dtype="$DTYPE" \
-        hydra.run.dir="$OUT/runs/device_$strategy"
+        hydra.run.dir="$RESULTS_DIR/runs/device_$strategy"
     run kvbench run "${TRACE[@]}" "${STRAT[@]}" engine=sim engine.cost_model=profile \
-        engine.profile_path="$PROFILE" hydra.run.dir="$OUT/runs/sim_profile_$strategy"
+        engine.profile_path="$PROFILE" hydra.run.dir="$RESULTS_DIR/runs/sim_profile_$strategy"
     run kvbench run "${TRACE[@]}" "${STRAT[@]}" engine=sim engine.cost_model=roofline \
-        hydra.run.dir="$OUT/runs/sim_roofline_$strategy"
+        hydra.run.dir="$RESULTS_DIR/runs/sim_roofline_$strategy"
 done
 
 # (5) Agreement: output tokens/s of each simulation over the device run's (target: within 10%).
-run python - "$OUT" <<'PY'
+run python - "$RESULTS_DIR" <<'PY'
 import json
 import sys
 from pathlib import Path
@@ -88,4 +89,4 @@ for strategy in ("paged", "contiguous"):
 (out / "sim_vs_device.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
-echo "results: $OUT"
+echo "results: $RESULTS_DIR"
