@@ -29,7 +29,7 @@ from kvbench.device.weights import random_weights, weight_bytes
 from kvbench.executors.device import AttentionBackend, DeviceEngineConfig, DType
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
-from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.scheduler import StepPlan
 
 # summary.json names of the timed sections (seconds summed over the run).
 SECTION_FIELDS = {
@@ -59,6 +59,7 @@ class DeviceEngine:
         )
         self.model_config = c
         self.decoder = Decoder(c, random_weights(c, self.dtype, self.device, seed))
+        self.block_size = budget.block_size
         self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
         self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device)
         self.book = TokenBook(c.vocab_size, config.record_logits)
@@ -73,9 +74,9 @@ class DeviceEngine:
         self.host_prepare_s = 0.0
         self.device_time_s = 0.0
 
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+    def execute(self, step: StepPlan) -> float:
         started = time.perf_counter()
-        planned = plan_step_inputs(step, scheduler, self.book)
+        planned = plan_step_inputs(step, self.block_size, self.book)
         self.host_prepare_s += time.perf_counter() - started
         out = self.runner.run(planned.inputs, keep_logits=self.record_logits)
         if not out.finite.all():

@@ -16,7 +16,7 @@ from enum import Enum
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
-from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 
 
@@ -45,7 +45,8 @@ class DeviceEngineConfig(EngineConfig):
 
 @EXECUTORS.register("device", DeviceEngineConfig)
 class DeviceExecutor(Executor):
-    needs_block_copies = True
+    needs_block_tables = True
+
     def __init__(
         self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
     ):
@@ -53,8 +54,8 @@ class DeviceExecutor(Executor):
 
         self.engine = DeviceEngine(config, model, hardware, budget, seed)
 
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
-        return self.engine.execute(step, scheduler)
+    def execute(self, plan: StepPlan) -> float:
+        return self.engine.execute(plan)
 
     def summary_fields(self) -> dict:
         return self.engine.summary_fields()

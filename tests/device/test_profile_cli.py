@@ -50,8 +50,8 @@ def test_a_simulation_costs_its_steps_from_the_profile(profile_path, compose_con
     steps_seen = []
     execute = run.executor.execute
 
-    def spy(step, scheduler):
-        duration_s = execute(step, scheduler)
+    def spy(step):
+        duration_s = execute(step)
         steps_seen.append((StepWork.of(step), duration_s))
         return duration_s
 

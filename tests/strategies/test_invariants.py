@@ -22,7 +22,7 @@ def test_a_wrong_ref_count_is_caught(strategy_factory, seq_factory):
 
 def test_a_leaked_block_is_caught(strategy_factory, seq_factory):
     st = _paged_with_one_sequence(strategy_factory, seq_factory)
-    st.pool.free_queue.popleft()  # gone from the queue, in no table
+    st.pool.free_queue.pop()  # gone from the queue, in no table
     with pytest.raises(InvariantError, match="free queue"):
         check(st)
 
