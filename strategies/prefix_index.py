@@ -104,7 +104,7 @@ class PrefixIndex:
         checks = []
         for state in seqs.values():
             fresh = KeyChain(state.stream, self.block_size)
-            for i, block in enumerate(state.blocks[: state.num_tokens // self.block_size]):
+            for i, block in enumerate(state.blocks):
                 if block.cache_key is not None:
                     checks.append((block.block_id, block.cache_key, fresh.key(i)))
         return checks
