@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kvbench.listing import choices, list_groups, presets, registries
+from kvbench.commands.listing import choices, list_groups, presets, registries
 
 
 @pytest.mark.parametrize("group", ["strategy", "workload", "engine"])

@@ -78,6 +78,11 @@ def describe(group: str, body: dict, description: str) -> str:
     return description
 
 
+def main(args: list[str]) -> int:
+    print(list_groups(args))
+    return 0
+
+
 def list_groups(groups: list[str]) -> str:
     lines = []
     for group in groups or [g for g in GROUPS if conf_dir().joinpath(g).is_dir()]:
