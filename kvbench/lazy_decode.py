@@ -85,13 +85,14 @@ class LazyDecodeSet:
         seq.group.num_generated_tokens += steps
         seq.as_of_tick = tick
 
-    def synced(self, seq: Sequence) -> None:
-        """`seq` (materialized) just told the strategy its length: plan its next event."""
+    def synced(self, seq: Sequence, headroom: int) -> None:
+        """`seq` (materialized) just told the strategy its length, which granted `headroom`: plan
+        its next event."""
         self._sum_synced += seq.num_computed_tokens - seq.synced_tokens
         seq.synced_tokens = seq.num_computed_tokens
-        # allocate(n=1) leaves room for this tick's token, else the same tick would come back forever.
-        headroom = self._schedule_alloc(seq)
-        assert headroom >= 1, "allocate(num_new_tokens=1) left no headroom"
+        # Rule 2 of strategies/base.py: else the same tick would come back forever.
+        assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
+        self._schedule_alloc(seq, headroom)
 
     def pop_finished(self, tick: int) -> list[Sequence]:
         """Sequences whose last output token is sampled at `tick`; they leave the set."""
@@ -104,9 +105,10 @@ class LazyDecodeSet:
                 done.append(seq)
         return done
 
-    def _schedule_alloc(self, seq: Sequence) -> int:
-        """Plan the tick at which the sequence must call allocate again; return its headroom."""
-        headroom = self.strategy.headroom(seq.seq_id)
+    def _schedule_alloc(self, seq: Sequence, headroom: int | None = None) -> None:
+        """Plan the tick at which the sequence must call allocate again (headroom: as just granted)."""
+        if headroom is None:
+            headroom = self.strategy.headroom(seq.seq_id)
         assert headroom >= seq.num_computed_tokens - seq.synced_tokens, "a sequence wrote past its headroom"
         if not self.lazy:
             headroom = min(headroom, 1)  # call again at the next tick
@@ -115,4 +117,3 @@ class LazyDecodeSet:
         if alloc_tick <= self._finish_tick[seq.seq_id]:
             seq.alloc_version += 1
             heapq.heappush(self._alloc_heap, (alloc_tick, seq.group.admit_order, seq.seq_id, seq.alloc_version, seq))
-        return headroom

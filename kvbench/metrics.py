@@ -2,6 +2,10 @@
 
 Recording is a tuple append per step (plotting and aggregation happen after the run). Memory is
 kept in token slots while recording and turned into bytes when the tables are built.
+
+Strategy events are open: every run has the standard ones (`cow_copies`, `fork_copied_blocks`) in
+their usual place, and whatever else its strategy declares in `counted_events` follows as extra
+step columns (events per step) and summary fields (the run's total).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable
 
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
-from kvbench.strategies.base import PoolUsage, StrategyCounters
+from kvbench.strategies.base import STANDARD_EVENTS, PoolUsage
 
 STEP_COLUMNS = (
     "step", "time_s", "duration_s", "batch_size", "num_decode_seqs", "num_prefill_seqs", "num_waiting",
@@ -33,28 +37,38 @@ REQUEST_COLUMNS = (
 
 
 class MetricsRecorder:
-    def __init__(self, kv_bytes_per_token: int):
+    def __init__(self, kv_bytes_per_token: int, event_names: tuple[str, ...] = STANDARD_EVENTS):
         self.kv_bytes_per_token = kv_bytes_per_token
+        self.extra_events = tuple(e for e in event_names if e not in STANDARD_EVENTS)
         self._steps: list[tuple] = []
         self._requests: list[tuple] = []
         self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
-        self._last_counters = StrategyCounters()
+        self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)
         self.end_time_s = 0.0
 
     def record_step(
         self, step: StepPlan, start_s: float, duration_s: float, usage: PoolUsage,
-        counters: StrategyCounters, num_finished: int,
+        counters: dict[str, int], num_finished: int,
     ) -> None:
-        last = self._last_counters
-        self._steps.append((
+        """`counters`: the strategy's cumulative event counts (absent standard ones count 0)."""
+        last = self._last_counts
+        cow_copies, fork_copied_blocks = counters.get("cow_copies", 0), counters.get("fork_copied_blocks", 0)
+        row = (
             step.step_index, start_s, duration_s, step.batch_size, step.num_decode_seqs, len(step.prefills),
             step.num_waiting_requests, step.num_prefill_tokens, step.num_decode_seqs,
             usage.token_slots, usage.reserved_slots, usage.internal_frag_slots, usage.external_frag_slots,
             usage.free_slots, usage.cached_slots, usage.shared_saved_slots,
             step.num_preemptions, step.num_prefix_hit_tokens, step.num_prefix_query_tokens,
-            counters.cow_copies - last.cow_copies, counters.fork_copied_blocks - last.fork_copied_blocks, num_finished,
-        ))
-        last.cow_copies, last.fork_copied_blocks = counters.cow_copies, counters.fork_copied_blocks
+            cow_copies - last["cow_copies"], fork_copied_blocks - last["fork_copied_blocks"], num_finished,
+        )
+        last["cow_copies"], last["fork_copied_blocks"] = cow_copies, fork_copied_blocks
+        if self.extra_events:
+            extra = []
+            for name in self.extra_events:
+                extra.append(counters[name] - last[name])
+                last[name] = counters[name]
+            row += tuple(extra)
+        self._steps.append(row)
         self.end_time_s = start_s + duration_s
 
     def record_finished(self, groups: list[RequestState], extra: Callable[[RequestState], dict] | None = None) -> None:
@@ -71,7 +85,7 @@ class MetricsRecorder:
             ))
 
     def steps_table(self) -> pd.DataFrame:
-        df = pd.DataFrame.from_records(self._steps, columns=STEP_COLUMNS)
+        df = pd.DataFrame.from_records(self._steps, columns=(*STEP_COLUMNS, *self.extra_events))
         for column in (*MEMORY_COLUMNS, "shared_saved_bytes"):
             df[column] = df[column].astype(np.int64) * self.kv_bytes_per_token
         return df
@@ -81,6 +95,11 @@ class MetricsRecorder:
         if any(self._request_extras):
             df = pd.concat([df, pd.DataFrame.from_records(self._request_extras)], axis=1)
         return df.sort_values("request_id", ignore_index=True)
+
+
+def event_totals(steps: pd.DataFrame, extra_events: tuple[str, ...]) -> dict:
+    """summary.json fields for the events a strategy declares beyond the standard ones."""
+    return {name: int(steps[name].sum()) for name in extra_events}
 
 
 def _percentile(values: pd.Series, q: float) -> float:

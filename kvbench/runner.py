@@ -11,7 +11,7 @@ from tqdm import tqdm
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
-from kvbench.metrics import MetricsRecorder, summarize
+from kvbench.metrics import MetricsRecorder, event_totals, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import RunDirectory
 from kvbench.scheduler import Scheduler
@@ -58,10 +58,13 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
             f"workload={choices['workload']} has no request that fits model.max_model_len={max_model_len} "
             f"({workload.num_dropped_too_long} dropped)"
         )
-    scheduler = Scheduler(strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed)
     engine_cfg = to_object(cfg.engine)
-    executor = EXECUTORS.get(engine_cfg.name)(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
-    strategy.record_block_copies = executor.needs_block_copies
+    executor_cls = EXECUTORS.get(engine_cfg.name)
+    scheduler = Scheduler(
+        strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed,
+        with_block_tables=executor_cls.needs_block_tables,
+    )
+    executor = executor_cls(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
     return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
 
 
@@ -72,7 +75,7 @@ def default_choices(cfg: DictConfig) -> dict[str, str]:
 def simulate(run: Run, progress: bool = True) -> MetricsRecorder:
     """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended)."""
     scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
-    recorder = MetricsRecorder(run.budget.kv_bytes_per_token)
+    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names())
     bar = tqdm(
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
         disable=not progress or None, dynamic_ncols=True, leave=False,
@@ -122,6 +125,7 @@ def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = Non
         summary = {
             **summary_header(run),
             **summarize(steps, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
+            **event_totals(steps, recorder.extra_events),
             **run.executor.summary_fields(),
         }
         directory.complete(steps, requests, summary)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,9 +53,14 @@ class PrefillChunk:
 
 @dataclass(slots=True)
 class StepPlan:
-    """What one forward pass computes."""
+    """What one forward pass computes: everything an executor sees (as vLLM's SchedulerOutput).
+
+    `decodes`, `block_tables` and `block_copies` are filled only for executors that read block
+    tables and move K/V (`Scheduler(with_block_tables=True)`): the simulator needs counts alone.
+    """
 
     step_index: int
+    layout: str = "paged"  # the strategy's block-table layout (KVCacheStrategy.layout)
     tick: int | None = None  # the decode tick, None when this step runs no decodes
     prefills: list[PrefillChunk] = field(default_factory=list)
     beam_seqs: list[Sequence] = field(default_factory=list)  # decoded eagerly (they fork every step)
@@ -67,6 +73,10 @@ class StepPlan:
     num_preemptions: int = 0
     num_prefix_hit_tokens: int = 0
     num_prefix_query_tokens: int = 0
+    # With block tables only (empty otherwise: a simulated step allocates nothing for them):
+    decodes: Sequence_[tuple[Sequence, int]] = ()  # (seq, position it computes)
+    block_tables: dict[int, list[int]] | None = None  # seq_id -> its table, after planning
+    block_copies: Sequence_[tuple[int, int]] = ()  # (src, dst), applied before attention
 
     @property
     def batch_size(self) -> int:
@@ -87,8 +97,12 @@ class Scheduler:
         max_model_len: int,
         seed: int,
         lazy_decode: bool = True,
+        with_block_tables: bool = False,
     ):
         self.strategy = strategy
+        self.with_block_tables = with_block_tables
+        # Block copies are logged only when a plan carries them (an executor that moves K/V).
+        strategy.record_block_copies = with_block_tables
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
@@ -114,7 +128,10 @@ class Scheduler:
         self._next_seq_id = 0
         self._next_admit_order = 0
         self._rng = np.random.default_rng(seed)
-        self._blocked_epoch: int | None = None  # strategy epoch when the head last failed on memory
+        # A blocked head is retried only once something could make room (rule 4 of strategies/base.py):
+        # (frees that made room, the strategy's prefix_cache_version) when it last failed on memory.
+        self._num_room_frees = 0
+        self._blocked_at: tuple[int, int] | None = None
         self._blocked_head: tuple[Sequence, int] | None = None  # (seq, num_new_tokens) that failed
         self._step: StepPlan | None = None
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
@@ -141,7 +158,7 @@ class Scheduler:
     def next_arrival_time_s(self) -> float | None:
         return self._arrivals[0].arrival_time_s if self._arrivals else None
 
-    def decode_batch(self, step: StepPlan) -> list[tuple[Sequence, int]]:
+    def _decode_batch(self, step: StepPlan) -> list[tuple[Sequence, int]]:
         """Every sequence decoded in `step`, with its computed tokens before the step (O(batch))."""
         batch = [(seq, seq.num_computed_tokens + step.tick - 1 - seq.as_of_tick) for seq in self.lazy.seqs()]
         return batch + [(seq, seq.num_computed_tokens) for seq in step.beam_seqs]
@@ -154,7 +171,7 @@ class Scheduler:
             self._enqueue(RequestState(self._arrivals.popleft()))
         if not self.running and not self.waiting:
             return None
-        step = self._step = StepPlan(step_index=self._next_step)
+        step = self._step = StepPlan(step_index=self._next_step, layout=self.strategy.layout)
         if self.chunked_prefill:
             self.tick += 1
             step.tick = self.tick
@@ -184,8 +201,19 @@ class Scheduler:
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
         step.num_waiting_requests = len(self.waiting)
+        if self.with_block_tables:
+            self._attach_block_tables(step)
         self._next_step += 1
         return step
+
+    def _attach_block_tables(self, step: StepPlan) -> None:
+        """Copy into the plan what a K/V-moving executor reads, as the strategy holds it now."""
+        step.decodes = self._decode_batch(step) if step.tick is not None else []
+        table = self.strategy.block_table
+        step.block_tables = {chunk.seq.seq_id: table(chunk.seq.seq_id) for chunk in step.prefills}
+        step.block_tables.update((seq.seq_id, table(seq.seq_id)) for seq, _ in step.decodes)
+        # Forks at the end of the previous step and copy-on-write while planning this one.
+        step.block_copies = self.strategy.pop_block_copies()
 
     def _enqueue(self, group: RequestState) -> None:
         seq = Sequence(self._new_seq_id(), group, group.branch_stream(group.request.prompt), 0)
@@ -201,13 +229,14 @@ class Scheduler:
         tick, lazy = step.tick, self.lazy
         while (seq := lazy.pop_due_alloc(tick)) is not None:
             lazy.materialize(seq, tick - 1)
-            if self._allocate_or_preempt(seq, seq.num_computed_tokens, 1):
-                lazy.synced(seq)
+            headroom = self._allocate_or_preempt(seq, seq.num_computed_tokens, 1)
+            if headroom is not None:
+                lazy.synced(seq, headroom)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
             # Beams sync every step (they fork every step), so their synced length is never read.
-            if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) for seq in group.seqs):
+            if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) is not None for seq in group.seqs):
                 step.beam_seqs.extend(group.seqs)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
@@ -218,7 +247,7 @@ class Scheduler:
                 continue
             seq = group.seqs[0]
             num_new = min(group.num_prefill_target_tokens - seq.num_computed_tokens, budget)
-            if self._allocate_or_preempt(seq, seq.num_computed_tokens, num_new):
+            if self._allocate_or_preempt(seq, seq.num_computed_tokens, num_new) is not None:
                 seq.synced_tokens = seq.num_computed_tokens
                 step.prefills.append(PrefillChunk(seq, seq.num_computed_tokens, num_new))
                 budget -= num_new
@@ -231,7 +260,7 @@ class Scheduler:
             group = self.waiting[0]
             if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
                 return
-            if self._blocked_epoch == self.strategy.admission_epoch:
+            if self._blocked_at == (self._num_room_frees, self.strategy.prefix_cache_version()):
                 return  # nothing that could make room has happened since the head last failed
             seq = group.seqs[0]
             num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
@@ -240,11 +269,11 @@ class Scheduler:
                 if not self.chunked_prefill:
                     return
                 num_new = budget
-            if not self.strategy.allocate(seq, num_hit, num_new):
-                self._blocked_epoch = self.strategy.admission_epoch
+            if self.strategy.allocate(seq, num_hit, num_new) is None:
+                self._blocked_at = (self._num_room_frees, self.strategy.prefix_cache_version())
                 self._blocked_head = (seq, num_new)
                 return
-            self._blocked_epoch = None
+            self._blocked_at = None
             self._blocked_head = None
             self.waiting.popleft()
             group.phase = Phase.PREFILL
@@ -261,15 +290,15 @@ class Scheduler:
             step.prefills.append(PrefillChunk(seq, num_hit, num_new))
             budget -= num_new
 
-    def _allocate_or_preempt(self, seq: Sequence, num_computed: int, num_new: int) -> bool:
+    def _allocate_or_preempt(self, seq: Sequence, num_computed: int, num_new: int) -> int | None:
         """Allocate for a running sequence, preempting the latest-admitted requests until it fits.
 
-        False when the sequence's own request was preempted.
+        The headroom granted; None when the sequence's own request was preempted.
         """
-        while not self.strategy.allocate(seq, num_computed, num_new):
+        while (headroom := self.strategy.allocate(seq, num_computed, num_new)) is None:
             if not self._preempt_latest(seq.group):
-                return False
-        return True
+                return None
+        return headroom
 
     def _fork_or_preempt(self, parent: Sequence, child: Sequence) -> bool:
         while not self.strategy.fork(parent.seq_id, child, parent.num_computed_tokens):
@@ -292,7 +321,7 @@ class Scheduler:
         for seq in group.seqs:
             if seq in self.lazy:
                 self.lazy.remove(seq, self._lazy_tick)
-            self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+            self._free(seq)
         self._drop_running(group)
         group.num_preemptions += 1
         self._step.num_preemptions += 1
@@ -307,6 +336,10 @@ class Scheduler:
         seq.num_computed_tokens = seq.synced_tokens = 0
         group.phase = Phase.WAITING
         self.waiting.appendleft(group)
+
+    def _free(self, seq: Sequence) -> None:
+        if self.strategy.free(seq.seq_id, seq.num_computed_tokens):
+            self._num_room_frees += 1
 
     def _drop_running(self, group: RequestState) -> None:
         del self.running[group.admit_order]
@@ -343,7 +376,7 @@ class Scheduler:
             done = self.lazy.pop_finished(step.tick)
             if done:
                 for seq in done:
-                    self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+                    self._free(seq)
                 for group in {seq.group.admit_order: seq.group for seq in done}.values():
                     if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
                         self._finish(group, end_time_s, finished, already_freed=True)
@@ -413,7 +446,7 @@ class Scheduler:
             # and strategies without sharing need the room for the copies.
             for parent, k in zip(parents, num_children):
                 if k == 0:
-                    self.strategy.free(parent.seq_id, parent.num_computed_tokens)
+                    self._free(parent)
                     group.seqs.remove(parent)
                     self.num_running_seqs -= 1
             for parent, k in zip(parents, num_children):
@@ -428,7 +461,7 @@ class Scheduler:
     ) -> None:
         if not already_freed:
             for seq in group.seqs:
-                self.strategy.free(seq.seq_id, seq.num_computed_tokens)
+                self._free(seq)
         self._drop_running(group)
         group.phase = Phase.FINISHED
         group.finish_time_s = end_time_s

@@ -28,7 +28,7 @@ def run_steps(scheduler: Scheduler, executor: Executor) -> Iterator[StepResult]:
         if step is None:
             clock_s = scheduler.next_arrival_time_s()
             continue
-        duration_s = executor.execute(step, scheduler)
+        duration_s = executor.execute(step)
         usage, finished = scheduler.complete(step, clock_s + duration_s)
         yield StepResult(step, clock_s, duration_s, usage, finished)
         clock_s += duration_s

@@ -1,25 +1,46 @@
-"""The interface every KV-cache strategy implements, and the vocabulary it reports memory in.
+"""The interface every KV-cache strategy implements, its rules, and the vocabulary it reports in.
 
 A strategy is a policy plus a memory mechanism over a pool of `num_blocks` blocks of `block_size`
 token slots. It never touches tensors: it hands out block ids, and for every live sequence a block
-table (its block ids in order), which is all the attention kernels need.
+table (its block ids in order), which is all the attention kernels need. It never knows about
+executors either: the scheduler copies what a step needs (tables, block copies, the layout) into
+the step plan.
 
-The seam with the scheduler is small and check-then-commit:
+The seam with the scheduler (check-then-commit, as nano-vllm's can_allocate / allocate):
 
-- `cached_prefix_tokens(seq, num_tokens)`: how many leading tokens of a new sequence with
-  `num_tokens` known tokens are already cached (pure).
-- `allocate(seq, num_computed_tokens, num_new_tokens)`: make room for `num_new_tokens` more tokens
-  after the first `num_computed_tokens`; returns False and changes nothing when it cannot.
-- `fork(parent_id, child)`, `free(seq_id, num_computed_tokens)`, `block_table(seq_id)`.
-- `headroom(seq_id)`: how many positions, counted from its synced length (the
-  `num_computed_tokens` of its last `allocate` or `fork`), the sequence may write without calling
-  the strategy again. The scheduler uses it to skip the
-  strategy entirely between block boundaries (it tells the true length at the next call), which is
-  what lets the simulator avoid working token by token.
+- `cached_prefix_tokens(seq, num_tokens)`: leading tokens of a new sequence already cached (pure).
+- `allocate(seq, num_computed_tokens, num_new_tokens) -> int | None`: make room for more tokens;
+  the headroom granted, or None having changed nothing.
+- `fork(parent_id, child, num_computed_tokens) -> bool`, `free(seq_id, num_computed_tokens) -> bool`
+  (whether it made room), `block_table(seq_id)`, `headroom(seq_id)`, `usage()`, `snapshot()`.
+
+The rules. The scheduler relies on each; `tests/strategies/test_strategy_stateful.py` checks every
+registered strategy (installed plugins included) against them, and `invariants.check` after every call:
+
+1. Check-then-commit: a refused `allocate` (None) or `fork` (False) leaves the state exactly as it
+   was (`snapshot()` equal before and after). `cached_prefix_tokens` never changes the state.
+2. `allocate` returns the headroom granted: equal to `headroom(seq_id)` right after, and at least
+   `num_new_tokens` (so `allocate(n=1)` always leaves room for that one token).
+3. Headroom is a promise: the sequence may write that many positions after its synced length (the
+   `num_computed_tokens` of its last `allocate` or `fork`) without calling the strategy again. The
+   scheduler skips the strategy between block boundaries, so it only learns a sequence's true
+   length at the next call; tokens written but not yet synced sit in slots counted as reserved.
+4. A refusal is stable: an admission that `allocate` refused is refused again until a `free`
+   returned True ("made room") or `prefix_cache_version()` changed. The scheduler does not retry
+   a blocked head before then, so a strategy that makes room silently stalls it ("does not fit in
+   an empty KV pool").
+5. `cached_prefix_tokens` returns a multiple of `block_size` below `num_tokens` (the last known
+   token is always computed, its logits give the next one), and a new sequence's first `allocate`
+   passes exactly that as `num_computed_tokens`.
+6. The state is consistent after every call: no block leaked or double-booked, reference counts
+   equal table references, the free queue holds exactly the unreferenced blocks, no two sequences
+   write one slot, every prefix-cache key matches its block's content, and `usage()` recomputed
+   block by block sums to the pool (see invariants.py for the full list).
+7. A sequence never shrinks, never writes past its final length, and its table covers its tokens.
 
 Memory is reported in token slots (`PoolUsage`); multiply by the model's KV bytes per token for
-bytes. Slots the sequences have written but not yet told the strategy about are, by construction,
-slots the strategy counted as reserved; `PoolUsage.with_unsynced` moves them to tokens.
+bytes. Events a strategy counts (copies, evictions, ...) are declared in `counted_events` and
+become step columns and summary fields without touching the recorder.
 """
 
 from __future__ import annotations
@@ -27,7 +48,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from omegaconf import MISSING
 
@@ -88,12 +109,9 @@ class PoolUsage:
         return self
 
 
-@dataclass(slots=True)
-class StrategyCounters:
-    """Cumulative events, for metrics."""
-
-    cow_copies: int = 0  # blocks copied because a shared block was written
-    fork_copied_blocks: int = 0  # blocks copied eagerly at fork (strategies without sharing)
+# Event columns every run has (zero for strategies that never count them): the step table and
+# summary.json have always carried these two, and reports compare them across strategies.
+STANDARD_EVENTS = ("cow_copies", "fork_copied_blocks")
 
 
 @dataclass(slots=True)
@@ -110,11 +128,21 @@ class PoolSnapshot:
     free_queue: list[int]  # free block ids in allocation order (cached ones included)
     cached: set[int] = field(default_factory=set)  # free blocks that still hold a reusable prefix
     registered: set[int] = field(default_factory=set)  # blocks findable by content (held or free)
+    # (block id, its prefix-cache key, the key re-derived from scratch from a live holder's content)
+    # for every registered block a live sequence holds: the two must agree.
+    cache_key_checks: list[tuple[int, object, object]] = field(default_factory=list)
     extra_held: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> held blocks beyond its table
 
 
 class KVCacheStrategy(ABC):
-    """Base of all strategies. Subclasses register with `kvbench.strategies.register`."""
+    """Base of all strategies. Register with `@kvbench.strategies.register("name", NameConfig)`."""
+
+    # How its block tables lie in the pool: "paged" (blocks anywhere) or "contiguous" (one run of
+    # consecutive ids per sequence). The plan carries it; the profile cost model times steps by it.
+    layout: ClassVar[str] = "paged"
+    # Events it counts in `self.counters` (cumulative), beyond STANDARD_EVENTS: each becomes a
+    # steps.csv column (per step) and a summary.json field (the run's total).
+    counted_events: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         block_size = config.block_size
@@ -128,46 +156,57 @@ class KVCacheStrategy(ABC):
         self.block_size = block_size
         self.num_blocks = num_blocks
         self.max_model_len = max_model_len
-        self.counters = StrategyCounters()
-        # Bumped whenever an allocation that failed before might now succeed (frees, new cache
-        # entries), so the scheduler retries a blocked admission only then.
-        self.admission_epoch = 0
+        self.counters: dict[str, int] = dict.fromkeys(self.event_names(), 0)
         # Block copies are logged only for an executor that moves K/V (the device executor): a
         # simulation would pay for a log nobody reads (a token-granular fork copies every token).
         self.record_block_copies = False
         self._block_copies: list[tuple[int, int]] = []
+
+    @classmethod
+    def event_names(cls) -> tuple[str, ...]:
+        """Every counter the recorder writes for this strategy, standard ones first."""
+        return STANDARD_EVENTS + tuple(e for e in cls.counted_events if e not in STANDARD_EVENTS)
 
     @property
     def pool_slots(self) -> int:
         return self.num_blocks * self.block_size
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
-        """Leading tokens of a new sequence with `num_tokens` known tokens whose KV is cached.
+        """Leading tokens of a new sequence with `num_tokens` known tokens whose KV is cached (rule 5)."""
+        return 0
 
-        A multiple of block_size, and at most num_tokens - 1: the last known token is always
-        computed, since its logits give the next token.
+    def prefix_cache_version(self) -> int:
+        """Changes whenever content becomes findable by `cached_prefix_tokens` (rule 4).
+
+        A refused admission may succeed once its prefix is found, so the scheduler retries then.
+        Strategies without a prefix cache keep 0.
         """
         return 0
 
     @abstractmethod
-    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> bool:
+    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         """Make room for tokens [num_computed_tokens, num_computed_tokens + num_new_tokens).
 
         For a sequence the strategy does not hold yet, `num_computed_tokens` must equal what
-        `cached_prefix_tokens` just returned. Returns False, changing nothing, when the pool cannot.
+        `cached_prefix_tokens` just returned. Returns the headroom granted (rule 2), or None,
+        changing nothing, when the pool cannot (rule 1).
         """
 
     @abstractmethod
     def headroom(self, seq_id: int) -> int:
-        """Positions writable from the sequence's synced length without calling the strategy."""
+        """Positions writable from the sequence's synced length without calling the strategy (rule 3)."""
 
     @abstractmethod
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         """Give `child` the parent's first `num_computed_tokens` tokens. False: changed nothing."""
 
     @abstractmethod
-    def free(self, seq_id: int, num_computed_tokens: int) -> None:
-        """Release a finished or preempted sequence that has computed `num_computed_tokens`."""
+    def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        """Release a finished or preempted sequence that has computed `num_computed_tokens`.
+
+        Returns whether it made room: True when a block (or run) became free. The scheduler retries
+        a refused admission only after that (rule 4).
+        """
 
     @abstractmethod
     def block_table(self, seq_id: int) -> list[int]:
@@ -179,8 +218,8 @@ class KVCacheStrategy(ABC):
 
     def pop_block_copies(self) -> list[tuple[int, int]]:
         """(src, dst) block copies made since the last call, oldest first: forks that copy and
-        copy-on-write. A device executor applies them before the step's attention. Empty unless
-        `record_block_copies` is set."""
+        copy-on-write. The scheduler puts them in the step plan; a device executor applies them
+        before the step's attention. Empty unless `record_block_copies` is set."""
         copies, self._block_copies = self._block_copies, []
         return copies
 
@@ -199,3 +238,7 @@ class KVCacheStrategy(ABC):
     @abstractmethod
     def snapshot(self) -> PoolSnapshot:
         """The state in plain form, for `kvbench.strategies.invariants.check`."""
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)

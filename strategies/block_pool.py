@@ -1,91 +1,49 @@
-"""Blocks, the free queue and the prefix-cache map shared by the paged strategies.
+"""The paged family's pool: blocks, reference counts, the prefix-cache map and the accounting.
 
-The free queue is a doubly linked list threaded through the blocks themselves (vLLM v1's design):
-popping the head, appending at the tail and unlinking a cached block that a new request revives are
-all O(1), and the queue order is the eviction order. A freed block keeps its cache entry until it
-is popped for reuse, so "free" and "cached" are one list; `num_cached_blocks` counts the latter.
+Free blocks live in an eviction policy (eviction.py; LRU today, vLLM v1's free queue). A freed
+block keeps its cache entry until the policy hands it out for new content: "free" and "cached" are
+one set, and `num_cached_free_blocks` counts the latter. The pool owns caching and uncaching, and
+counts the entries it evicts into the strategy's `evicted_blocks` counter when it has one.
 
 The pool also keeps the memory accounting of held blocks (ref_cnt > 0): each block knows how many
 of its slots hold tokens (`num_tokens`) and up to which offset the owning sequence will still
 write (`reserve_end`); the rest is internal fragmentation. Aggregates change only when a block
-changes, never by scanning.
+changes, never by scanning. Only blocks a run has used exist as objects (see eviction.py), so a
+huge pool costs no more than a small one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
+from kvbench.strategies.eviction import Block, EvictionPolicy, LRUFreeQueue
 
-class Block:
-    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "prev_free", "next_free")
-
-    def __init__(self, block_id: int):
-        self.block_id = block_id
-        self.ref_cnt = 0
-        self.num_tokens = 0  # slots holding KV of existing tokens
-        self.reserve_end = 0  # slots below this will be written by the owner; above: internal frag
-        self.cache_key: Hashable | None = None  # (parent block hash, content) once full and cached
-        self.prev_free: Block | None = None
-        self.next_free: Block | None = None
-
-    def __repr__(self) -> str:
-        return f"Block({self.block_id}, ref={self.ref_cnt}, tokens={self.num_tokens})"
-
-
-class FreeBlockQueue:
-    """Doubly linked list of free blocks with sentinels; allocation pops the head."""
-
-    def __init__(self, blocks: Iterable[Block]):
-        self._head = Block(-1)
-        self._tail = Block(-1)
-        self._head.next_free = self._tail
-        self._tail.prev_free = self._head
-        self.num_blocks = 0
-        for block in blocks:
-            self.append(block)
-
-    def append(self, block: Block) -> None:
-        last = self._tail.prev_free
-        last.next_free = block
-        block.prev_free = last
-        block.next_free = self._tail
-        self._tail.prev_free = block
-        self.num_blocks += 1
-
-    def popleft(self) -> Block:
-        block = self._head.next_free
-        if block is self._tail:
-            raise IndexError("no free block")
-        self.remove(block)
-        return block
-
-    def remove(self, block: Block) -> None:
-        block.prev_free.next_free = block.next_free
-        block.next_free.prev_free = block.prev_free
-        block.prev_free = block.next_free = None
-        self.num_blocks -= 1
-
-    def block_ids(self) -> list[int]:
-        ids = []
-        block = self._head.next_free
-        while block is not self._tail:
-            ids.append(block.block_id)
-            block = block.next_free
-        return ids
+__all__ = ["Block", "BlockPool"]
 
 
 class BlockPool:
-    """All blocks of a paged strategy, with ref counts, free queue, cache map and accounting."""
+    """All blocks of a paged strategy, with ref counts, free blocks, cache map and accounting."""
 
-    def __init__(self, num_blocks: int, block_size: int):
+    def __init__(
+        self, num_blocks: int, block_size: int, eviction: type[EvictionPolicy] = LRUFreeQueue,
+        counters: dict[str, int] | None = None,
+    ):
+        self.num_blocks = num_blocks
         self.block_size = block_size
-        self.blocks = [Block(i) for i in range(num_blocks)]
-        self.free_queue = FreeBlockQueue(self.blocks)
+        self.blocks: list[Block] = []  # materialised blocks; block_id == index (handed out in id order first)
+        self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
         self.cached: dict[Hashable, Block] = {}  # cache_key -> block (held or free)
         self.num_cached_free_blocks = 0  # free blocks that still hold a cache entry
         self.token_slots = 0  # over held blocks
         self.reserved_slots = 0  # over held blocks
+        # Evictions go to the strategy's counters when it declares them (an extra steps.csv column).
+        self._counters = counters if counters is not None and "evicted_blocks" in counters else None
         self.num_evicted_blocks = 0
+
+    def _materialise(self, block_id: int) -> Block:
+        block = Block(block_id)
+        self.blocks.append(block)
+        return block
 
     @property
     def num_free_blocks(self) -> int:
@@ -93,23 +51,48 @@ class BlockPool:
 
     @property
     def num_held_blocks(self) -> int:
-        return len(self.blocks) - self.free_queue.num_blocks
+        return self.num_blocks - self.free_queue.num_blocks
+
+    def ref_cnts(self) -> list[int]:
+        """ref_cnt of every block id (never-used blocks: 0)."""
+        return [b.ref_cnt for b in self.blocks] + [0] * (self.num_blocks - len(self.blocks))
 
     def take_new(self, num_blocks: int) -> list[Block]:
-        """Pop blocks for new content, evicting their old cache entries. Caller checked the count."""
+        """Blocks for new content, evicting their old cache entries. Caller checked the count."""
         out = []
         for _ in range(num_blocks):
-            block = self.free_queue.popleft()
+            block = self.free_queue.pop()
             if block.cache_key is not None:
-                del self.cached[block.cache_key]
-                block.cache_key = None
-                self.num_cached_free_blocks -= 1
-                self.num_evicted_blocks += 1
+                self._evict(block)
             block.ref_cnt = 1
             block.num_tokens = 0
             block.reserve_end = 0
             out.append(block)
         return out
+
+    def _evict(self, block: Block) -> None:
+        del self.cached[block.cache_key]
+        block.cache_key = None
+        self.num_cached_free_blocks -= 1
+        self.num_evicted_blocks += 1
+        if self._counters is not None:
+            self._counters["evicted_blocks"] += 1
+
+    def cache(self, block: Block, key: Hashable) -> bool:
+        """Make a held block findable under `key`; False if another block already holds that key."""
+        if key in self.cached:
+            return False
+        block.cache_key = key
+        self.cached[key] = block
+        return True
+
+    def uncache(self, block: Block) -> None:
+        """Forget a held block's cache entry (its content will not be what the key says)."""
+        del self.cached[block.cache_key]
+        block.cache_key = None
+
+    def lookup(self, key: Hashable) -> Block | None:
+        return self.cached.get(key)
 
     def touch(self, block: Block) -> None:
         """Add a reference to a block that holds wanted content (a prefix hit or a fork)."""
@@ -121,10 +104,10 @@ class BlockPool:
         block.ref_cnt += 1
 
     def release(self, blocks_tail_first: Iterable[Block]) -> bool:
-        """Drop one reference from each block; blocks reaching zero join the free queue's tail.
+        """Drop one reference from each block; blocks reaching zero become free.
 
-        Pass a sequence's blocks tail first: its tail is then evicted before its head. Returns
-        whether any block became free.
+        Pass a sequence's blocks tail first: with LRU its tail is then evicted before its head.
+        Returns whether any block became free.
         """
         freed = False
         for block in blocks_tail_first:
@@ -136,7 +119,7 @@ class BlockPool:
                     self.num_cached_free_blocks += 1
                 else:
                     block.num_tokens = block.reserve_end = 0
-                self.free_queue.append(block)
+                self.free_queue.push(block)
                 freed = True
         return freed
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from kvbench.strategies.allocators import ALLOCATORS, next_pow2
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
-from kvbench.strategies.paged import ceil_div
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, ceil_div
 from kvbench.strategies.registry import register
+from kvbench.strategies.run_table import RunTable, SeqRun
 
 
 class Reservation(Enum):
@@ -39,27 +39,15 @@ class ContiguousConfig(StrategyConfig):
     allocator: Allocator = Allocator.first_fit
 
 
-class SeqRun:
-    __slots__ = ("start", "num_reserved_blocks", "num_run_blocks", "num_tokens", "final_num_kv_tokens")
-
-    def __init__(self, start: int, num_reserved_blocks: int, num_run_blocks: int, num_tokens: int, final: int):
-        self.start = start
-        self.num_reserved_blocks = num_reserved_blocks  # what the policy asked for: the block table
-        self.num_run_blocks = num_run_blocks  # what the allocator holds (buddy rounds up)
-        self.num_tokens = num_tokens
-        self.final_num_kv_tokens = final
-
-
 @register("contiguous", ContiguousConfig)
 class ContiguousStrategy(KVCacheStrategy):
+    layout = "contiguous"
+
     def __init__(self, config: ContiguousConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
         self.reservation = Reservation(config.reservation)
         self.allocator = ALLOCATORS[Allocator(config.allocator).value](num_blocks)
-        self._seqs: dict[int, SeqRun] = {}
-        self._token_slots = 0
-        self._reserved_slots = 0  # slots for tokens the sequences will still write
-        self._held_slots = 0
+        self.runs = RunTable(num_blocks, self.block_size)
         # Asked every step while a request waits: recomputed only when the holes or the request change.
         self._external_frag: tuple[tuple[int, int], int] = ((-1, -1), 0)
 
@@ -77,76 +65,52 @@ class ContiguousStrategy(KVCacheStrategy):
         if start is None:
             return None
         run = SeqRun(start, num_blocks, self.allocator.run_size(num_blocks), num_tokens, seq.final_num_kv_tokens)
-        self._seqs[seq.seq_id] = run
-        self._token_slots += num_tokens
-        self._reserved_slots += run.final_num_kv_tokens - num_tokens
-        self._held_slots += run.num_run_blocks * self.block_size
-        return run
+        return self.runs.add(seq.seq_id, run)
 
-    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> bool:
+    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         num_total_tokens = num_computed_tokens + num_new_tokens
-        run = self._seqs.get(seq.seq_id)
+        run = self.runs.seqs.get(seq.seq_id)
         if run is None:
             if num_computed_tokens:
                 raise ValueError(f"seq {seq.seq_id}: contiguous caches no prefix, got {num_computed_tokens}")
-            return self._reserve(seq, 0) is not None
+            if self._reserve(seq, 0) is None:
+                return None
+            return self.runs.headroom(seq.seq_id)
         if num_total_tokens > run.num_reserved_blocks * self.block_size:
             raise ValueError(
                 f"seq {seq.seq_id} outgrew its reservation ({num_total_tokens} > "
                 f"{run.num_reserved_blocks * self.block_size} tokens): its final length was wrong"
             )
-        self._sync(run, num_computed_tokens)
-        return True
+        self.runs.sync(run, num_computed_tokens)
+        return self.runs.headroom(seq.seq_id)
 
     def headroom(self, seq_id: int) -> int:
-        run = self._seqs[seq_id]
-        return run.num_reserved_blocks * self.block_size - run.num_tokens
+        return self.runs.headroom(seq_id)
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
-        parent = self._seqs[parent_id]
+        parent = self.runs.seqs[parent_id]
         run = self._reserve(child, num_computed_tokens)
         if run is None:
             return False
-        self._sync(parent, num_computed_tokens)
+        self.runs.sync(parent, num_computed_tokens)
         num_copied_blocks = ceil_div(num_computed_tokens, self.block_size)
         self._log_copies((parent.start + i, run.start + i) for i in range(num_copied_blocks))
-        self.counters.fork_copied_blocks += num_copied_blocks
+        self.counters["fork_copied_blocks"] += num_copied_blocks
         return True
 
-    def free(self, seq_id: int, num_computed_tokens: int) -> None:
-        run = self._seqs.pop(seq_id)
-        self._sync(run, num_computed_tokens)
-        self._token_slots -= run.num_tokens
-        self._reserved_slots -= run.final_num_kv_tokens - run.num_tokens
-        self._held_slots -= run.num_run_blocks * self.block_size
+    def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        run = self.runs.remove(seq_id, num_computed_tokens)
         self.allocator.free(run.start, run.num_reserved_blocks)
-        self.admission_epoch += 1
-
-    def _sync(self, run: SeqRun, num_tokens: int) -> None:
-        if num_tokens < run.num_tokens:
-            raise ValueError(f"a sequence cannot shrink ({run.num_tokens} -> {num_tokens} tokens)")
-        self._token_slots += num_tokens - run.num_tokens
-        self._reserved_slots -= num_tokens - run.num_tokens
-        run.num_tokens = num_tokens
+        return True
 
     def block_table(self, seq_id: int) -> list[int]:
-        run = self._seqs[seq_id]
-        return list(range(run.start, run.start + run.num_reserved_blocks))
+        return self.runs.block_table(seq_id)
 
     def usage(self) -> PoolUsage:
-        return PoolUsage(
-            pool_slots=self.pool_slots,
-            token_slots=self._token_slots,
-            reserved_slots=self._reserved_slots,
-            internal_frag_slots=self._held_slots - self._token_slots - self._reserved_slots,
-            external_frag_slots=0,
-            free_slots=self.allocator.num_free_blocks * self.block_size,
-            cached_slots=0,
-            logical_slots=self._held_slots,
-        )
+        return self.runs.usage(self.allocator.num_free_blocks)
 
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
-        if seq.seq_id in self._seqs:
+        if seq.seq_id in self.runs.seqs:
             return 0  # a running sequence never needs a new run
         num_blocks = ceil_div(max(self.reserved_tokens(seq.final_num_kv_tokens), num_new_tokens), self.block_size)
         key = (num_blocks, self.allocator.version)
@@ -161,21 +125,4 @@ class ContiguousStrategy(KVCacheStrategy):
         return largest_slots
 
     def snapshot(self) -> PoolSnapshot:
-        ref_cnt = [0] * self.num_blocks
-        for run in self._seqs.values():
-            for block_id in range(run.start, run.start + run.num_run_blocks):
-                ref_cnt[block_id] += 1
-        return PoolSnapshot(
-            block_size=self.block_size,
-            num_blocks=self.num_blocks,
-            tables={sid: self.block_table(sid) for sid in self._seqs},
-            num_tokens={sid: r.num_tokens for sid, r in self._seqs.items()},
-            final_num_kv_tokens={sid: r.final_num_kv_tokens for sid, r in self._seqs.items()},
-            num_inherited_tokens={sid: 0 for sid in self._seqs},
-            ref_cnt=ref_cnt,
-            free_queue=[b for start, size in self.allocator.holes() for b in range(start, start + size)],
-            extra_held={
-                sid: list(range(r.start + r.num_reserved_blocks, r.start + r.num_run_blocks))
-                for sid, r in self._seqs.items()
-            },
-        )
+        return self.runs.snapshot(self.allocator.holes())

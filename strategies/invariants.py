@@ -2,15 +2,17 @@
 
 It rebuilds the pool's state from the block tables alone and compares it with what the strategy
 reports: no block leaked or double-booked, reference counts equal table references, the free queue
-holds exactly the unreferenced blocks (cached ones among them), and the memory breakdown recomputed
-block by block equals the strategy's running totals and sums to the pool.
+holds exactly the unreferenced blocks (cached ones among them), no two sequences have written one
+slot (sharing is for inherited tokens only), every prefix-cache key a live sequence holds matches
+the content it re-derives for that block, and the memory breakdown recomputed block by block
+equals the strategy's running totals and sums to the pool.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from kvbench.strategies.base import KVCacheStrategy
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot
 
 
 class InvariantError(AssertionError):
@@ -19,6 +21,23 @@ class InvariantError(AssertionError):
 
 def _clamp(x: int, hi: int) -> int:
     return min(hi, max(0, x))
+
+
+def _check_one_writer_per_slot(snap: PoolSnapshot) -> None:
+    """No slot written by two sequences: a sequence writes its tokens past what it inherited."""
+    bs = snap.block_size
+    written: dict[int, list[tuple[int, int, int]]] = {}  # block -> (first slot, end slot, seq_id)
+    for seq_id, table in snap.tables.items():
+        first, end = snap.num_inherited_tokens[seq_id], snap.num_tokens[seq_id]
+        for i in range(first // bs, min(len(table), -(-end // bs))):
+            lo, hi = max(first, i * bs) - i * bs, min(end, (i + 1) * bs) - i * bs
+            if lo < hi:
+                written.setdefault(table[i], []).append((lo, hi, seq_id))
+    for block_id, spans in written.items():
+        spans.sort()
+        for (_, hi, a), (lo, _, b) in zip(spans, spans[1:]):
+            if lo < hi:
+                raise InvariantError(f"block {block_id}: seqs {a} and {b} both wrote slot {lo}")
 
 
 def check(strategy: KVCacheStrategy) -> None:
@@ -48,6 +67,13 @@ def check(strategy: KVCacheStrategy) -> None:
         )
     if not snap.cached <= unreferenced or not snap.cached <= snap.registered:
         raise InvariantError(f"cached blocks {sorted(snap.cached - unreferenced)} are not free")
+    _check_one_writer_per_slot(snap)
+    for block_id, key, derived in snap.cache_key_checks:
+        if key != derived:
+            raise InvariantError(
+                f"block {block_id} is cached under a key that does not match its content: a request "
+                f"would hit another request's K/V"
+            )
 
     # Per physical block: tokens = the most any holder that writes there has written, reservation
     # end = the furthest such a holder will write. A holder does not write the blocks it inherited

@@ -1,16 +1,18 @@
 """`paged_cow`: paged + reference counts. A fork shares every block; the first write into a shared
-block copies it (copy-on-write), and the copy is counted.
+block copies it (copy-on-write), and the copy is counted (`cow_copies`).
 
 This is how parallel sampling and beam search keep one copy of the prompt: only the partially
-filled last block is ever copied, once per sharer but the last.
+filled last block is ever copied, once per sharer but the last. The copy-on-write itself is part
+of the block tables' mechanism (paged_tables.py): it triggers whenever a block is shared.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvbench.strategies.base import SeqView, StrategyConfig
-from kvbench.strategies.paged import PagedStrategy, SeqBlocks, ceil_div
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
+from kvbench.strategies.block_pool import BlockPool
+from kvbench.strategies.paged_tables import PagedTables
 from kvbench.strategies.registry import register
 
 
@@ -20,15 +22,43 @@ class PagedCowConfig(StrategyConfig):
 
 
 @register("paged_cow", PagedCowConfig)
-class PagedCowStrategy(PagedStrategy):
+class PagedCowStrategy(KVCacheStrategy):
+    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
+        super().__init__(config, num_blocks, max_model_len)
+        self.pool = BlockPool(num_blocks, self.block_size)
+        self.tables = PagedTables(self.pool, self.counters, self._log_copies)
+
+    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
+        tables = self.tables
+        state = tables.seqs.get(seq.seq_id)
+        if state is None:
+            if num_computed_tokens:
+                raise ValueError(f"seq {seq.seq_id}: paged_cow caches no prefix, got num_computed_tokens={num_computed_tokens}")
+            state = tables.admit(seq, [], num_new_tokens)
+            if state is None:
+                return None
+        elif not tables.grow(state, num_computed_tokens, num_new_tokens):
+            return None
+        return tables.headroom(state)
+
+    def headroom(self, seq_id: int) -> int:
+        return self.tables.headroom(self.tables.seqs[seq_id])
+
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
-        parent = self._seqs[parent_id]
-        self._sync(parent, num_computed_tokens)
-        shared = parent.blocks[: ceil_div(num_computed_tokens, self.block_size)]
-        for block in shared:
-            self.pool.touch(block)
-        state = SeqBlocks(list(shared), num_computed_tokens, child.final_num_kv_tokens, child.stream)
-        state.num_cached_blocks = parent.num_cached_blocks  # registered blocks are full, so shared
-        self._seqs[child.seq_id] = state
-        self._num_logical_blocks += len(shared)
+        self.tables.fork_shared(parent_id, child, num_computed_tokens)
         return True
+
+    def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        return self.tables.release(self.tables.drop(seq_id, num_computed_tokens))
+
+    def block_table(self, seq_id: int) -> list[int]:
+        return self.tables.block_table(seq_id)
+
+    def usage(self) -> PoolUsage:
+        return self.tables.usage()
+
+    def max_seq_kv_tokens(self) -> int:
+        return self.pool_slots
+
+    def snapshot(self) -> PoolSnapshot:
+        return self.tables.snapshot()

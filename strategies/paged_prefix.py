@@ -1,30 +1,28 @@
 """`paged_prefix`: paged + copy-on-write + automatic prefix caching, with vLLM v1's rules.
 
-- A full block is keyed by (hash of the previous block's key, its content), so a key names the
-  whole prefix up to it; the content itself is part of the key, so equal hashes of different token
-  ids never match (the chain's 64-bit parent hash is trusted, as in vLLM).
-- Blocks are registered as soon as the tokens scheduled into them fill them, so requests admitted in
-  the same step already share.
+Composed of the block pool (which caches, uncaches and evicts: LRU, least recently freed first,
+and a sequence's blocks are freed tail first, so its tail is evicted before its head), the block
+tables (forks share, copy-on-write) and the prefix index (keys, lookups; see prefix_index.py).
+
+- Blocks are registered as soon as the tokens scheduled into them fill them, so requests admitted
+  in the same step already share.
 - A hit is a run of leading full blocks, capped below the sequence's known length: the last token
   is always computed, since its logits give the next token.
-- Freed blocks keep their key in the free queue until popped for new content: least recently freed
-  first, and a sequence's blocks are freed tail first, so its tail is evicted before its head.
-
-Each sequence's chain of keys is computed once, block by block as it is needed, and kept while the
-sequence is known: a request waiting at the head of the queue is looked up at every retry.
+- Blocks registered for tokens that were never computed (a sequence preempted before its step
+  ran) are forgotten when it is freed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import ClassVar
 
-from kvbench.strategies.base import SeqView, StrategyConfig
-from kvbench.strategies.block_pool import Block
-from kvbench.strategies.paged import SeqBlocks
-from kvbench.strategies.paged_cow import PagedCowStrategy
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
+from kvbench.strategies.block_pool import BlockPool
+from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
+from kvbench.strategies.paged_tables import PagedTables
+from kvbench.strategies.prefix_index import PrefixIndex
 from kvbench.strategies.registry import register
-from kvbench.tokens import TokenSequence
 
 
 @dataclass
@@ -32,90 +30,77 @@ class PagedPrefixConfig(StrategyConfig):
     name: str = "paged_prefix"
 
 
-class KeyChain:
-    """The cache keys of a token stream's leading full blocks, extended on demand."""
-
-    __slots__ = ("stream", "block_size", "keys", "_last_hash")
-
-    def __init__(self, stream: TokenSequence, block_size: int, keys: list[Hashable] | None = None):
-        self.stream = stream
-        self.block_size = block_size
-        self.keys: list[Hashable] = keys or []
-        self._last_hash = hash(self.keys[-1]) if self.keys else None
-
-    def key(self, block_index: int) -> Hashable:
-        bs = self.block_size
-        while len(self.keys) <= block_index:
-            i = len(self.keys)
-            key = (self._last_hash, self.stream.block_key(i * bs, (i + 1) * bs))
-            self.keys.append(key)
-            self._last_hash = hash(key)
-        return self.keys[block_index]
-
-
 @register("paged_prefix", PagedPrefixConfig)
-class PagedPrefixStrategy(PagedCowStrategy):
+class PagedPrefixStrategy(KVCacheStrategy):
+    counted_events = ("evicted_blocks",)
+    # Which cached block dies first; a plugin swaps it (examples/kvbench-prefix-mru).
+    eviction_policy: ClassVar[type[EvictionPolicy]] = LRUFreeQueue
+
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
-        self._chains: dict[int, KeyChain] = {}  # seq_id -> its key chain (live or looked up)
+        self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
+        self.tables = PagedTables(self.pool, self.counters, self._log_copies)
+        self.index = PrefixIndex(self.pool)
 
-    def _chain(self, seq_id: int, stream: TokenSequence) -> KeyChain:
-        chain = self._chains.get(seq_id)
-        if chain is None:
-            chain = self._chains[seq_id] = KeyChain(stream, self.block_size)
-        return chain
+    def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
+        max_num_blocks = (num_tokens - 1) // self.block_size
+        return len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks)) * self.block_size
 
-    def _lookup_prefix(self, seq: SeqView, max_num_blocks: int) -> list[Block]:
-        chain = self._chain(seq.seq_id, seq.stream)
-        cached = self.pool.cached
-        hits: list[Block] = []
-        for i in range(max_num_blocks):
-            block = cached.get(chain.key(i))
-            if block is None:
-                break
-            hits.append(block)
-        return hits
+    def prefix_cache_version(self) -> int:
+        return self.index.num_registered
 
-    def _register_full_blocks(self, seq_id: int, state: SeqBlocks, num_tokens: int) -> None:
-        num_full_blocks = min(num_tokens // self.block_size, len(state.blocks))
-        if num_full_blocks <= state.num_cached_blocks:
-            return
-        chain = self._chain(seq_id, state.stream)
-        cached = self.pool.cached
-        for i in range(state.num_cached_blocks, num_full_blocks):
-            key = chain.key(i)
-            if key not in cached:  # a twin already cached keeps the entry; this block stays anonymous
-                block = state.blocks[i]
-                block.cache_key = key
-                cached[key] = block
-                self.admission_epoch += 1
-        state.num_cached_blocks = num_full_blocks
-
-    def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
-        if not super().fork(parent_id, child, num_computed_tokens):
-            return False
-        parent_chain = self._chains.get(parent_id)
-        if parent_chain is not None:  # the child's full blocks hold the parent's content
-            shared_keys = parent_chain.keys[: num_computed_tokens // self.block_size]
-            self._chains[child.seq_id] = KeyChain(child.stream, self.block_size, shared_keys)
-        return True
-
-    def free(self, seq_id: int, num_computed_tokens: int) -> None:
-        # Blocks registered for tokens that were scheduled but never computed (the sequence is
-        # preempted before its step ran) must not be found by content: their K/V is incomplete.
-        state = self._seqs[seq_id]
-        for block in state.blocks[num_computed_tokens // self.block_size :]:
-            if block.cache_key is not None and block.ref_cnt == 1:
-                del self.pool.cached[block.cache_key]
-                block.cache_key = None
-        state.num_cached_blocks = min(state.num_cached_blocks, num_computed_tokens // self.block_size)
-        super().free(seq_id, num_computed_tokens)
-        del self._chains[seq_id]
+    def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
+        bs = self.block_size
+        num_total_tokens = num_computed_tokens + num_new_tokens
+        state = self.tables.seqs.get(seq.seq_id)
+        if state is None:
+            hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // bs)
+            if len(hits) * bs != num_computed_tokens:
+                raise ValueError(
+                    f"seq {seq.seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
+                    f"({len(hits) * bs} tokens)"
+                )
+            state = self.tables.admit(seq, hits, num_total_tokens)
+            if state is None:
+                return None
+        elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
+            return None
+        self.index.register(seq.seq_id, state, num_total_tokens)
+        return self._headroom(state)
 
     def headroom(self, seq_id: int) -> int:
+        return self._headroom(self.tables.seqs[seq_id])
+
+    def _headroom(self, state) -> int:
         """Stop also at the write that fills a block not registered yet, so it is registered then."""
-        headroom = super().headroom(seq_id)
-        state = self._seqs[seq_id]
+        headroom = self.tables.headroom(state)
         bs = self.block_size
         first_unregistered = max(state.num_scheduled_tokens // bs, state.num_cached_blocks)
         return min(headroom, (first_unregistered + 1) * bs - 1 - state.num_tokens)
+
+    def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
+        self.tables.fork_shared(parent_id, child, num_computed_tokens)
+        self.index.share_chain(parent_id, child.seq_id, child.stream, num_computed_tokens)
+        return True
+
+    def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        self.index.unregister_uncomputed(self.tables.seqs[seq_id], num_computed_tokens)
+        state = self.tables.drop(seq_id, num_computed_tokens)
+        self.index.register(seq_id, state, num_computed_tokens)
+        freed = self.tables.release(state)
+        self.index.forget(seq_id)
+        return freed
+
+    def block_table(self, seq_id: int) -> list[int]:
+        return self.tables.block_table(seq_id)
+
+    def usage(self) -> PoolUsage:
+        return self.tables.usage()
+
+    def max_seq_kv_tokens(self) -> int:
+        return self.pool_slots
+
+    def snapshot(self) -> PoolSnapshot:
+        snap = self.tables.snapshot()
+        snap.cache_key_checks = self.index.key_checks(self.tables.seqs)
+        return snap

@@ -26,10 +26,9 @@ from kvbench.device.settings import (
 from kvbench.device.step_runner import StepRunner
 from kvbench.device.token_book import TokenBook
 from kvbench.device.weights import random_weights, weight_bytes
-from kvbench.executors.device import AttentionBackend, DeviceEngineConfig, DType
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
-from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.scheduler import StepPlan
 
 # summary.json names of the timed sections (seconds summed over the run).
 SECTION_FIELDS = {
@@ -42,8 +41,10 @@ SECTION_FIELDS = {
 
 class DeviceEngine:
     def __init__(
-        self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
+        self, *, device: str, dtype: str, backend: str, warmup: bool, record_logits: bool,
+        model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int,
     ):
+        """The `engine=device` settings as plain values (see executors/device.py for their meaning)."""
         if hardware.tensor_parallel != 1:
             raise ValueError(
                 f"engine=device runs the model on one device: hardware.tensor_parallel={hardware.tensor_parallel} "
@@ -51,20 +52,21 @@ class DeviceEngine:
             )
         started = time.perf_counter()
         c = model.config
-        self.device = torch_device(config.device)
-        self.dtype = torch_dtype(DType(config.dtype).value)
-        self.backend = attention_backend(AttentionBackend(config.backend).value, self.device, self.dtype)
+        self.device = torch_device(device)
+        self.dtype = torch_dtype(dtype)
+        self.backend = attention_backend(backend, self.device, self.dtype)
         check_memory_fits(
             self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, self.dtype)
         )
         self.model_config = c
         self.decoder = Decoder(c, random_weights(c, self.dtype, self.device, seed))
+        self.block_size = budget.block_size
         self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
         self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device)
-        self.book = TokenBook(c.vocab_size, config.record_logits)
-        self.record_logits = config.record_logits
+        self.book = TokenBook(c.vocab_size, record_logits)
+        self.record_logits = record_logits
         self.warmup_s = 0.0
-        if config.warmup and self.device.type == "cuda":
+        if warmup and self.device.type == "cuda":
             warmup_started = time.perf_counter()
             warm_up(self.runner)
             self.pool.fill(float("nan"))  # forget what the warm-up wrote
@@ -73,9 +75,9 @@ class DeviceEngine:
         self.host_prepare_s = 0.0
         self.device_time_s = 0.0
 
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+    def execute(self, step: StepPlan) -> float:
         started = time.perf_counter()
-        planned = plan_step_inputs(step, scheduler, self.book)
+        planned = plan_step_inputs(step, self.block_size, self.book)
         self.host_prepare_s += time.perf_counter() - started
         out = self.runner.run(planned.inputs, keep_logits=self.record_logits)
         if not out.finite.all():

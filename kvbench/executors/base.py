@@ -9,7 +9,7 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from kvbench.registry import Registry
-from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 
 
@@ -22,14 +22,16 @@ class Executor(ABC):
     """Turns a planned step into its duration, running it for real or costing it.
 
     Built as `cls(config, model=ModelSpec, hardware=HardwareConfig, budget=KVBudget, seed=int)`.
+    The plan is all it sees: never the scheduler, never the strategy.
     """
 
-    # Whether it moves K/V, so that the strategy must log its block copies (pop_block_copies).
-    needs_block_copies: ClassVar[bool] = False
+    # Whether it reads block tables and moves K/V, so that plans must carry the tables and the
+    # block copies (`StepPlan.decodes`, `.block_tables`, `.block_copies`).
+    needs_block_tables: ClassVar[bool] = False
 
     @abstractmethod
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
-        """Run or cost `step`; return its duration in seconds."""
+    def execute(self, plan: StepPlan) -> float:
+        """Run or cost the planned step; return its duration in seconds."""
 
     def summary_fields(self) -> dict:
         """Engine-specific figures for summary.json."""

@@ -16,7 +16,7 @@ from enum import Enum
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
-from kvbench.scheduler import Scheduler, StepPlan
+from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 
 
@@ -45,16 +45,21 @@ class DeviceEngineConfig(EngineConfig):
 
 @EXECUTORS.register("device", DeviceEngineConfig)
 class DeviceExecutor(Executor):
-    needs_block_copies = True
+    needs_block_tables = True
+
     def __init__(
         self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
     ):
         from kvbench.device.engine import DeviceEngine
 
-        self.engine = DeviceEngine(config, model, hardware, budget, seed)
+        self.engine = DeviceEngine(
+            device=config.device, dtype=DType(config.dtype).value, backend=AttentionBackend(config.backend).value,
+            warmup=config.warmup, record_logits=config.record_logits,
+            model=model, hardware=hardware, budget=budget, seed=seed,
+        )
 
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
-        return self.engine.execute(step, scheduler)
+    def execute(self, plan: StepPlan) -> float:
+        return self.engine.execute(plan)
 
     def summary_fields(self) -> dict:
         return self.engine.summary_fields()

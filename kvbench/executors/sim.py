@@ -9,9 +9,7 @@ from kvbench.cost_model import ProfileCostModel, RooflineCostModel, StepWork
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
-from kvbench.scheduler import Scheduler, StepPlan
-from kvbench.strategies.base import KVCacheStrategy
-from kvbench.strategies.contiguous import ContiguousStrategy
+from kvbench.scheduler import StepPlan
 
 
 class CostModelKind(Enum):
@@ -25,11 +23,6 @@ class SimEngineConfig(EngineConfig):
     cost_model: CostModelKind = CostModelKind.roofline
     step_overhead_s: float = 0.0  # fixed CPU time per step (scheduling, sampling, launches)
     profile_path: str | None = None  # the profile CSV (its JSON sidecar beside it), for cost_model=profile
-
-
-def block_table_layout(strategy: KVCacheStrategy) -> str:
-    """The profile layout whose step times fit the strategy's block tables."""
-    return "contiguous" if isinstance(strategy, ContiguousStrategy) else "paged"
 
 
 @EXECUTORS.register("sim", SimEngineConfig)
@@ -51,10 +44,11 @@ class SimExecutor(Executor):
         else:
             self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
 
-    def execute(self, step: StepPlan, scheduler: Scheduler) -> float:
+    def execute(self, plan: StepPlan) -> float:
         if self.profile is not None:
-            return self.profile.step_time_s(StepWork.of(step), block_table_layout(scheduler.strategy))
-        return self.cost_model.step_time_s(StepWork.of(step))
+            # The profile was measured per block-table layout; the strategy declares its own.
+            return self.profile.step_time_s(StepWork.of(plan), plan.layout)
+        return self.cost_model.step_time_s(StepWork.of(plan))
 
     def summary_fields(self) -> dict:
         if self.profile is None:

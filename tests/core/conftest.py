@@ -60,7 +60,7 @@ class Trace:
 
 
 class FixedStepTime(Executor):
-    def execute(self, step, scheduler) -> float:
+    def execute(self, plan) -> float:
         return STEP_TIME_S
 
 

@@ -90,11 +90,11 @@ def test_an_interrupted_run_is_marked_and_leaves_no_summary(tmp_path, monkeypatc
     calls = {"n": 0}
     original = SimExecutor.execute
 
-    def interrupt_after_a_few_steps(self, step, scheduler):
+    def interrupt_after_a_few_steps(self, step):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        return original(self, step, scheduler)
+        return original(self, step)
 
     monkeypatch.setattr(SimExecutor, "execute", interrupt_after_a_few_steps)
     with initialize_config_module(config_module="kvbench.conf", version_base=None):

@@ -80,11 +80,11 @@ def test_parallel_samples_share_the_prompt_and_copy_only_the_partial_block(strat
     requests = [Request(i, 0.0, TokenSequence.synthetic(("p", i), 10), num_output_tokens=6, n=4) for i in range(3)]
     strategy = strategy_factory("paged_cow", num_blocks=64)
     trace = driver(strategy, requests, SchedulerConfig(16, 64, True))
-    assert strategy.counters.cow_copies == 3 * 3  # block 2 of each prompt: copied by 3 of 4 samples
+    assert strategy.counters["cow_copies"] == 3 * 3  # block 2 of each prompt: copied by 3 of 4 samples
     assert max(u.logical_slots - (u.token_slots + u.reserved_slots + u.internal_frag_slots) for u in trace.usages) > 0
     plain = strategy_factory("paged", num_blocks=64)
     driver(plain, requests, SchedulerConfig(16, 64, True))
-    assert plain.counters.fork_copied_blocks == 3 * 3 * 3  # 3 blocks copied for each of 3 forks
+    assert plain.counters["fork_copied_blocks"] == 3 * 3 * 3  # 3 blocks copied for each of 3 forks
 
 
 def test_beam_search_forks_and_prunes_every_step(strategy_factory, driver):
@@ -92,7 +92,7 @@ def test_beam_search_forks_and_prunes_every_step(strategy_factory, driver):
     strategy = strategy_factory("paged_cow", num_blocks=64)
     trace = driver(strategy, [request], SchedulerConfig(16, 64, True), check_every_step=True)
     assert all(s.num_decode_seqs == 4 for s in trace.steps[1:])
-    assert strategy.counters.cow_copies > 4
+    assert strategy.counters["cow_copies"] > 4
     check(strategy)
 
 

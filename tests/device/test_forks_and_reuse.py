@@ -46,7 +46,7 @@ def test_a_quoted_reply_is_teacher_forced_and_reused_from_the_cache(
         Request(0, 0.0, first_prompt, 20, output=reply),
         Request(1, 100.0, second_prompt, 8),  # arrives after the first turn finished
     ]
-    scheduler = Scheduler(run.strategy, OmegaConf.to_object(cfg.scheduler), requests, 128, seed=0)
+    scheduler = Scheduler(run.strategy, OmegaConf.to_object(cfg.scheduler), requests, 128, seed=0, with_block_tables=True)
     finished = {group.request_id: group for group in drive(scheduler, run.executor)}
     engine = run.executor.engine
 

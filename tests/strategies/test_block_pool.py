@@ -1,4 +1,7 @@
-"""The free queue and block pool mechanics behind every paged strategy."""
+"""The free queue (LRU eviction policy) and block pool mechanics behind every paged strategy."""
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kvbench.strategies.block_pool import BlockPool
 
@@ -38,3 +41,29 @@ def test_popping_a_cached_block_evicts_its_entry():
     (reused,) = pool.take_new(1)
     assert reused is first and first.cache_key is None and "k" not in pool.cached
     assert pool.num_evicted_blocks == 1 and pool.num_cached_free_blocks == 0
+
+
+def test_a_pool_of_a_trillion_blocks_builds_only_what_it_hands_out():
+    pool = BlockPool(num_blocks=10**12, block_size=16)
+    assert [b.block_id for b in pool.take_new(3)] == [0, 1, 2]
+    assert len(pool.blocks) == 3 and pool.num_free_blocks == 10**12 - 3 and pool.num_held_blocks == 3
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 3)), max_size=40), st.integers(1, 12))
+def test_lazy_blocks_come_out_in_the_order_of_a_queue_that_started_full(ops, num_blocks):
+    """Never-used ids first, then freed blocks oldest first: what an eager list would give."""
+    pool = BlockPool(num_blocks=num_blocks, block_size=1)
+    eager = list(range(num_blocks))  # the reference: every id queued up front, freed ones appended
+    held = []
+    for take, count in ops:
+        if take:
+            count = min(count, pool.num_free_blocks)
+            got = [b.block_id for b in pool.take_new(count)]
+            assert got == eager[:count]
+            del eager[:count]
+            held.extend(pool.blocks[i] for i in got)
+        elif held:
+            released, held = held[:count], held[count:]
+            pool.release(released)
+            eager.extend(b.block_id for b in released)
+        assert pool.free_queue.block_ids() == eager

@@ -57,7 +57,7 @@ def test_fork_reserves_a_second_run_and_copies(strategy_factory, seq_factory):
     assert st.fork(0, child, 6)
     assert st.block_table(1) == [3, 4, 5]
     assert st.pop_block_copies() == [(0, 3), (1, 4)]
-    assert st.counters.fork_copied_blocks == 2
+    assert st.counters["fork_copied_blocks"] == 2
     assert st.usage().token_slots == 12  # each copy holds the 6 tokens
     check(st)
     assert not st.fork(0, seq_factory(2, a.stream.truncate(6), final=60), 6)  # 15 blocks do not fit

@@ -22,7 +22,7 @@ def test_a_wrong_ref_count_is_caught(strategy_factory, seq_factory):
 
 def test_a_leaked_block_is_caught(strategy_factory, seq_factory):
     st = _paged_with_one_sequence(strategy_factory, seq_factory)
-    st.pool.free_queue.popleft()  # gone from the queue, in no table
+    st.pool.free_queue.pop()  # gone from the queue, in no table
     with pytest.raises(InvariantError, match="free queue"):
         check(st)
 
@@ -39,4 +39,38 @@ def test_a_double_booked_run_is_caught(strategy_factory, seq_factory):
     assert st.allocate(seq_factory(0, prompt=4, final=8), 0, 4)
     st.allocator.free(0, 4)  # the allocator forgets a run a sequence still holds
     with pytest.raises(InvariantError):
+        check(st)
+
+
+def test_two_writers_of_one_block_are_caught_with_consistent_ref_counts(strategy_factory, seq_factory):
+    st = strategy_factory("paged", num_blocks=6, block_size=4)
+    assert st.allocate(seq_factory(0, prompt=4, final=8), 0, 4)
+    assert st.allocate(seq_factory(1, prompt=4, final=8), 0, 4)
+    st.free(0, 4), st.free(1, 4)
+    for seq_id in (2, 3):
+        seq = seq_factory(seq_id, prompt=4, final=8)
+        assert st.allocate(seq, 0, 4) and st.allocate(seq, 4, 1)  # the second call syncs the 4 written
+    check(st)
+    # Plant: seq 3's table points at seq 2's block, references moved so every count still agrees.
+    mine, theirs = st.tables.seqs[3].blocks[0], st.tables.seqs[2].blocks[0]
+    st.tables.seqs[3].blocks[0] = theirs
+    st.pool.touch(theirs)
+    st.pool.set_fill(mine, 0, 0)
+    st.pool.release([mine])
+    with pytest.raises(InvariantError, match="both wrote slot 0"):
+        check(st)
+
+
+def test_a_cache_key_that_does_not_match_the_content_is_caught(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    assert st.allocate(seq_factory(0, prompt=9, final=10), 0, 9)
+    assert st.allocate(seq_factory(1, prompt=9, final=10), 0, 9)
+    check(st)
+    # Plant: seq 1's first block answers for seq 0's first block's content.
+    first_of_0, first_of_1 = st.tables.seqs[0].blocks[0], st.tables.seqs[1].blocks[0]
+    key = first_of_0.cache_key
+    st.pool.uncache(first_of_0)
+    st.pool.uncache(first_of_1)
+    st.pool.cache(first_of_1, key)
+    with pytest.raises(InvariantError, match="does not match its content"):
         check(st)

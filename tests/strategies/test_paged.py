@@ -64,7 +64,7 @@ def test_plain_paged_fork_copies_every_block(strategy_factory, seq_factory):
     assert st.fork(0, child, 6)
     assert st.block_table(1) == [2, 3]
     assert st.pop_block_copies() == [(0, 2), (1, 3)]
-    assert st.counters.fork_copied_blocks == 2 and st.usage().shared_saved_slots == 0
+    assert st.counters["fork_copied_blocks"] == 2 and st.usage().shared_saved_slots == 0
     check(st)
 
 
@@ -73,7 +73,7 @@ def test_block_copies_are_logged_only_for_an_executor_that_moves_kv(strategy_fac
     a = seq_factory(0, prompt=6, final=9)
     assert st.allocate(a, 0, 6)
     assert st.fork(0, seq_factory(1, prompt=a.stream.truncate(6), final=9), 6)
-    assert st.counters.fork_copied_blocks == 2 and st.pop_block_copies() == []
+    assert st.counters["fork_copied_blocks"] == 2 and st.pop_block_copies() == []
 
 
 def test_cow_fork_shares_and_the_first_write_into_a_shared_block_copies_it(strategy_factory, seq_factory):
@@ -91,10 +91,10 @@ def test_cow_fork_shares_and_the_first_write_into_a_shared_block_copies_it(strat
     assert st.allocate(child, 6, 1)  # the child writes position 6: copy block 1
     assert st.block_table(1) == [0, 2]
     assert st.pop_block_copies() == [(1, 2)]
-    assert st.counters.cow_copies == 1
+    assert st.counters["cow_copies"] == 1
     check(st)
     assert st.allocate(a, 6, 1)  # the parent is now block 1's only holder: no copy
-    assert st.block_table(0) == [0, 1] and st.counters.cow_copies == 1
+    assert st.block_table(0) == [0, 1] and st.counters["cow_copies"] == 1
     assert st.headroom(0) == 2
     check(st)
     st.free(1, 7)
@@ -111,5 +111,5 @@ def test_a_fork_at_a_block_boundary_copies_nothing(strategy_factory, seq_factory
     assert st.fork(0, child, 8)
     assert st.allocate(child, 8, 1) and st.allocate(a, 8, 1)
     assert st.block_table(0) == [0, 1, 3] and st.block_table(1) == [0, 1, 2]
-    assert st.counters.cow_copies == 0
+    assert st.counters["cow_copies"] == 0
     check(st)

@@ -97,7 +97,7 @@ def test_fork_shares_cached_blocks_and_continues_the_key_chain(strategy_factory,
     for seq in (a, child):
         for position in range(9, 12):
             assert st.allocate(seq, position, 1)
-    assert st.counters.cow_copies == 1
+    assert st.counters["cow_copies"] == 1
     check(st)
     # Both filled block 2 with different generated tokens: both are cached under their own keys.
     assert len(st.pool.cached) == 4

@@ -1,0 +1,227 @@
+"""The paged family's sequences: a block table per sequence over a shared BlockPool.
+
+The mechanism every paged strategy composes (paged, paged_cow, paged_prefix, and plugins): admit a
+sequence (with the cached blocks it hit), grow it block by block, fork it by copying or by sharing,
+copy a shared block before the first write into it (copy-on-write), drop it, and report usage and
+a snapshot. Policy (whether forks share, whether content is cached) stays in the strategies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from kvbench.strategies.base import PoolSnapshot, PoolUsage, SeqView, ceil_div
+from kvbench.strategies.block_pool import Block, BlockPool
+from kvbench.tokens import TokenSequence
+
+
+class SeqBlocks:
+    """A live sequence's blocks and what the strategy knows of its length."""
+
+    __slots__ = (
+        "blocks", "num_tokens", "num_scheduled_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks",
+        "num_inherited_tokens",
+    )
+
+    def __init__(self, blocks: list[Block], num_tokens: int, final_num_kv_tokens: int, stream: TokenSequence):
+        self.blocks = blocks
+        self.num_tokens = num_tokens  # synced length
+        self.num_scheduled_tokens = num_tokens  # the end of what the last call made room for
+        # Leading tokens it shares rather than wrote (a prefix hit, a fork): another sequence writes
+        # them, possibly in the same step.
+        self.num_inherited_tokens = num_tokens
+        self.final_num_kv_tokens = final_num_kv_tokens
+        self.stream = stream
+        self.num_cached_blocks = 0  # prefix caching: leading blocks registered in the cache map
+
+
+class PagedTables:
+    def __init__(self, pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None]):
+        self.pool = pool
+        self.block_size = pool.block_size
+        self.seqs: dict[int, SeqBlocks] = {}
+        self.num_logical_blocks = 0
+        self._counters = counters
+        self._log_copies = log_copies
+
+    def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> SeqBlocks | None:
+        """A new sequence holding the cached blocks `hits`, with room up to `num_total_tokens`."""
+        bs = self.block_size
+        num_reviving = sum(1 for block in hits if block.ref_cnt == 0)
+        num_needed = ceil_div(num_total_tokens, bs) - len(hits)
+        if num_needed > self.pool.num_free_blocks - num_reviving:
+            return None
+        for block in hits:
+            self.pool.touch(block)
+        state = SeqBlocks(list(hits), len(hits) * bs, seq.final_num_kv_tokens, seq.stream)
+        self.seqs[seq.seq_id] = state
+        self.num_logical_blocks += len(hits)
+        state.num_cached_blocks = len(hits)
+        self._append_blocks(state, num_needed)
+        state.num_scheduled_tokens = num_total_tokens
+        return state
+
+    def grow(self, state: SeqBlocks, num_computed_tokens: int, num_new_tokens: int) -> bool:
+        """Room for `num_new_tokens` more after `num_computed_tokens`, copying a shared block first."""
+        bs = self.block_size
+        num_total_tokens = num_computed_tokens + num_new_tokens
+        idx = num_computed_tokens // bs
+        copy_on_write = (
+            num_new_tokens > 0
+            and num_computed_tokens % bs != 0
+            and idx < len(state.blocks)
+            and state.blocks[idx].ref_cnt > 1
+        )
+        # The hot path of every paged strategy: arithmetic inlined, no call when nothing is needed.
+        num_needed = max(0, -(-num_total_tokens // bs) - len(state.blocks)) + copy_on_write
+        if num_needed > self.pool.free_queue.num_blocks:
+            return False
+        if num_computed_tokens != state.num_tokens:
+            self.sync(state, num_computed_tokens)
+        if copy_on_write:
+            self._copy_on_write(state, idx)
+            num_needed -= 1
+        if num_needed:
+            self._append_blocks(state, num_needed)
+        state.num_scheduled_tokens = num_total_tokens
+        return True
+
+    def headroom(self, state: SeqBlocks) -> int:
+        """Up to the capacity, unless the first position after the last call's tokens lies in a block
+        shared by a fork (it must be copied first): then only up to there."""
+        scheduled = state.num_scheduled_tokens
+        capacity = len(state.blocks) * self.block_size
+        if scheduled < capacity:
+            block = state.blocks[scheduled // self.block_size]
+            if block.ref_cnt > 1 and block.cache_key is None:
+                return scheduled - state.num_tokens
+        return capacity - state.num_tokens
+
+    def fork_copied(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> SeqBlocks | None:
+        """The child gets a copy of every block the parent's tokens fill (no sharing)."""
+        parent = self.seqs[parent_id]
+        num_blocks = ceil_div(num_computed_tokens, self.block_size)
+        if num_blocks > self.pool.num_free_blocks:
+            return None
+        self.sync(parent, num_computed_tokens)
+        state = SeqBlocks([], 0, child.final_num_kv_tokens, child.stream)
+        self.seqs[child.seq_id] = state
+        self._append_blocks(state, num_blocks)
+        self.sync(state, num_computed_tokens)  # the copies hold the parent's tokens
+        self._log_copies((src.block_id, dst.block_id) for src, dst in zip(parent.blocks, state.blocks))
+        self._counters["fork_copied_blocks"] += num_blocks
+        return state
+
+    def fork_shared(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> SeqBlocks:
+        """The child shares every block the parent's tokens fill; the first write copies (never fails)."""
+        parent = self.seqs[parent_id]
+        self.sync(parent, num_computed_tokens)
+        shared = parent.blocks[: ceil_div(num_computed_tokens, self.block_size)]
+        for block in shared:
+            self.pool.touch(block)
+        state = SeqBlocks(list(shared), num_computed_tokens, child.final_num_kv_tokens, child.stream)
+        state.num_cached_blocks = parent.num_cached_blocks  # registered blocks are full, so shared
+        self.seqs[child.seq_id] = state
+        self.num_logical_blocks += len(shared)
+        return state
+
+    def drop(self, seq_id: int, num_computed_tokens: int) -> SeqBlocks:
+        """Forget a sequence (synced to its final length); `release` then frees its blocks."""
+        state = self.seqs.pop(seq_id)
+        self.sync(state, num_computed_tokens)
+        return state
+
+    def release(self, state: SeqBlocks) -> bool:
+        """Drop a dropped sequence's references, tail first. Whether a block became free."""
+        self.num_logical_blocks -= len(state.blocks)
+        return self.pool.release(reversed(state.blocks))
+
+    def block_table(self, seq_id: int) -> list[int]:
+        return [block.block_id for block in self.seqs[seq_id].blocks]
+
+    def usage(self) -> PoolUsage:
+        bs = self.block_size
+        pool = self.pool
+        held_slots = pool.num_held_blocks * bs
+        cached_slots = pool.num_cached_free_blocks * bs
+        return PoolUsage(
+            pool_slots=pool.num_blocks * bs,
+            token_slots=pool.token_slots,
+            reserved_slots=pool.reserved_slots,
+            internal_frag_slots=held_slots - pool.token_slots - pool.reserved_slots,
+            external_frag_slots=0,
+            free_slots=pool.num_free_blocks * bs - cached_slots,
+            cached_slots=cached_slots,
+            logical_slots=self.num_logical_blocks * bs,
+        )
+
+    def snapshot(self) -> PoolSnapshot:
+        seqs = self.seqs
+        return PoolSnapshot(
+            block_size=self.block_size,
+            num_blocks=self.pool.num_blocks,
+            tables={sid: [b.block_id for b in s.blocks] for sid, s in seqs.items()},
+            num_tokens={sid: s.num_tokens for sid, s in seqs.items()},
+            final_num_kv_tokens={sid: s.final_num_kv_tokens for sid, s in seqs.items()},
+            num_inherited_tokens={sid: s.num_inherited_tokens for sid, s in seqs.items()},
+            ref_cnt=self.pool.ref_cnts(),
+            free_queue=self.pool.free_queue.block_ids(),
+            cached={b.block_id for b in self.pool.cached.values() if b.ref_cnt == 0},
+            registered={b.block_id for b in self.pool.cached.values()},
+        )
+
+    # -- mechanics -------------------------------------------------------------------------------
+
+    def _reserve_end(self, state: SeqBlocks, block_index: int) -> int:
+        """Slots of this block that the sequence will still write by the time it finishes."""
+        return min(self.block_size, max(0, state.final_num_kv_tokens - block_index * self.block_size))
+
+    def _append_blocks(self, state: SeqBlocks, num_blocks: int) -> None:
+        if not num_blocks:
+            return
+        bs = self.block_size
+        start = len(state.blocks) * bs
+        reserved_slots = 0
+        for block in self.pool.take_new(num_blocks):  # fresh: no tokens, reserved up to the final length
+            block.reserve_end = min(bs, max(0, state.final_num_kv_tokens - start))
+            reserved_slots += block.reserve_end
+            state.blocks.append(block)
+            start += bs
+        self.pool.reserved_slots += reserved_slots
+        self.num_logical_blocks += num_blocks
+
+    def sync(self, state: SeqBlocks, num_tokens: int) -> None:
+        """Record tokens the sequence wrote into its own blocks since it last told us.
+
+        They went into reserved slots (a sequence never writes past its final length), so each
+        moves from reserved to token; shared blocks are never written (copy-on-write comes first).
+        """
+        bs = self.block_size
+        if num_tokens < state.num_tokens:
+            raise ValueError(f"a sequence cannot shrink ({state.num_tokens} -> {num_tokens} tokens)")
+        num_written = 0
+        blocks = state.blocks
+        for i in range(state.num_tokens // bs, ceil_div(num_tokens, bs)):
+            block = blocks[i]
+            fill = min(bs, num_tokens - i * bs)
+            if fill != block.num_tokens:
+                # A shared block is written only by the sequence computing it while others already
+                # reuse it through the prefix cache (admitted in the same step); a block shared by
+                # a fork is copied before any write.
+                assert block.ref_cnt == 1 or block.cache_key is not None, f"write into shared block {block.block_id}"
+                assert fill <= block.reserve_end, f"write past the reservation of block {block.block_id}"
+                num_written += fill - block.num_tokens
+                block.num_tokens = fill
+        self.pool.token_slots += num_written
+        self.pool.reserved_slots -= num_written
+        state.num_tokens = num_tokens
+        state.num_scheduled_tokens = max(state.num_scheduled_tokens, num_tokens)
+
+    def _copy_on_write(self, state: SeqBlocks, block_index: int) -> None:
+        shared = state.blocks[block_index]
+        (copy,) = self.pool.take_new(1)
+        self.pool.set_fill(copy, state.num_tokens - block_index * self.block_size, self._reserve_end(state, block_index))
+        state.blocks[block_index] = copy
+        self.pool.release([shared])  # still held by the other sharers
+        self._log_copies([(shared.block_id, copy.block_id)])
+        self._counters["cow_copies"] += 1
