@@ -9,6 +9,9 @@ from omegaconf import MISSING
 from kvbench.model_spec import ModelSpec
 
 GiB = 1 << 30
+# More blocks than any GPU (or CPU tier) holds for a real model: 2^24 blocks of 16 tokens are 268M
+# token slots. A larger pool is a units mistake (kv_cache_bytes in bits, a test model on a big GPU).
+MAX_NUM_BLOCKS = 1 << 24
 
 
 @dataclass
@@ -83,4 +86,10 @@ def kv_budget(
             )
     elif num_blocks < 1:
         raise ValueError(f"num_blocks={num_blocks} must be >= 1")
+    if num_blocks > MAX_NUM_BLOCKS:
+        raise ValueError(
+            f"the KV pool would have {num_blocks:,} blocks of {block_size} tokens "
+            f"({num_blocks * block_bytes / GiB:,.0f} GiB), more than the {MAX_NUM_BLOCKS:,} kvbench accepts: "
+            "set a smaller kv_cache_bytes= or num_blocks=, or a larger strategy.block_size="
+        )
     return KVBudget(num_blocks * block_bytes, num_blocks, block_size, per_token)

@@ -35,7 +35,7 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     result = run_cli("run", "strategy=paged", "workload=sharegpt", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"run directory: {run_dir}" in result.stdout and "out tok/s" in result.stdout
-    for name in ("config.yaml", "manifest.json", "steps.csv", "requests.csv", "summary.json"):
+    for name in ("config.yaml", "manifest.json", "steps.parquet", "requests.parquet", "summary.json"):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert SUMMARY_KEYS <= summary.keys()
