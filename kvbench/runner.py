@@ -41,6 +41,7 @@ class Run:
 
 
 def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
+    check_run_config(cfg)
     choices = {**default_choices(cfg), **(choices or {})}
     to_object = OmegaConf.to_object
     model = ModelSpec(to_object(cfg.model))
@@ -133,7 +134,6 @@ def execute(
         directory = RunDirectory(claim.write_dir, results_cfg.format)
         try:
             directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
-            check_run_config(cfg)
             run = build(cfg, choices)
             directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
             recorder = simulate(run, progress, directory.steps.write)

@@ -30,8 +30,12 @@ class Range:
         return above and value <= self.high
 
     def __str__(self) -> str:
-        low = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
-        return low if self.high == math.inf else f"{low} and <= {self.high:g}"
+        low = f"> {_shown(self.low)}" if self.low_open else f">= {_shown(self.low)}"
+        return low if self.high == math.inf else f"{low} and <= {_shown(self.high)}"
+
+
+def _shown(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
 COUNT = Range(1)  # a whole number of something
