@@ -9,9 +9,10 @@ from omegaconf import MISSING
 from kvbench.model_spec import ModelSpec
 
 GiB = 1 << 30
-# More blocks than any GPU (or CPU tier) holds for a real model: 2^24 blocks of 16 tokens are 268M
-# token slots. A larger pool is a units mistake (kv_cache_bytes in bits, a test model on a big GPU).
-MAX_NUM_BLOCKS = 1 << 24
+# Far more blocks than any GPU holds for a real model (Llama-2-7B on eight H200s is about 2M token
+# slots), and room for the tiny test model on the largest GPU (33M blocks of 16 tokens): a larger
+# pool is a units mistake (kv_cache_bytes in bits, say), refused before anything is allocated.
+MAX_NUM_BLOCKS = 1 << 27
 
 
 @dataclass

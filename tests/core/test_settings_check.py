@@ -52,9 +52,9 @@ def test_a_bad_number_is_refused_naming_the_setting(overrides, message):
 
 
 def test_an_absurd_pool_is_refused_before_anything_is_allocated():
-    with pytest.raises(ValueError, match=r"more than the 16,777,216 kvbench accepts.*kv_cache_bytes="):
+    with pytest.raises(ValueError, match=r"more than the 134,217,728 kvbench accepts.*kv_cache_bytes="):
         build(compose_run("kv_cache_bytes=99999999999999999999999"))
-    with pytest.raises(ConfigError, match="num_blocks=100000000000 must be >= 1 and <= 16777216"):
+    with pytest.raises(ConfigError, match="num_blocks=100000000000 must be >= 1 and <= 134217728"):
         build(compose_run("num_blocks=100000000000"))
 
 
