@@ -38,14 +38,13 @@ _claims: dict[Path, RunClaim] = {}  # write_dir -> its claim, for re-entrant cla
 
 
 def holds_run(path: Path) -> bool:
-    """Whether `path`, or a folder below it (a sweep's jobs), holds files of a kvbench run."""
+    """Whether `path`, or a folder right below it (a sweep's job), holds files of a kvbench run."""
     if not path.is_dir():
         return False
-    for _, dirs, files in os.walk(path):
-        if any(name.startswith(RUN_FILE_PREFIXES) for name in files):
-            return True
-        dirs[:] = [d for d in dirs if d != HYDRA_DIR]
-    return False
+    folders = [path, *(p for p in path.iterdir() if p.is_dir() and p.name != HYDRA_DIR)]
+    return any(
+        entry.name.startswith(RUN_FILE_PREFIXES) and entry.is_file() for folder in folders for entry in folder.iterdir()
+    )
 
 
 def _status(path: Path) -> str:
