@@ -1,7 +1,7 @@
 """One run over time: where the KV pool is (stacked area, GiB) and how many sequences run (batch size).
 
 Drawn for one representative run per series (the highest rate swept, the lowest seed) from its
-steps.csv. A step's state holds until the next step starts, and is drawn so. Runs of more than
+the steps table. A step's state holds until the next step starts, and is drawn so. Runs of more than
 `MAX_POINTS` steps are sampled on an even time grid: long runs stay light to draw, and every sampled
 value is the exact state of a step, never an average.
 """
@@ -25,7 +25,7 @@ SAMPLED_COLUMNS = tuple(f"{category}_bytes" for category, _ in MEMORY_CATEGORIES
 
 
 def draw(scenario: Scenario, out_dir) -> list[Chart | Skipped]:
-    """A timeline per series; a Skipped for each series whose run kept no steps.csv."""
+    """A timeline per series; a Skipped for each series whose run kept no steps table."""
     results: list[Chart | Skipped] = []
     for _, run in representative_runs(scenario).iterrows():
         name = f"{NAME}_{slug(run['series'])}"
