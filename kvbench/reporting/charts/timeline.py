@@ -1,7 +1,7 @@
 """One run over time: where the KV pool is (stacked area, GiB) and how many sequences run (batch size).
 
-Drawn for one representative run per series (the highest rate swept, the lowest seed) from its
-the steps table. A step's state holds until the next step starts, and is drawn so. Runs of more than
+Drawn for one representative run per series (the highest rate swept, the lowest seed) from
+its steps table. A step's state holds until the next step starts, and is drawn so. Runs of more than
 `MAX_POINTS` steps are sampled on an even time grid: long runs stay light to draw, and every sampled
 value is the exact state of a step, never an average.
 """
