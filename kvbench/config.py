@@ -7,17 +7,19 @@ the wrong type fails before the run, naming the key.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 import kvbench.executors  # noqa: F401  (registers engine schemas)
 import kvbench.strategies  # noqa: F401  (registers strategy schemas)
 import kvbench.workloads  # noqa: F401  (registers workload schemas)
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
+from kvbench.results import ResultsConfig
 from kvbench.scheduler import SchedulerConfig
 
 
@@ -32,6 +34,13 @@ class RunConfig:
     seed: int = 0
     kv_cache_bytes: int | None = None  # set the KV pool directly (bytes, all GPUs together)...
     num_blocks: int | None = None  # ...or in blocks; otherwise derived from the hardware
+    results: ResultsConfig = field(default_factory=ResultsConfig)  # how tables are written (not in config.yaml)
+
+
+def short_run_id() -> str:
+    """Six hex digits, the same for every `${run_id:}` of one config: two runs started in the same
+    second get different default directories."""
+    return secrets.token_hex(3)
 
 
 def register_schemas() -> None:
@@ -40,6 +49,8 @@ def register_schemas() -> None:
     store.store(group="schema", name="hardware", node=HardwareConfig)
     store.store(group="schema", name="scheduler", node=SchedulerConfig)
     store.store(name="run_schema", node=RunConfig)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", short_run_id, use_cache=True)
 
 
 register_schemas()

@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names it."""
+
+
+class RunDirectoryError(ValueError):
+    """A run or sweep directory that cannot be written: in use, or holding a result to keep."""

@@ -9,6 +9,12 @@ from omegaconf import MISSING
 from kvbench.model_spec import ModelSpec
 
 GiB = 1 << 30
+# Far more blocks than any GPU holds for a real model (Llama-2-7B on eight H200s is about 2M token
+# slots), and room for the tiny test model token by token (block size 1, as the Orca presets) on the
+# largest GPU (about 530M slots): a larger pool is a units mistake (kv_cache_bytes in bits, say),
+# refused before anything is allocated. Pools cost memory only for the blocks in use, so the bound
+# is about mistakes, not memory.
+MAX_NUM_BLOCKS = 1 << 31
 
 
 @dataclass
@@ -83,4 +89,10 @@ def kv_budget(
             )
     elif num_blocks < 1:
         raise ValueError(f"num_blocks={num_blocks} must be >= 1")
+    if num_blocks > MAX_NUM_BLOCKS:
+        raise ValueError(
+            f"the KV pool would have {num_blocks:,} blocks of {block_size} tokens "
+            f"({num_blocks * block_bytes / GiB:,.0f} GiB), more than the {MAX_NUM_BLOCKS:,} kvbench accepts: "
+            "set a smaller kv_cache_bytes= or num_blocks=, or a larger strategy.block_size="
+        )
     return KVBudget(num_blocks * block_bytes, num_blocks, block_size, per_token)

@@ -1,19 +1,26 @@
 """Per-step and per-request records of a run, and the headline figures computed from them.
 
-Recording is a tuple append per step (plotting and aggregation happen after the run). Memory is
-kept in token slots while recording and turned into bytes when the tables are built.
-
 Strategy events are open: every run has the standard ones (`cow_copies`, `fork_copied_blocks`) in
 their usual place, and whatever else its strategy declares in `counted_events` follows as extra
 step columns (events per step) and summary fields (the run's total).
+
+Recording is a tuple append per step. Every `STEP_CHUNK_ROWS` steps the rows become a table chunk
+(memory turned from token slots into bytes), are added into the running `StepTotals` and handed to
+the run's sink (the steps table on disk), so a long run never holds all its steps in memory.
+
+Sums are independent of threads and launchers: time-weighted sums are `math.fsum` of elementwise
+products per chunk, then `math.fsum` of the chunks (a BLAS dot product's result depends on how many
+threads split it); counts are Python integers.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
-
-from collections.abc import Callable
 
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
@@ -36,10 +43,68 @@ REQUEST_COLUMNS = (
 )
 
 
+STEP_CHUNK_ROWS = 65_536  # steps per chunk; fixed, so the sums (and summaries) do not depend on it
+TIME_WEIGHTED_COLUMNS = (*MEMORY_COLUMNS, "shared_saved_bytes")
+COUNTED_COLUMNS = ("preemptions", "prefix_hit_tokens", "prefix_query_tokens", "cow_copies", "fork_copied_blocks")
+
+
+@dataclass
+class StepTotals:
+    """What the summary needs from the steps table, added up chunk by chunk."""
+
+    extra_events: tuple[str, ...] = ()  # the strategy's declared events beyond the standard ones
+    num_steps: int = 0
+    batch_size_sum: int = 0
+    max_batch_size: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    _duration_sums: list[float] = field(default_factory=list)  # one per chunk
+    _weighted_sums: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in TIME_WEIGHTED_COLUMNS})
+
+    def __post_init__(self) -> None:
+        self.counts = dict.fromkeys((*COUNTED_COLUMNS, *self.extra_events), 0)
+
+    @classmethod
+    def of(cls, steps: pd.DataFrame, extra_events: tuple[str, ...] = ()) -> StepTotals:
+        """The totals of a whole steps table (chunked as the recorder chunks it)."""
+        totals = cls(extra_events)
+        for start in range(0, len(steps), STEP_CHUNK_ROWS):
+            totals.add(steps.iloc[start : start + STEP_CHUNK_ROWS])
+        return totals
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        if not len(chunk):
+            return
+        self.num_steps += len(chunk)
+        batch = chunk["batch_size"].to_numpy(dtype=np.int64)
+        self.batch_size_sum += int(batch.sum())
+        self.max_batch_size = max(self.max_batch_size, int(batch.max()))
+        for column in self.counts:
+            self.counts[column] += int(chunk[column].to_numpy(dtype=np.int64).sum())
+        weights = chunk["duration_s"].to_numpy(dtype=np.float64)
+        self._duration_sums.append(math.fsum(weights))
+        for column, sums in self._weighted_sums.items():
+            sums.append(math.fsum(chunk[column].to_numpy(dtype=np.float64) * weights))
+
+    @property
+    def total_time_s(self) -> float:
+        return math.fsum(self._duration_sums)
+
+    def time_weighted_sum(self, column: str) -> float:
+        return math.fsum(self._weighted_sums[column])
+
+
 class MetricsRecorder:
-    def __init__(self, kv_bytes_per_token: int, event_names: tuple[str, ...] = STANDARD_EVENTS):
+    def __init__(
+        self, kv_bytes_per_token: int, event_names: tuple[str, ...] = STANDARD_EVENTS,
+        step_sink: Callable[[pd.DataFrame], None] | None = None,
+    ):
+        """`step_sink` receives the steps table chunk by chunk; without one the recorder keeps them
+        (`steps_table()`), for tests and small runs in memory."""
         self.kv_bytes_per_token = kv_bytes_per_token
         self.extra_events = tuple(e for e in event_names if e not in STANDARD_EVENTS)
+        self._step_sink = step_sink
+        self._step_chunks: list[pd.DataFrame] = []
+        self.step_totals = StepTotals(self.extra_events)
         self._steps: list[tuple] = []
         self._requests: list[tuple] = []
         self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
@@ -70,6 +135,20 @@ class MetricsRecorder:
             row += tuple(extra)
         self._steps.append(row)
         self.end_time_s = start_s + duration_s
+        if len(self._steps) >= STEP_CHUNK_ROWS:
+            self.flush_steps()
+
+    def flush_steps(self) -> None:
+        """Turn the pending steps into a chunk: counted into the totals, then sunk or kept."""
+        if not self._steps:
+            return
+        chunk = self._steps_frame(self._steps)
+        self._steps = []
+        self.step_totals.add(chunk)
+        if self._step_sink is not None:
+            self._step_sink(chunk)
+        else:
+            self._step_chunks.append(chunk)
 
     def record_finished(self, groups: list[RequestState], extra: Callable[[RequestState], dict] | None = None) -> None:
         for g in groups:
@@ -84,11 +163,21 @@ class MetricsRecorder:
                 g.num_prefix_hit_tokens, ttft, latency, tpot, latency / r.num_output_tokens,
             ))
 
-    def steps_table(self) -> pd.DataFrame:
-        df = pd.DataFrame.from_records(self._steps, columns=(*STEP_COLUMNS, *self.extra_events))
-        for column in (*MEMORY_COLUMNS, "shared_saved_bytes"):
+    def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
+        df = pd.DataFrame.from_records(rows, columns=(*STEP_COLUMNS, *self.extra_events))
+        for column in TIME_WEIGHTED_COLUMNS:
             df[column] = df[column].astype(np.int64) * self.kv_bytes_per_token
         return df
+
+    def empty_steps_table(self) -> pd.DataFrame:
+        return self._steps_frame([])
+
+    def steps_table(self) -> pd.DataFrame:
+        """Every step, when the recorder kept them (no sink)."""
+        if self._step_sink is not None:
+            raise RuntimeError("the steps went to the run's steps table, chunk by chunk")
+        self.flush_steps()
+        return pd.concat(self._step_chunks, ignore_index=True) if self._step_chunks else self.empty_steps_table()
 
     def requests_table(self) -> pd.DataFrame:
         df = pd.DataFrame.from_records(self._requests, columns=REQUEST_COLUMNS)
@@ -97,9 +186,9 @@ class MetricsRecorder:
         return df.sort_values("request_id", ignore_index=True)
 
 
-def event_totals(steps: pd.DataFrame, extra_events: tuple[str, ...]) -> dict:
+def event_totals(totals: StepTotals) -> dict:
     """summary.json fields for the events a strategy declares beyond the standard ones."""
-    return {name: int(steps[name].sum()) for name in extra_events}
+    return {name: totals.counts[name] for name in totals.extra_events}
 
 
 def _percentile(values: pd.Series, q: float) -> float:
@@ -107,33 +196,33 @@ def _percentile(values: pd.Series, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def summarize(steps: pd.DataFrame, requests: pd.DataFrame, pool_bytes: int, end_time_s: float) -> dict:
+def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_bytes: int, end_time_s: float) -> dict:
     """Headline figures. Memory fractions are time-weighted shares of the KV pool."""
+    totals = steps if isinstance(steps, StepTotals) else StepTotals.of(steps)
     duration_s = end_time_s
-    weights = steps["duration_s"].to_numpy()
-    total_time_s = weights.sum()
+    total_time_s = totals.total_time_s
 
     def time_avg_frac(column: str) -> float:
         if total_time_s <= 0:
             return 0.0
-        return float(np.dot(steps[column].to_numpy(dtype=np.float64), weights) / total_time_s / pool_bytes)
+        return totals.time_weighted_sum(column) / total_time_s / pool_bytes
 
     output_tokens = int((requests["num_output_tokens"] * requests[["n", "beam_width"]].max(axis=1)).sum())
     prompt_tokens = int(requests["num_prompt_tokens"].sum())
-    query_tokens = int(steps["prefix_query_tokens"].sum())
-    hit_tokens = int(steps["prefix_hit_tokens"].sum())
+    query_tokens = totals.counts["prefix_query_tokens"]
+    hit_tokens = totals.counts["prefix_hit_tokens"]
     per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
     return {
         "num_requests": len(requests),
-        "num_steps": len(steps),
+        "num_steps": totals.num_steps,
         "duration_s": duration_s,
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
         "output_tokens_per_s": per_s(output_tokens),
         "total_tokens_per_s": per_s(output_tokens + prompt_tokens),
         "requests_per_s": per_s(len(requests)),
-        "mean_batch_size": float(steps["batch_size"].mean()) if len(steps) else 0.0,
-        "max_batch_size": int(steps["batch_size"].max()) if len(steps) else 0,
+        "mean_batch_size": totals.batch_size_sum / totals.num_steps if totals.num_steps else 0.0,
+        "max_batch_size": totals.max_batch_size,
         "mem_token_frac": time_avg_frac("token_bytes"),
         "mem_reserved_frac": time_avg_frac("reserved_bytes"),
         "mem_internal_frag_frac": time_avg_frac("internal_frag_bytes"),
@@ -141,11 +230,11 @@ def summarize(steps: pd.DataFrame, requests: pd.DataFrame, pool_bytes: int, end_
         "mem_free_frac": time_avg_frac("free_bytes"),
         "mem_cached_frac": time_avg_frac("cached_bytes"),
         "shared_saved_frac": time_avg_frac("shared_saved_bytes"),
-        "preemptions": int(steps["preemptions"].sum()),
+        "preemptions": totals.counts["preemptions"],
         "prefix_hit_tokens": hit_tokens,
         "prefix_hit_rate": hit_tokens / query_tokens if query_tokens else 0.0,
-        "cow_copies": int(steps["cow_copies"].sum()),
-        "fork_copied_blocks": int(steps["fork_copied_blocks"].sum()),
+        "cow_copies": totals.counts["cow_copies"],
+        "fork_copied_blocks": totals.counts["fork_copied_blocks"],
         "ttft_p50_s": _percentile(requests["ttft_s"], 50),
         "ttft_p99_s": _percentile(requests["ttft_s"], 99),
         "tpot_p50_s": _percentile(requests["tpot_s"], 50),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 
@@ -45,6 +46,19 @@ MODEL_FIELDS_NOT_TIMED = ("max_model_len", "dtype_bytes")
 
 class ProfileError(ValueError):
     """A profile that is malformed or does not cover the run; the message names the file."""
+
+
+def grid_points(
+    decode_seqs: list[int], decode_contexts: list[int], prefill_tokens: list[int], prefill_keys: list[int]
+) -> Iterator[tuple[int, int, int, int]]:
+    """Every distinct (B, C, N, K) of the product grid: without decodes the context does not matter,
+    without prefill tokens their keys do not, and a step has at least one token."""
+    for b in sorted(set(decode_seqs)):
+        for c in sorted(set(decode_contexts)) if b else [0]:
+            for n in sorted(set(prefill_tokens)):
+                for k in sorted(set(prefill_keys)) if n else [0]:
+                    if b or n:
+                        yield b, c, n, k
 
 
 def sidecar_path(csv_path: Path) -> Path:
@@ -150,7 +164,40 @@ class ProfileTable:
             raise ProfileError(f"cannot read the profile {csv_path}: {err}") from None
         if meta.get("format_version") != FORMAT_VERSION:
             raise ProfileError(f"{meta_path}: format_version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        return cls(rows, meta, str(csv_path))
+        table = cls(rows, meta, str(csv_path))
+        table.check_complete()
+        return table
+
+    def check_complete(self) -> None:
+        """Fail unless every shape of the grid the sidecar says was profiled has its row.
+
+        A profile cut short (an interrupted `kvbench profile`, a truncated copy) may still hold a full
+        product of smaller values, which interpolation would silently extrapolate from.
+        """
+        grid = self.meta.get("grid")
+        if not isinstance(grid, dict):
+            return  # written by hand: only the product check of each grid applies
+        try:
+            wanted = {
+                (layout, int(block_size), *point)
+                for layout in grid["layouts"]
+                for block_size in grid["block_sizes"]
+                for point in grid_points(grid["decode_seqs"], grid["decode_contexts"], grid["prefill_tokens"],
+                                         grid["prefill_keys"])
+            }
+        except (KeyError, TypeError, ValueError) as err:
+            raise ProfileError(f"{sidecar_path(Path(self.where))}: its grid record is malformed ({err})") from None
+        have = set(
+            (layout, int(bs), int(b), int(c), int(n), int(k))
+            for layout, bs, b, c, n, k in self.rows[["layout", "block_size", *AXES]].itertuples(index=False)
+        )
+        missing = sorted(wanted - have)
+        if missing:
+            example = dict(zip(("layout", "block_size", *AXES), missing[0]))
+            raise ProfileError(
+                f"{self.where} lacks {len(missing)} of the {len(wanted)} step shapes its sidecar says were profiled, "
+                f"e.g. {example}: the profile was cut short; run kvbench profile again"
+            )
 
     def save(self, csv_path: str | Path) -> None:
         csv_path = Path(csv_path)

@@ -1,13 +1,15 @@
 """The run directory: what a run leaves behind, written so that only a finished run looks finished.
 
-    config.yaml     the resolved config
-    manifest.json   status (running | complete | failed | interrupted), versions, git SHA, seed, dataset
-    steps.csv       one row per step
-    requests.csv    one row per finished request
-    summary.json    headline figures: written last, atomically, and only when the run completed
+    config.yaml       the resolved config (without `results`, where the run writes: not part of the experiment)
+    manifest.json     status (running | complete | failed | interrupted), versions, git SHA, seed, dataset
+    steps.parquet     one row per step (steps.csv with results.format=csv), streamed to disk in chunks
+    requests.parquet  one row per finished request (requests.csv with results.format=csv)
+    summary.json      headline figures: strict JSON, written last, atomically, and only when the run completed
 
-Readers (report, compare) treat a directory without summary.json, or whose manifest does not say
-`complete`, as unfinished.
+A table is written under a partial name (`steps.partial.parquet`) and renamed when the run
+completes, so a table of an interrupted or failed run never looks whole. Readers (report, compare)
+treat a directory without summary.json, or whose manifest does not say `complete`, as unfinished;
+`read_table` reads a table in either format.
 """
 
 from __future__ import annotations
@@ -19,18 +21,34 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from enum import Enum
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
-STEPS = "steps.csv"
-REQUESTS = "requests.csv"
+STEPS = "steps"
+REQUESTS = "requests"
 CONFIG = "config.yaml"
-PACKAGES = ("kvbench", "torch", "triton", "numpy", "pandas", "matplotlib", "hydra-core", "omegaconf", "tqdm")
+PACKAGES = (
+    "kvbench", "torch", "triton", "numpy", "pandas", "pyarrow", "matplotlib", "hydra-core", "omegaconf", "tqdm",
+)
+
+
+class TableFormat(Enum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+@dataclass
+class ResultsConfig:
+    """How a run writes its tables (`results.format=csv`); left out of config.yaml."""
+
+    format: TableFormat = TableFormat.parquet
 
 
 def package_versions() -> dict[str, str | None]:
@@ -77,32 +95,106 @@ def git_revision() -> dict[str, str | bool | None]:
     return {"sha": sha, "dirty": bool(dirty)}
 
 
-def _json_ready(value):
-    """NaN is not JSON: write null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
+def _json_ready(value, key: str = ""):
+    """NaN (a figure with nothing to measure, such as TPOT when no request made two tokens) is
+    written as null; an infinite figure is a bug upstream and is refused, naming the key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return None
+        raise ValueError(f"{key or 'a value'}={value} is not a finite number; refusing to write it as JSON")
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: _json_ready(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v, key) for v in value]
     return value
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
+    """Strict JSON (no NaN or Infinity tokens), written under a temporary name and renamed; the
+    temporary file is removed when writing fails (a full disk)."""
+    text = json.dumps(_json_ready(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_json_ready(data), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def table_path(run_dir: str | Path, name: str) -> Path | None:
+    """The complete `name` table (steps, requests) of a run, Parquet or CSV; None when there is none."""
+    for table_format in TableFormat:
+        path = Path(run_dir) / f"{name}.{table_format.value}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_table(run_dir: str | Path, name: str, columns: list[str] | None = None, **csv_options) -> pd.DataFrame | None:
+    """A run's `name` table (steps, requests) in whichever format it was written; None when absent."""
+    path = table_path(run_dir, name)
+    if path is None:
+        return None
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=columns)
+    return pd.read_csv(path, usecols=columns, **csv_options)
+
+
+class TableWriter:
+    """One table of a run, written in chunks (Parquet row groups, or CSV appended) under a partial
+    name; `finish` gives it its real name."""
+
+    def __init__(self, directory: Path, name: str, table_format: TableFormat):
+        self.format = TableFormat(table_format)
+        self.final_path = directory / f"{name}.{self.format.value}"
+        self.partial_path = directory / f"{name}.partial.{self.format.value}"
+        self._parquet = None  # pyarrow.parquet.ParquetWriter, opened with the first chunk
+        self._num_rows = 0
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.format is TableFormat.csv:
+            frame.to_csv(self.partial_path, index=False, mode="a" if self._num_rows else "w", header=not self._num_rows)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._schema = table.schema  # later chunks are cast to it (a column of ints stays ints)
+                self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
+            self._parquet.write_table(table.cast(self._schema))
+        self._num_rows += len(frame)
+
+    def finish(self, empty: pd.DataFrame) -> Path:
+        """Close and rename; `empty` (the columns, no rows) is written when no chunk came."""
+        if not self._num_rows and self._parquet is None:
+            self.write(empty)  # the header alone
+        self.close()
+        os.replace(self.partial_path, self.final_path)
+        return self.final_path
+
+    def close(self) -> None:
+        """Stop writing; an unfinished table keeps its partial name."""
+        if self._parquet is not None:
+            writer, self._parquet = self._parquet, None
+            writer.close()
 
 
 class RunDirectory:
-    def __init__(self, path: Path):
+    """Writes one run's files into `path` (claimed beforehand: see kvbench.run_claim)."""
+
+    def __init__(self, path: Path, table_format: TableFormat = TableFormat.parquet):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.table_format = TableFormat(table_format)
+        self.steps = TableWriter(self.path, STEPS, self.table_format)
         self._manifest: dict = {}
         self._started = time.perf_counter()
 
     def start(self, cfg: DictConfig, extra: dict) -> None:
-        """Record what is about to run. Any old summary in this directory is removed first."""
-        (self.path / SUMMARY).unlink(missing_ok=True)
-        (self.path / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        """Record what is about to run."""
+        (self.path / CONFIG).write_text(experiment_yaml(cfg))
         self._manifest = {
             "status": "running",
             "command": " ".join(sys.argv),
@@ -112,6 +204,7 @@ class RunDirectory:
             "versions": package_versions(),
             "platform": platform.platform(),
             "gpu": gpu_record(),
+            "table_format": self.table_format.value,
             **extra,
         }
         write_json_atomic(self.path / MANIFEST, self._manifest)
@@ -120,14 +213,25 @@ class RunDirectory:
         self._manifest.update(fields)
         write_json_atomic(self.path / MANIFEST, self._manifest)
 
-    def complete(self, steps: pd.DataFrame, requests: pd.DataFrame, summary: dict) -> None:
-        steps.to_csv(self.path / STEPS, index=False)
-        requests.to_csv(self.path / REQUESTS, index=False)
+    def complete(self, empty_steps: pd.DataFrame, requests: pd.DataFrame, summary: dict) -> None:
+        """The run finished: name its tables, then write summary.json, then mark it complete."""
+        self.steps.finish(empty_steps)
+        requests_writer = TableWriter(self.path, REQUESTS, self.table_format)
+        try:
+            requests_writer.write(requests)
+            requests_writer.finish(requests)
+        finally:
+            requests_writer.close()
         write_json_atomic(self.path / SUMMARY, summary)
         self._finish("complete")
 
     def fail(self, status: str, error: str) -> None:
-        self._finish(status, error=error)
+        """Mark the run failed or interrupted, as far as the disk allows (it may be full)."""
+        self.steps.close()
+        try:
+            self._finish(status, error=error)
+        except (OSError, ValueError):
+            pass
 
     def _finish(self, status: str, **fields) -> None:
         self.update_manifest(
@@ -138,8 +242,24 @@ class RunDirectory:
         )
 
 
+def experiment_yaml(cfg: DictConfig) -> str:
+    """The resolved config as config.yaml holds it: without `results` (how tables are written)."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.pop("results", None)
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def read_manifest(run_dir: Path) -> dict | None:
+    try:
+        manifest = json.loads((Path(run_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def is_complete(run_dir: Path) -> bool:
-    manifest = Path(run_dir) / MANIFEST
-    if not (Path(run_dir) / SUMMARY).is_file() or not manifest.is_file():
+    if not (Path(run_dir) / SUMMARY).is_file():
         return False
-    return json.loads(manifest.read_text()).get("status") == "complete"
+    manifest = read_manifest(run_dir)
+    return manifest is not None and manifest.get("status") == "complete"

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
+from kvbench.interrupts import signals_interrupt
 from kvbench.metrics import MetricsRecorder, event_totals, summarize
 from kvbench.model_spec import ModelSpec
-from kvbench.results import RunDirectory
+from kvbench.results import ResultsConfig, RunDirectory
+from kvbench.run_claim import RunClaim
 from kvbench.scheduler import Scheduler
+from kvbench.settings_check import check_run_config
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
@@ -36,6 +41,7 @@ class Run:
 
 
 def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
+    check_run_config(cfg)
     choices = {**default_choices(cfg), **(choices or {})}
     to_object = OmegaConf.to_object
     model = ModelSpec(to_object(cfg.model))
@@ -72,10 +78,13 @@ def default_choices(cfg: DictConfig) -> dict[str, str]:
     return {group: cfg[group].name for group in ("strategy", "workload", "model", "hardware", "engine")}
 
 
-def simulate(run: Run, progress: bool = True) -> MetricsRecorder:
-    """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended)."""
+def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame], None] | None = None) -> MetricsRecorder:
+    """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended).
+
+    With `step_sink` the steps go there chunk by chunk (the run's steps table) instead of staying in memory.
+    """
     scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
-    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names())
+    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names(), step_sink)
     bar = tqdm(
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
         disable=not progress or None, dynamic_ncols=True, leave=False,
@@ -88,6 +97,7 @@ def simulate(run: Run, progress: bool = True) -> MetricsRecorder:
                 recorder.record_finished(result.finished, executor.request_fields)
                 bar.update(len(result.finished))
                 bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
+    recorder.flush_steps()
     return recorder
 
 
@@ -110,29 +120,39 @@ def summary_header(run: Run) -> dict:
     }
 
 
-def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None, progress: bool = True) -> dict:
+def execute(
+    cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None, progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Build, run and record one run in `run_dir`; return its summary.
 
-    Whatever happens, the manifest says how the run ended; summary.json exists only if it completed.
+    The directory is claimed first (kvbench.run_claim): a directory another live run writes into is
+    refused, and one that holds a run is refused unless `overwrite`, in which case the new run is
+    written beside it and swapped in when it completes. Whatever happens, the manifest says how the
+    run ended (SIGTERM and SIGHUP end it as Ctrl-C does: interrupted); summary.json exists only if it
+    completed.
     """
-    directory = RunDirectory(run_dir)
-    directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
-    try:
-        run = build(cfg, choices)
-        directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
-        recorder = simulate(run, progress)
-        steps, requests = recorder.steps_table(), recorder.requests_table()
-        summary = {
-            **summary_header(run),
-            **summarize(steps, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
-            **event_totals(steps, recorder.extra_events),
-            **run.executor.summary_fields(),
-        }
-        directory.complete(steps, requests, summary)
+    with RunClaim.acquire(run_dir, overwrite) as claim, signals_interrupt():
+        results_cfg = OmegaConf.to_object(cfg.results) if "results" in cfg else ResultsConfig()
+        directory = RunDirectory(claim.write_dir, results_cfg.format)
+        try:
+            directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
+            run = build(cfg, choices)
+            directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
+            recorder = simulate(run, progress, directory.steps.write)
+            requests = recorder.requests_table()
+            summary = {
+                **summary_header(run),
+                **summarize(recorder.step_totals, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
+                **event_totals(recorder.step_totals),
+                **run.executor.summary_fields(),
+            }
+            directory.complete(recorder.empty_steps_table(), requests, summary)
+        except KeyboardInterrupt as err:
+            directory.fail("interrupted", str(err) or "interrupted by the user (Ctrl-C)")
+            raise
+        except Exception as err:
+            directory.fail("failed", f"{type(err).__name__}: {err}")
+            raise
+        claim.commit()
         return summary
-    except KeyboardInterrupt:
-        directory.fail("interrupted", "interrupted by the user")
-        raise
-    except Exception as err:
-        directory.fail("failed", f"{type(err).__name__}: {err}")
-        raise

@@ -4,7 +4,7 @@
 #   scripts/make_baselines.sh                  regenerate results/baselines/sharegpt_sim (commit the result)
 #   scripts/make_baselines.sh OUT_DIR          the same sweep into OUT_DIR (CI: the NEW side of the comparison)
 #
-# Set KVBENCH_SWEEP_DIR to keep the full sweep (steps.csv, requests.csv) there, e.g. for `kvbench report`.
+# Set KVBENCH_SWEEP_DIR to keep the full sweep (steps and requests tables) there, e.g. for `kvbench report`.
 # Regenerate the baselines whenever a change to the simulator, a strategy or a config default is
 # intended: the gate compares runs with the same resolved config, so a changed default leaves
 # them unmatched until they are regenerated. Takes a few seconds on a laptop CPU.

@@ -81,5 +81,5 @@ class AlpacaWorkload(Workload):
             prompt=prompt_ids.__getitem__,
             source=str(file),
             num_skipped_rows=bad.num_skipped,
-            dataset=file_record(c.name, file, data, tokenizer=f"bpe-openai=={version('bpe-openai')} {c.encoding}"),
+            dataset=file_record(c.name, file, tokenizer=f"bpe-openai=={version('bpe-openai')} {c.encoding}"),
         )

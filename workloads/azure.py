@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import require_counts, shown
+from kvbench.workloads.bad_rows import BadRows, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, open_trace, read_csv
+from kvbench.workloads.trace_files import file_record, read_csv, trace_path
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 HOW_TO_GET = (
@@ -48,8 +48,9 @@ class AzureWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET.format(kind=c.name.removeprefix("azure_")), c.skip_bad_rows)
-        frame, lines = read_csv(file, data, COLUMNS, bad)
+        file = trace_path(c.path, c.name, HOW_TO_GET.format(kind=c.name.removeprefix("azure_")))
+        bad = BadRows(str(file), c.skip_bad_rows)
+        frame, lines = read_csv(file, COLUMNS, bad)
         stamps = frame["TIMESTAMP"].to_numpy()
         times = pd.to_datetime(frame["TIMESTAMP"], format="ISO8601", utc=True, errors="coerce")
         ok = bad.require(
@@ -71,5 +72,5 @@ class AzureWorkload(Workload):
             request_ids=file_rows,
             source=str(file),
             num_skipped_rows=bad.num_skipped,
-            dataset=file_record(c.name, file, data),
+            dataset=file_record(c.name, file),
         )

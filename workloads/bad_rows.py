@@ -81,6 +81,10 @@ def as_floats(column: pd.Series) -> np.ndarray:
 
 def parse_counts(column: pd.Series, minimum: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Whole numbers >= minimum: (int64 values, 0 where invalid; mask of the valid ones)."""
+    if column.dtype.kind in "iu":  # parsed as integers already: no float copy of a long column
+        values = column.to_numpy(dtype=np.int64)
+        ok = values >= minimum
+        return np.where(ok, values, 0), ok
     values = as_floats(column)
     ok = np.isfinite(values) & (values == np.floor(values)) & (values >= minimum)
     return np.where(ok, values, 0).astype(np.int64), ok

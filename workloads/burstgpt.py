@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from kvbench.tokens import TokenSequence
-from kvbench.workloads.bad_rows import parse_floats, require_counts, shown
+from kvbench.workloads.bad_rows import BadRows, parse_floats, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, open_trace, read_csv
+from kvbench.workloads.trace_files import file_record, read_csv, trace_path
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Log Type")
 SESSION_COLUMN = "Session ID"
@@ -46,8 +46,9 @@ class BurstGPTWorkload(Workload):
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
-        frame, lines = read_csv(file, data, COLUMNS, bad, optional=(SESSION_COLUMN,))
+        file = trace_path(c.path, c.name, HOW_TO_GET)
+        bad = BadRows(str(file), c.skip_bad_rows)
+        frame, lines = read_csv(file, COLUMNS, bad, optional=(SESSION_COLUMN,))
         times_raw = frame["Timestamp"].to_numpy()
         timestamps_s, ok = parse_floats(frame["Timestamp"])
         bad.require(ok, lines, lambda i: f"Timestamp={shown(times_raw[i])} is not a number")
@@ -90,7 +91,7 @@ class BurstGPTWorkload(Workload):
             source=str(file),
             num_skipped_rows=bad.num_skipped,
             dataset=file_record(
-                c.name, file, data, num_filtered_out=num_filtered, num_failed=int(failed.sum()),
+                c.name, file, num_filtered_out=num_filtered, num_failed=int(failed.sum()),
                 drop_failed=c.drop_failed,
             ),
         )

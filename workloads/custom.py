@@ -109,5 +109,5 @@ class CustomWorkload(Workload):
             request_ids=np.asarray(ids, dtype=np.int64),
             source=str(file),
             num_skipped_rows=bad.num_skipped,
-            dataset=file_record(c.name, file, data),
+            dataset=file_record(c.name, file),
         )

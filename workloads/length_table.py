@@ -15,10 +15,10 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.arrivals import Arrival
-from kvbench.workloads.bad_rows import require_counts
+from kvbench.workloads.bad_rows import BadRows, require_counts
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.trace_files import file_record, open_trace, read_csv
+from kvbench.workloads.trace_files import file_record, read_csv, trace_path
 
 COLUMNS = ("num_prefill_tokens", "num_decode_tokens")
 HOW_TO_GET = (
@@ -35,14 +35,24 @@ class LengthTableConfig(TraceFileConfig):
     arrival: Arrival = Arrival.poisson
 
 
+def rows_needed(c: LengthTableConfig) -> int | None:
+    """How many rows of the table the run can use: the first num_requests when they are taken in
+    order and every row must be valid; None (all of them) to draw a sample, skip bad rows or replay
+    the whole table."""
+    if c.sample or c.skip_bad_rows or c.num_requests is None:
+        return None
+    return c.num_requests
+
+
 @WORKLOADS.register("length_table", LengthTableConfig)
 class LengthTableWorkload(Workload):
     config: LengthTableConfig
 
     def read(self, rng: np.random.Generator) -> RequestTable:
         c = self.config
-        file, data, bad = open_trace(c.path, c.name, HOW_TO_GET, c.skip_bad_rows)
-        frame, lines = read_csv(file, data, COLUMNS, bad)
+        file = trace_path(c.path, c.name, HOW_TO_GET)
+        bad = BadRows(str(file), c.skip_bad_rows)
+        frame, lines = read_csv(file, COLUMNS, bad, max_rows=rows_needed(c))
         prompt_lens, prompt_ok = require_counts(frame, "num_prefill_tokens", lines, bad)
         output_lens, output_ok = require_counts(frame, "num_decode_tokens", lines, bad)
         rows = bad.keep(prompt_ok & output_ok)
@@ -56,5 +66,5 @@ class LengthTableWorkload(Workload):
             request_ids=ids,
             source=str(file),
             num_skipped_rows=bad.num_skipped,
-            dataset=file_record(c.name, file, data),
+            dataset=file_record(c.name, file),
         )

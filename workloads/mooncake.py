@@ -90,7 +90,7 @@ class MooncakeWorkload(Workload):
             request_ids=np.asarray(kept_lines, dtype=np.int64) - 1,  # 0 for the first line
             source=str(file),
             num_skipped_rows=bad.num_skipped,
-            dataset=file_record(c.name, file, data, hash_block_tokens=block),
+            dataset=file_record(c.name, file, hash_block_tokens=block),
         )
 
 

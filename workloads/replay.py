@@ -55,6 +55,8 @@ def replay(
         times_s[rows] = generated_times(table, rows, c, rng)
         rows = in_window(times_s, rows[np.argsort(times_s[rows], kind="stable")], c, table.source)
     times_s = scale(times_s[rows] - c.start_s, c)
+    if len(times_s) and not np.isfinite(times_s[-1]):
+        raise ValueError(f"{table.source}: workload.time_scale={c.time_scale} stretches arrival times past what a float holds")
     fits = table.num_prompt_tokens[rows] + table.num_output_tokens[rows] <= max_model_len
     ids = table.request_ids[rows] if table.request_ids is not None else np.arange(len(rows))
     return build_requests(table, c, rows, times_s, ids, fits), int(len(rows) - fits.sum())
@@ -89,10 +91,15 @@ def trace_times(table: RequestTable, c: WorkloadConfig) -> np.ndarray:
             "workload.arrival=poisson (with workload.rate=), gamma or offline"
         )
     timestamps_s = table.timestamps_s
+    first_s, last_s = float(timestamps_s.min()), float(timestamps_s.max())
+    if not np.isfinite(last_s - first_s):  # each is finite; their difference may not be
+        raise ValueError(
+            f"{table.source}: arrival times span more than a float holds (from {first_s:g} to {last_s:g} s)"
+        )
     if len(timestamps_s) > 1 and np.any(np.diff(timestamps_s) < 0):
         warnings.warn(f"{table.source}: timestamps are not in order; replaying them sorted", UnsortedTraceWarning,
                       stacklevel=3)
-    return timestamps_s - timestamps_s.min()
+    return timestamps_s - first_s
 
 
 def generated_times(table: RequestTable, rows: np.ndarray, c: WorkloadConfig, rng: np.random.Generator) -> np.ndarray:

@@ -31,6 +31,7 @@ import torch
 
 from kvbench.device.step_inputs import StepInputs, StepInputsBuilder
 from kvbench.device.step_runner import StepRunner
+from kvbench.profile_table import grid_points
 
 LAYOUTS = ("paged", "contiguous")
 
@@ -108,14 +109,9 @@ def synthetic_step(
 def grid_shapes(
     decode_seqs: list[int], decode_contexts: list[int], prefill_tokens: list[int], prefill_keys: list[int]
 ) -> Iterator[StepShape]:
-    """Every distinct shape of the product grid: without decodes the context does not matter,
-    without prefill tokens their keys do not, and a step has at least one token."""
-    for b in sorted(set(decode_seqs)):
-        for c in sorted(set(decode_contexts)) if b else [0]:
-            for n in sorted(set(prefill_tokens)):
-                for k in sorted(set(prefill_keys)) if n else [0]:
-                    if b or n:
-                        yield StepShape(b, c, n, k)
+    """Every distinct shape of the product grid (`profile_table.grid_points`)."""
+    for point in grid_points(decode_seqs, decode_contexts, prefill_tokens, prefill_keys):
+        yield StepShape(*point)
 
 
 def time_step(runner: StepRunner, inputs: StepInputs, cpu_reps: int) -> float:

@@ -38,7 +38,7 @@ class Executor(ABC):
         return {}
 
     def request_fields(self, group: RequestState) -> dict:
-        """Engine-specific columns of a finished request's row in requests.csv."""
+        """Engine-specific columns of a finished request's row in the requests table."""
         return {}
 
 

@@ -7,7 +7,7 @@ computed during a run. The pieces:
     sweeps.py       what a Hydra sweep directory was asked to run (to name the jobs that are missing)
     series.py       group runs into scenarios (what is held fixed) and series (one per strategy)
     stats.py        means and 95% confidence intervals over seeds
-    latency.py      latency percentiles from requests.csv; the highest rate under a latency bound
+    latency.py      latency percentiles from the requests table; the highest rate under a latency bound
     tables.py       the summary tables (report and appendix)
     styles.py       one colour per strategy, figure style, saving PNG + PDF
     charts/         one module per chart

@@ -85,7 +85,7 @@ def build_blocks(run_set: RunSet, reports: list[ScenarioReport], out_dir: Path, 
     blocks: list[Block] = [
         Heading("Reproducibility appendix", 1),
         Paragraph(f"Generated from {len(records)} complete runs by the command below. Every number is read from "
-                  "the run directories (manifest.json, config.yaml, summary.json, steps.csv, requests.csv)."),
+                  "the run directories (manifest.json, config.yaml, summary.json, steps and requests tables)."),
         Code(command, "bash"),
         Heading("Environment", 2),
         Table(["item", "value"], [list(r) for r in environment_rows(records)], "Software and hardware of the runs.",

@@ -1,7 +1,8 @@
 """Run many configs, each into its own run directory, in parallel worker processes.
 
-A run already complete in its directory is not run again, so an interrupted reproduction resumes
-where it stopped. Every run is an ordinary kvbench run (config.yaml, manifest, tables, summary), so
+A run already complete in its directory with the same resolved config is not run again, so an
+interrupted reproduction resumes where it stopped; a directory holding anything else (a failed run, a
+run of another config such as a `--quick` one) is rerun and replaced once the new run completes. Every run is an ordinary kvbench run (config.yaml, manifest, tables, summary), so
 `kvbench report` and `kvbench compare` read the results like any other.
 """
 
@@ -16,7 +17,7 @@ from omegaconf import open_dict
 from tqdm import tqdm
 
 from kvbench.compose import compose
-from kvbench.results import SUMMARY, is_complete
+from kvbench.results import CONFIG, SUMMARY, experiment_yaml, is_complete
 from kvbench.runner import execute
 
 
@@ -37,8 +38,20 @@ def compose_run(overrides: tuple[str, ...]):
 
 def run_one(spec: RunSpec, root: Path) -> str:
     cfg, choices = compose_run(spec.overrides)
-    execute(cfg, root / spec.name, choices, progress=False)
+    execute(cfg, root / spec.name, choices, progress=False, overwrite=True)
     return spec.name
+
+
+def is_done(spec: RunSpec, root: Path) -> bool:
+    """Whether the spec's directory holds a complete run of exactly the spec's config."""
+    run_dir = root / spec.name
+    if not is_complete(run_dir):
+        return False
+    try:
+        recorded = (run_dir / CONFIG).read_text()
+    except OSError:
+        return False
+    return recorded == experiment_yaml(compose_run(spec.overrides)[0])
 
 
 def run_all(specs: list[RunSpec], root: Path, jobs: int = 1, progress: bool = True) -> dict[str, dict]:
@@ -46,7 +59,7 @@ def run_all(specs: list[RunSpec], root: Path, jobs: int = 1, progress: bool = Tr
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError("two runs of a batch share a name")
-    todo = [s for s in specs if not is_complete(root / s.name)]
+    todo = [s for s in specs if not is_done(s, root)]
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), unit="run", disable=not progress or None)
     with bar:
         if jobs > 1 and len(todo) > 1:

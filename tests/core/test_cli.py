@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from kvbench.compose import compose
 
 import kvbench.config  # noqa: F401
 from kvbench import runner
@@ -35,7 +35,7 @@ def test_run_writes_a_complete_run_directory(tmp_path):
     result = run_cli("run", "strategy=paged", "workload=sharegpt", *SMALL, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"run directory: {run_dir}" in result.stdout and "out tok/s" in result.stdout
-    for name in ("config.yaml", "manifest.json", "steps.csv", "requests.csv", "summary.json"):
+    for name in ("config.yaml", "manifest.json", "steps.parquet", "requests.parquet", "summary.json"):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert SUMMARY_KEYS <= summary.keys()
@@ -97,8 +97,7 @@ def test_an_interrupted_run_is_marked_and_leaves_no_summary(tmp_path, monkeypatc
         return original(self, step)
 
     monkeypatch.setattr(SimExecutor, "execute", interrupt_after_a_few_steps)
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        cfg = compose("config", overrides=SMALL)
+    cfg = compose(SMALL)
     with pytest.raises(KeyboardInterrupt):
         runner.execute(cfg, tmp_path, progress=False)
     assert json.loads((tmp_path / "manifest.json").read_text())["status"] == "interrupted"

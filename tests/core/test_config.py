@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
-from hydra import compose, initialize_config_module
+from kvbench.compose import compose
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
@@ -22,8 +22,7 @@ def presets(group: str) -> list[str]:
 
 
 def compose_config(overrides: list[str]):
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        return compose("config", overrides=overrides)
+    return compose(overrides)
 
 
 @pytest.mark.parametrize(("group", "name"), [(g, n) for g in GROUPS for n in presets(g)])

@@ -1,7 +1,7 @@
 """Model sizes and the KV budget they leave, against the real models' published numbers."""
 
 import pytest
-from hydra import compose, initialize_config_module
+from kvbench.compose import compose
 
 import kvbench.config  # noqa: F401
 from kvbench.hardware import GiB, HardwareConfig, kv_budget
@@ -10,8 +10,7 @@ from omegaconf import OmegaConf
 
 
 def spec(name: str) -> ModelSpec:
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        return ModelSpec(OmegaConf.to_object(compose("config", overrides=[f"model={name}"]).model))
+    return ModelSpec(OmegaConf.to_object(compose([f"model={name}"]).model))
 
 
 @pytest.mark.parametrize(

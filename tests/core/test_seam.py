@@ -11,6 +11,7 @@ import pytest
 import kvbench
 from kvbench.compose import compose
 from kvbench.metrics import STEP_COLUMNS
+from kvbench.results import read_table
 from kvbench.runner import build, simulate
 
 PACKAGE = Path(kvbench.__file__).parent
@@ -52,12 +53,12 @@ def test_declared_events_become_step_columns_and_summary_fields(tmp_path):
 
     overrides = ["strategy=paged_prefix", "workload.shared_prefix_tokens=64", "num_blocks=48", *SMALL]
     summary = execute(compose(overrides), tmp_path / "prefix", progress=False)
-    steps = pytest.importorskip("pandas").read_csv(tmp_path / "prefix" / "steps.csv")
+    steps = read_table(tmp_path / "prefix", "steps")
     assert list(steps.columns) == [*STEP_COLUMNS, "evicted_blocks"]
     assert steps["evicted_blocks"].sum() == summary["evicted_blocks"] > 0
     plain = execute(compose(["strategy=paged", *SMALL]), tmp_path / "paged", progress=False)
     assert "evicted_blocks" not in plain
-    assert list(pytest.importorskip("pandas").read_csv(tmp_path / "paged" / "steps.csv").columns) == list(STEP_COLUMNS)
+    assert list(read_table(tmp_path / "paged", "steps").columns) == list(STEP_COLUMNS)
 
 
 def test_a_huge_pool_materialises_only_the_blocks_a_run_uses():

@@ -7,9 +7,10 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 import torch
+
+from kvbench.results import read_table
 
 # Tiny matmuls on a busy machine: torch's thread pool only adds contention.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -34,11 +35,11 @@ def test_a_device_run_writes_tokens_and_kernel_times(tmp_path):
     for field in ("kernel_prefill_attention_s", "kernel_decode_attention_s", "kernel_store_kv_s", "device_time_s"):
         assert summary[field] > 0
     assert summary["kernel_copy_blocks_s"] >= 0 and summary["copied_blocks"] == summary["cow_copies"]
-    requests = pd.read_csv(tmp_path / "requests.csv", dtype={"generated_token_ids": str})
+    requests = read_table(tmp_path, "requests")
     for text, num_output in zip(requests["generated_token_ids"], requests["num_output_tokens"]):
         samples = text.split("|")
         assert all(len(sample.split()) == num_output for sample in samples)
-    steps = pd.read_csv(tmp_path / "steps.csv")
+    steps = read_table(tmp_path, "steps")
     assert steps["duration_s"].sum() == pytest.approx(summary["device_time_s"])
 
 

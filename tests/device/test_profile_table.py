@@ -111,3 +111,20 @@ def test_save_and_load(tmp_path):
         ProfileTable.load(path)
     with pytest.raises(ProfileError, match="missing columns step_time_s"):
         ProfileTable(table().rows.drop(columns="step_time_s"), {})
+
+
+def test_a_profile_cut_short_is_refused(tmp_path):
+    """Truncated to the rows of B <= 1 it still holds a full product of smaller values; the sidecar's
+    grid says what was profiled, so the missing shapes are found instead of extrapolated over."""
+    full = table()
+    full.meta["grid"] = {**AXES, "block_sizes": [16], "layouts": ["paged"]}
+    path = tmp_path / "profile.csv"
+    full.save(path)
+    assert ProfileTable.load(path).grid("paged", 16)(8, 64, 128, 32) == pytest.approx(step_time_s(8, 64, 128, 32))
+    rows = path.read_text().splitlines()
+    kept = [rows[0], *(line for line in rows[1:] if int(line.split(",")[2]) <= 1)]  # B is the third column
+    path.write_text("\n".join(kept) + "\n")
+    cut = pd.read_csv(path)
+    ProfileTable(cut, {}, "cut.csv").grid("paged", 16)  # a complete product on its own
+    with pytest.raises(ProfileError, match=r"lacks 10 of the 24 step shapes .*'num_decode_seqs': 8.*cut short"):
+        ProfileTable.load(path)

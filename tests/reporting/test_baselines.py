@@ -23,7 +23,7 @@ def test_the_simulator_reproduces_the_committed_baselines(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     new_runs = sorted(p.parent.name for p in (tmp_path / "new").glob("*/summary.json"))
     assert new_runs == [str(i) for i in range(8)]
-    assert not list((tmp_path / "new").rglob("steps.csv"))  # baselines keep only what compare reads
+    assert not list((tmp_path / "new").rglob("steps.*"))  # baselines keep only what compare reads
     code = main([str(BASELINES), str(tmp_path / "new"), "--out", str(tmp_path / "comparison")])
     assert code == 0, (
         "the simulator no longer reproduces results/baselines (see the printed deltas); if the change is "

@@ -13,6 +13,7 @@ from kvbench.reporting.charts.latency_vs_rate import LatencyBound
 from kvbench.reporting.charts.timeline import sample_steps
 from kvbench.reporting.latency import sustained_rate
 from kvbench.reporting.stats import t975
+from kvbench.results import read_table
 
 SHAREGPT_CHARTS = {"memory_breakdown", "throughput", "latency_vs_rate", "timeline_orca_max", "timeline_paged",
                    "batch_size_cdf"}
@@ -87,7 +88,7 @@ def test_latency_points_come_from_each_runs_requests(report_dir, rate_sweep):
     runs = summaries(rate_sweep)
     row = data[(data["series"] == "paged") & (data["rate"] == 16)].iloc[0]
     these = runs[(runs["strategy"] == "paged") & (runs["rate"] == 16)]
-    tpot_p99 = [np.percentile(pd.read_csv(r / "requests.csv")["tpot_s"].dropna(), 99) for r in these["run"]]
+    tpot_p99 = [np.percentile(read_table(r, "requests")["tpot_s"].dropna(), 99) for r in these["run"]]
     assert row["tpot_p99_s"] == pytest.approx(np.mean(tpot_p99))
     assert row["ttft_p50_s"] == pytest.approx(these["ttft_p50_s"].mean())
     assert row["normalized_latency_s"] == pytest.approx(these["normalized_latency_s"].mean())
@@ -152,7 +153,7 @@ def test_batch_size_cdf_is_weighted_by_step_time(report_dir, rate_sweep):
         assert curve["share_of_time"].iloc[-1] == pytest.approx(1.0)
     runs = summaries(rate_sweep)
     (run,) = runs[(runs["strategy"] == "paged") & (runs["rate"] == 16) & (runs["seed"] == 0)]["run"]
-    steps = pd.read_csv(run / "steps.csv")
+    steps = read_table(run, "steps")
     share_at_most_4 = steps.loc[steps["batch_size"] <= 4, "duration_s"].sum() / steps["duration_s"].sum()
     paged = data[(data["series"] == "paged") & (data["batch_size"] <= 4)]
     assert paged["share_of_time"].iloc[-1] == pytest.approx(share_at_most_4)

@@ -7,7 +7,6 @@ out. Drawn from the same representative run per series as the timelines.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +15,7 @@ import pandas as pd
 from kvbench.reporting.charts.common import Chart, Skipped, rate_note, representative_runs
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.styles import save_figure, strategy_linestyle, style
-from kvbench.results import STEPS
+from kvbench.results import STEPS, read_table
 
 NAME = "batch_size_cdf"
 
@@ -33,11 +32,11 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     runs = representative_runs(scenario)
     curves, missing = [], []
     for _, run in runs.iterrows():
-        steps_csv = Path(run["run_dir"]) / STEPS
-        if not steps_csv.is_file():
+        steps = read_table(run["run_dir"], STEPS, columns=["batch_size", "duration_s"])
+        if steps is None:
             missing.append(run["run_name"])
             continue
-        curve = batch_size_cdf(pd.read_csv(steps_csv, usecols=["batch_size", "duration_s"]))
+        curve = batch_size_cdf(steps)
         curves.append(curve.assign(series=run["series"], preset=run["preset"], color=run["color"],
                                    run_name=run["run_name"]))
     if not curves:

@@ -134,7 +134,7 @@ def _panel(ax, data: pd.DataFrame, scenario: Scenario, metric: str, labels: dict
                     marker=MARKERS[index % len(MARKERS)], markersize=4, linewidth=1.4, elinewidth=0.8, capsize=2,
                     linestyle=strategy_linestyle(row.preset), label=labels.get(row.series, row.series))
     if data[metric].isna().all():
-        ax.text(0.5, 0.5, "not recorded\n(the runs kept no requests.csv)", transform=ax.transAxes, ha="center",
+        ax.text(0.5, 0.5, "not recorded\n(the runs kept no requests table)", transform=ax.transAxes, ha="center",
                 va="center", color="0.4")
         ax.set_yticks([])
     # Limits follow the means: with two or three seeds an interval can be far wider than the curves.

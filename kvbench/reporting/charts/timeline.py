@@ -1,14 +1,13 @@
 """One run over time: where the KV pool is (stacked area, GiB) and how many sequences run (batch size).
 
-Drawn for one representative run per series (the highest rate swept, the lowest seed) from its
-steps.csv. A step's state holds until the next step starts, and is drawn so. Runs of more than
+Drawn for one representative run per series (the highest rate swept, the lowest seed) from
+its steps table. A step's state holds until the next step starts, and is drawn so. Runs of more than
 `MAX_POINTS` steps are sampled on an even time grid: long runs stay light to draw, and every sampled
 value is the exact state of a step, never an average.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,7 +16,7 @@ import pandas as pd
 from kvbench.reporting.charts.common import Chart, Skipped, representative_runs
 from kvbench.reporting.series import Scenario, format_rate, slug
 from kvbench.reporting.styles import MEMORY_CATEGORIES, MEMORY_COLORS, save_figure, style
-from kvbench.results import STEPS
+from kvbench.results import STEPS, read_table
 
 NAME = "timeline"
 MAX_POINTS = 2000
@@ -26,15 +25,13 @@ SAMPLED_COLUMNS = tuple(f"{category}_bytes" for category, _ in MEMORY_CATEGORIES
 
 
 def draw(scenario: Scenario, out_dir) -> list[Chart | Skipped]:
-    """A timeline per series; a Skipped for each series whose run kept no steps.csv."""
+    """A timeline per series; a Skipped for each series whose run kept no steps table."""
     results: list[Chart | Skipped] = []
     for _, run in representative_runs(scenario).iterrows():
         name = f"{NAME}_{slug(run['series'])}"
-        steps_csv = Path(run["run_dir"]) / STEPS
-        try:
-            steps = pd.read_csv(steps_csv)
-        except FileNotFoundError:
-            results.append(Skipped(name, f"{run['run_name']} kept no {STEPS}"))
+        steps = read_table(run["run_dir"], STEPS)
+        if steps is None:
+            results.append(Skipped(name, f"{run['run_name']} kept no {STEPS} table"))
             continue
         if steps.empty:
             results.append(Skipped(name, f"{run['run_name']}: {STEPS} has no steps"))
