@@ -1,7 +1,8 @@
 """The run directory: what a run leaves behind, written so that only a finished run looks finished.
 
     config.yaml     the resolved config
-    manifest.json   status (running | complete | failed | interrupted), versions, git SHA, seed, dataset
+    manifest.json   status (running | complete | failed | interrupted), versions, kvbench's own commit and the
+                    user's working repository (kvbench/provenance.py), seed, dataset
     steps.csv       one row per step
     requests.csv    one row per finished request
     summary.json    headline figures: written last, atomically, and only when the run completed
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+
+from kvbench.provenance import kvbench_source, working_repository
 
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
@@ -61,22 +64,6 @@ def gpu_record() -> dict[str, str | None] | None:
     return {"name": torch.cuda.get_device_name(), "driver": driver, "cuda": torch.version.cuda}
 
 
-def git_revision() -> dict[str, str | bool | None]:
-    """The git commit of the kvbench source, when it runs from a checkout."""
-    source_dir = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=source_dir, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=source_dir, capture_output=True,
-            text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"sha": None, "dirty": None}
-    return {"sha": sha, "dirty": bool(dirty)}
-
-
 def _json_ready(value):
     """NaN is not JSON: write null."""
     if isinstance(value, float) and math.isnan(value):
@@ -108,7 +95,8 @@ class RunDirectory:
             "command": " ".join(sys.argv),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seed": cfg.seed,
-            "git": git_revision(),
+            "kvbench": kvbench_source(),
+            "working_repository": working_repository(),
             "versions": package_versions(),
             "platform": platform.platform(),
             "gpu": gpu_record(),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kvbench.results import REQUESTS
+from kvbench.reporting.run_tables import read_run_table
 
 LATENCY_METRICS = ("normalized_latency_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s")
 
@@ -34,9 +34,9 @@ def request_latency(requests: pd.DataFrame) -> dict[str, float]:
 
 
 def with_request_latency(table: pd.DataFrame) -> pd.DataFrame:
-    """`table` with LATENCY_METRICS recomputed from each run's requests.csv where the run kept it.
+    """`table` with LATENCY_METRICS recomputed from each run's requests table where the run kept it.
 
-    Runs without requests.csv (committed baselines keep only summaries) keep summary.json's values;
+    Runs without a requests table (committed baselines keep only summaries) keep summary.json's values;
     a metric summary.json lacks (tpot_p99_s) is NaN for them.
     """
     table = table.copy()
@@ -44,9 +44,9 @@ def with_request_latency(table: pd.DataFrame) -> pd.DataFrame:
         if metric not in table:
             table[metric] = math.nan
     for index, run_dir in table["run_dir"].items():
-        requests_csv = Path(run_dir) / REQUESTS
-        if requests_csv.is_file():
-            for metric, value in request_latency(pd.read_csv(requests_csv)).items():
+        requests = read_run_table(Path(run_dir), "requests", ["ttft_s", "tpot_s", "normalized_latency_s"])
+        if requests is not None:
+            for metric, value in request_latency(requests).items():
                 table.at[index, metric] = value
     return table
 

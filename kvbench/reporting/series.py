@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kvbench.reporting.runs import CONFIG_PREFIX
+from kvbench.reporting.runs import CONFIG_PREFIX, format_value
 from kvbench.reporting.styles import STRATEGY_COLORS, variant_color
 
 PRESET_COLUMNS = ("workload", "model", "hardware", "tensor_parallel", "engine", "scheduler")
@@ -71,7 +71,7 @@ def scenario_label(run: pd.Series, free_keys: list[str]) -> str:
     if run["scheduler"] not in (None, "default") and isinstance(run["scheduler"], str):
         parts.append(f"scheduler {run['scheduler']}")
     label = " · ".join(str(p) for p in parts)
-    extra = ", ".join(f"{key.removeprefix(CONFIG_PREFIX)}={run[key]}" for key in free_keys)
+    extra = ", ".join(f"{key.removeprefix(CONFIG_PREFIX)}={format_value(run[key])}" for key in free_keys)
     return f"{label} ({extra})" if extra else label
 
 

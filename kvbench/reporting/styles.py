@@ -13,11 +13,8 @@ import hashlib
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # reports are written to files, never shown; must precede pyplot
-
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.colors as mcolors
+from matplotlib.figure import Figure
 
 STRATEGY_COLORS = {
     "orca_max": "#D55E00",
@@ -101,7 +98,15 @@ def variant_color(preset: str, index: int, count: int) -> str:
 def style():
     """The house style, as a context: draw and save a figure inside it (matplotlib reads most
     settings when an artist is made, so the whole chart goes in the block)."""
-    return plt.rc_context(STYLE)
+    return matplotlib.rc_context(STYLE)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplots_kw):
+    """(figure, 2-D array of axes), made without pyplot: reports never touch pyplot's global state
+    or its backend, so importing kvbench in a notebook leaves the notebook's backend alone."""
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots_kw)
+    return fig, axes
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
@@ -113,5 +118,4 @@ def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
         fig.savefig(path, format=fmt, metadata=metadata)
         paths.append(path)
-    plt.close(fig)
     return paths

@@ -28,8 +28,9 @@ def test_markdown_parses_with_tables_code_and_images_that_exist(appendix_dir):
 def test_appendix_records_what_the_runs_recorded(appendix_dir, rate_sweep):
     text = (appendix_dir / "appendix.md").read_text()
     manifest = json.loads((rate_sweep / "0" / "manifest.json").read_text())
-    if manifest["git"]["sha"]:
-        assert manifest["git"]["sha"] in text
+    if manifest["kvbench"]["commit"]:
+        assert f"| kvbench commit | {manifest['kvbench']['commit']}" in text
+    assert "| working repository (where kvbench ran) |" in text
     for name in ("python", "torch", "triton"):
         assert f"| {name} | {manifest['versions'][name]} |" in text
     assert manifest["dataset"]["sha256"] in text

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kvbench.reporting.compare import main
-from kvbench.reporting.deltas import MetricSpec, judge, metric_spec
+from kvbench.reporting.deltas import DEFAULT_METRICS, MetricSpec, judge, metric_spec
 
 
 def scale_metric(run_dir, metric, factor):
@@ -55,7 +55,7 @@ def test_an_injected_regression_fails_and_is_named(tmp_path, rate_sweep, capsys)
     assert sorted(regressions["relative_change"]) == pytest.approx([-0.2, 0.3])
     assert (table["verdict"] == "improvement").sum() == 1
     out = capsys.readouterr().out
-    assert "REGRESSION" in out and "output_tokens_per_s" in out and "2 regression(s)" in out
+    assert "REGRESSION" in out and "output_tokens_per_s" in out and "2 failing metric(s)" in out
 
 
 def test_tolerances_decide_what_counts(tmp_path, rate_sweep):
@@ -66,7 +66,50 @@ def test_tolerances_decide_what_counts(tmp_path, rate_sweep):
     assert main([str(rate_sweep), str(new), "--out", out, "--tolerance", "0.01"]) == 1
     assert main([str(rate_sweep), str(new), "--out", out, "--tolerance", "0.01",
                  "--metric", "output_tokens_per_s:0.05", "--metric", "requests_per_s"]) == 0
-    assert set(deltas(tmp_path / "out")["metric"]) == {"output_tokens_per_s", "requests_per_s"}
+    table = deltas(tmp_path / "out")
+    assert set(table["metric"]) == set(DEFAULT_METRICS)  # a per-metric tolerance never shrinks the set
+    assert (table.loc[table["metric"] == "output_tokens_per_s", "rtol"] == 0.05).all()
+    assert (table.loc[table["metric"] == "mean_batch_size", "rtol"] == 0.01).all()
+
+
+def test_a_per_metric_tolerance_keeps_gating_every_other_metric(tmp_path, rate_sweep, capsys):
+    # The reported defect: with --metric ttft_p99_s:0.10 only TTFT was checked, and a -10% batch passed.
+    new = shutil.copytree(rate_sweep, tmp_path / "new")
+    scale_metric(new / "1", "mean_batch_size", 0.9)
+    scale_metric(new / "2", "tpot_p99_s", 1.5)  # not a default metric: judged when named
+    out = str(tmp_path / "out")
+    assert main([str(rate_sweep), str(new), "--out", out, "--tolerance", "0.02", "--metric", "ttft_p99_s:0.10"]) == 1
+    assert "REGRESSION orca_max seed=1 workload.rate=2:" in capsys.readouterr().out
+    assert main([str(rate_sweep), str(new), "--out", out, "--metric", "tpot_p99_s", "--metric", "mean_batch_size:0.2",
+                 ]) == 1
+    failing = deltas(tmp_path / "out").query("verdict == 'regression'")
+    assert failing["metric"].tolist() == ["tpot_p99_s"]
+    assert main([str(rate_sweep), str(new), "--out", out, "--only-metrics", "--metric", "requests_per_s"]) == 0
+    assert set(deltas(tmp_path / "out")["metric"]) == {"requests_per_s"}
+
+
+def test_every_numeric_summary_field_is_comparable(tmp_path, rate_sweep):
+    new = shutil.copytree(rate_sweep, tmp_path / "new")
+    scale_metric(new / "0", "num_steps", 1.5)  # no better direction: a change either way fails
+    out = str(tmp_path / "out")
+    assert main([str(rate_sweep), str(new), "--out", out, "--metric", "num_steps", "--metric", "max_batch_size"]) == 1
+    table = deltas(tmp_path / "out").set_index(["run", "metric"])
+    assert table.loc[("orca_max seed=0 workload.rate=2", "num_steps"), "verdict"] == "changed"
+    assert table.loc[("orca_max seed=0 workload.rate=2", "num_steps"), "direction"] == "either way"
+
+
+@pytest.mark.parametrize("base_value", [None, "missing", float("nan")])
+def test_a_metric_base_lacks_fails_the_gate_loudly(tmp_path, rate_sweep, capsys, base_value):
+    base = shutil.copytree(rate_sweep, tmp_path / "base")
+    summary = json.loads((base / "3" / "summary.json").read_text())
+    if base_value == "missing":
+        del summary["ttft_p99_s"]
+    else:
+        summary["ttft_p99_s"] = base_value
+    (base / "3" / "summary.json").write_text(json.dumps(summary))
+    assert main([str(base), str(rate_sweep), "--out", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "NOT COMPARED orca_max seed=1 workload.rate=16: ttft_p99_s has no value in BASE" in out
 
 
 def test_a_run_missing_from_new_fails_unless_allowed(tmp_path, rate_sweep, capsys):
@@ -120,7 +163,10 @@ def test_judging_rules():
     assert judge(throughput, 100.0, 96.0).verdict == "ok"
     assert judge(throughput, 100.0, 110.0).verdict == "improvement"
     assert judge(throughput, 100.0, None).verdict == "regression"  # a value lost
-    assert judge(throughput, None, 5.0).verdict == "n/a"
+    assert judge(throughput, None, 5.0).verdict == "not compared"
+    assert judge(throughput, math.nan, 5.0).verdict == "not compared"
+    assert judge(throughput, "fast", 5.0).verdict == "not compared"
+    assert judge(metric_spec("num_blocks", 0.0), 10, 11).verdict == "changed"
     external = metric_spec("mem_external_frag_frac", 0.05)
     assert external.atol == 0.001
     assert judge(external, 0.0, 0.0005).verdict == "ok"  # zero base: the absolute floor applies

@@ -89,3 +89,36 @@ def test_bad_inputs_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     run_set = load_runs([tmp_path / "empty"])
     assert run_set.records == [] and "no run directories" in run_set.problems[0].detail
+
+
+MALFORMED = {
+    "summary.json": ["null", "[1, 2]", '"complete"', '{"strategy": "paged"}',
+                     None],  # None: the strategy's throughput replaced by text
+    "manifest.json": ["null", "[]", '"complete"', '{"status": ["complete"]}'],
+}
+
+
+@pytest.mark.parametrize("file_name, content", [(f, c) for f, cs in MALFORMED.items() for c in cs])
+def test_a_malformed_summary_or_manifest_is_named_and_skipped(tmp_path, rate_sweep, file_name, content, capsys):
+    from kvbench.reporting.appendix import main as appendix_main
+    from kvbench.reporting.compare import main as compare_main
+    from kvbench.reporting.report import main as report_main
+
+    sweep = shutil.copytree(rate_sweep, tmp_path / "sweep")
+    path = sweep / "5" / file_name
+    if content is None:
+        summary = json.loads(path.read_text())
+        summary["output_tokens_per_s"] = "fast"
+        content = json.dumps(summary)
+    path.write_text(content)
+    run_set = load_runs([sweep])
+    assert len(run_set.records) == 7
+    (problem,) = [p for p in run_set.problems if p.path.name == "5"]
+    assert file_name in problem.detail or problem.status in ("incomplete",)
+    if content not in ("null", "[1, 2]"):
+        return  # the commands are exercised on two kinds; loading covers the rest
+    assert report_main([str(sweep), "--out", str(tmp_path / "report")]) == 0
+    assert appendix_main([str(sweep), "--out", str(tmp_path / "appendix")]) == 0
+    assert compare_main([str(rate_sweep), str(sweep), "--out", str(tmp_path / "cmp")]) == 1  # base run 5 unmatched
+    assert compare_main([str(sweep), str(rate_sweep), "--out", str(tmp_path / "cmp"), "--allow-missing"]) == 0
+    assert "sweep/5" in capsys.readouterr().err

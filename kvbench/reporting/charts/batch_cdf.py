@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, rate_note, representative_runs
 from kvbench.reporting.series import Scenario
-from kvbench.reporting.styles import save_figure, strategy_linestyle, style
-from kvbench.results import STEPS
+from kvbench.reporting.styles import new_figure, save_figure, strategy_linestyle, style
+from kvbench.reporting.run_tables import read_run_table, table_names
 
 NAME = "batch_size_cdf"
 
@@ -33,18 +32,18 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     runs = representative_runs(scenario)
     curves, missing = [], []
     for _, run in runs.iterrows():
-        steps_csv = Path(run["run_dir"]) / STEPS
-        if not steps_csv.is_file():
+        steps = read_run_table(Path(run["run_dir"]), "steps", ["batch_size", "duration_s"])
+        if steps is None:
             missing.append(run["run_name"])
             continue
-        curve = batch_size_cdf(pd.read_csv(steps_csv, usecols=["batch_size", "duration_s"]))
+        curve = batch_size_cdf(steps)
         curves.append(curve.assign(series=run["series"], preset=run["preset"], color=run["color"],
                                    run_name=run["run_name"]))
     if not curves:
-        return Skipped(NAME, f"no run kept {STEPS} ({', '.join(missing)})")
+        return Skipped(NAME, f"no run kept {table_names('steps')} ({', '.join(missing)})")
     data = pd.concat(curves, ignore_index=True)
     with style():
-        fig, axes = plt.subplots(1, 1, figsize=(6.2, 3.8), squeeze=False)
+        fig, axes = new_figure(1, 1, figsize=(6.2, 3.8))
         ax = axes[0][0]
         for series, curve in data.groupby("series", sort=False):
             # Start each staircase at (0, 0) so a line that never batches more than b still shows its jump.
@@ -61,5 +60,5 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         fig.suptitle(title)
         fig.tight_layout()
         paths = save_figure(fig, out_dir, NAME)
-    notes = [f"no {STEPS}: {', '.join(missing)}"] if missing else []
+    notes = [f"no steps table: {', '.join(missing)}"] if missing else []
     return Chart(NAME, title, data, paths, notes)

@@ -6,14 +6,13 @@ at the highest rate where it did; means over seeds with 95% CIs.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, at_rate, legend_outside
 from kvbench.reporting.series import Scenario, format_rate
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, strategy_color, strategy_linestyle, style
+from kvbench.reporting.styles import new_figure, save_figure, strategy_color, strategy_linestyle, style
 
 NAME = "block_size_sweep"
 PANELS = (  # metric, panel title, axis label, scale to the axis unit
@@ -31,7 +30,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         return Skipped(NAME, "no strategy ran at two or more block sizes (sweep strategy.block_size=8,16,32)")
     data = pd.concat(curves, ignore_index=True)
     with style():
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 3.4), squeeze=False)
+        fig, axes = new_figure(1, len(PANELS), figsize=(12, 3.4))
         for ax, (metric, panel_title, unit, scale) in zip(axes[0], PANELS):
             for preset, curve in data.groupby("preset", sort=False):
                 errors = curve[f"{metric}_ci"].to_numpy(dtype=float) * scale

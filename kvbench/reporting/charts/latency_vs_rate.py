@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -19,7 +18,7 @@ from kvbench.reporting.charts.common import Chart, Skipped, legend_outside
 from kvbench.reporting.latency import sustained_rate
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, strategy_linestyle, style
+from kvbench.reporting.styles import new_figure, save_figure, strategy_linestyle, style
 
 NAME = "latency_vs_rate"
 BOUND_METRIC = "normalized_latency_s"
@@ -78,7 +77,7 @@ def draw(scenario: Scenario, out_dir, bound: LatencyBound) -> Chart | Skipped:
         row.series: f"{row.series} ({_sustained_text(row)})" for row in sustained.itertuples()
     }
     with style():
-        fig, axes = plt.subplots(2, 3, figsize=(11, 6.4), squeeze=False)
+        fig, axes = new_figure(2, 3, figsize=(11, 6.4))
         flat = axes.flatten()
         for ax, (metric, panel_title, unit) in zip(flat, PANELS):
             _panel(ax, data, scenario, metric, labels)

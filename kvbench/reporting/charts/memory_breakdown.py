@@ -7,13 +7,13 @@ and external fragmentation, cached, free), which sum to the pool; the figures ar
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from kvbench.reporting.charts.common import Chart, Skipped, at_rate
 from kvbench.reporting.series import Scenario, format_rate
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import MEMORY_CATEGORIES, MEMORY_COLORS, save_figure, style
+from kvbench.reporting.styles import MEMORY_CATEGORIES, MEMORY_COLORS, new_figure, save_figure, style
 
 NAME = "memory_breakdown"
 MAX_PANELS = 6
@@ -35,11 +35,11 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     series = scenario.series()["series"].tolist()
     with style():
         width_in = max(4.5, 1.2 + 0.5 * len(series) * len(rates) + 1.8)
-        fig, axes = plt.subplots(1, len(rates), figsize=(width_in, 3.8), sharey=True, squeeze=False)
+        fig, axes = new_figure(1, len(rates), figsize=(width_in, 3.8), sharey=True)
         for ax, rate in zip(axes[0], rates):
             _panel(ax, data, series, rate, multiple=len(rates) > 1)
         axes[0][0].set_ylabel("share of KV pool, time-averaged (%)")
-        handles = [plt.Rectangle((0, 0), 1, 1, color=MEMORY_COLORS[c]) for c, _ in reversed(MEMORY_CATEGORIES)]
+        handles = [Rectangle((0, 0), 1, 1, color=MEMORY_COLORS[c]) for c, _ in reversed(MEMORY_CATEGORIES)]
         fig.legend(handles, [label for _, label in reversed(MEMORY_CATEGORIES)], loc="center left",
                    bbox_to_anchor=(1.0, 0.5), frameon=False)
         title = scenario.title("Where KV-cache memory goes")

@@ -6,12 +6,11 @@ strategies that share nothing stay in the chart as zero bars, the baseline they 
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
 from kvbench.reporting.charts.common import Chart, Skipped, grouped_bars, legend_outside
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, style
+from kvbench.reporting.styles import new_figure, save_figure, style
 
 NAME = "sharing"
 PANELS = (  # metric, panel title, axis label, scale to the axis unit, bar label
@@ -31,7 +30,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     num_series = data["series"].nunique()
     with style():
         width_in = max(3.2 * len(panels), len(panels) * (1.2 + 0.35 * num_series * num_groups))
-        fig, axes = plt.subplots(1, len(panels), figsize=(width_in, 3.6), squeeze=False)
+        fig, axes = new_figure(1, len(panels), figsize=(width_in, 3.6))
         for ax, (metric, panel_title, unit, scale, label_format) in zip(axes[0], panels):
             grouped_bars(ax, data, metric, scale, label_format)
             ax.margins(y=0.12)

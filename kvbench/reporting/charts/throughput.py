@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
 from kvbench.reporting.charts.common import Chart, Skipped, grouped_bars, legend_outside
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, style
+from kvbench.reporting.styles import new_figure, save_figure, style
 
 NAME = "throughput"
 PANELS = (  # metric, panel title, axis label
@@ -25,7 +24,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     num_series = data["series"].nunique()
     with style():
         width_in = max(6.0, 2 * (1.2 + 0.35 * num_series * num_groups))
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(width_in, 3.6), squeeze=False)
+        fig, axes = new_figure(1, len(PANELS), figsize=(width_in, 3.6))
         for ax, (metric, panel_title, unit) in zip(axes[0], PANELS):
             grouped_bars(ax, data, metric)
             ax.set_ylabel(unit)

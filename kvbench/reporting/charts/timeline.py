@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, representative_runs
 from kvbench.reporting.series import Scenario, format_rate, slug
-from kvbench.reporting.styles import MEMORY_CATEGORIES, MEMORY_COLORS, save_figure, style
+from kvbench.reporting.styles import MEMORY_CATEGORIES, MEMORY_COLORS, new_figure, save_figure, style
 from kvbench.results import STEPS
 
 NAME = "timeline"
@@ -65,8 +64,7 @@ def _as_steps(times_s: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _draw_run(scenario: Scenario, run: pd.Series, sampled: pd.DataFrame, out_dir, name: str) -> Chart:
     with style():
-        fig, (mem_ax, batch_ax) = plt.subplots(
-            2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+        fig, ((mem_ax,), (batch_ax,)) = new_figure(2, 1, figsize=(7.5, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
         )
         times_s = sampled["time_s"].to_numpy()
         layers = [_as_steps(times_s, sampled[f"{c}_bytes"].to_numpy() / GiB)[1] for c, _ in MEMORY_CATEGORIES]
