@@ -13,7 +13,7 @@ Writes into DIR:
 The appendix holds: the environment (git commit, Python, torch, triton and other versions,
 platform, GPU), the datasets with checksums, seeds and repeat counts, the exact command lines (the
 sweep and each run), the resolved config (what all runs share, then what differs per run), summary
-tables with 95% CIs, the highest rate under the latency bound, the figures, and runs left out.
+tables with 95% intervals, the highest rate under the latency bound, the figures, and runs left out.
 Exit status: 0 on success, 2 for bad input (no such directory, no complete run).
 """
 
@@ -155,8 +155,8 @@ def result_blocks(report: ScenarioReport, out_dir: Path, many: bool) -> list[Blo
     title = f"Results: {scenario.label}" if many else "Results"
     blocks: list[Block] = [
         Heading(title, 2),
-        Paragraph(f"{scenario.label}. Means over seeds; ± is the half-width of the 95% confidence interval "
-                  "(Student's t) where a point has several seeds."),
+        Paragraph(f"{scenario.label}. Means over seeds; [low, high] is the 95% bootstrap percentile interval "
+                  "where a point has several seeds."),
     ]
     for what, columns in SUMMARY_TABLES:
         blocks.append(Table(*summary_cells(numbers, columns), f"{what} ({scenario.label})."))

@@ -4,7 +4,9 @@
                              [--match config|overrides] [--allow-missing] [--out DIR]
 
 Pairs runs (matching.py), judges each metric of each pair (deltas.py), prints a table of deltas and
-writes DIR/comparison.{csv,md,png,pdf} (default DIR: NEW/comparison).
+writes DIR/comparison.{csv,md,png,pdf} (default DIR: NEW/comparison). Where configurations ran with
+several seeds, it also pools them and says per metric whether the change is outside the noise
+between seeds (noise.py; DIR/comparison_pooled.csv).
 
 `--metric name:rtol` sets one metric's tolerance and adds it to the default set when it is not
 there; it never shrinks the set (`--only-metrics` judges just the named metrics).
@@ -28,6 +30,7 @@ from kvbench.reporting import markdown as md
 from kvbench.reporting.charts import comparison as comparison_chart
 from kvbench.reporting.deltas import DEFAULT_METRICS, DEFAULT_RTOL, FAILING, MetricSpec, judge, metric_specs
 from kvbench.reporting.matching import MATCH_MODES, Matching, match_runs
+from kvbench.reporting.noise import noise_lines, pooled_changes
 from kvbench.reporting.runs import InputError, RunSet, load_runs
 
 COLUMNS = ("run", "metric", "direction", "base", "new", "change", "relative_change", "rtol", "atol", "verdict")
@@ -96,7 +99,8 @@ def findings(matching: Matching, base: RunSet, new: RunSet) -> list[str]:
     return lines
 
 
-def comparison_markdown(title: str, deltas: pd.DataFrame, notes: list[str], verdict_line: str) -> str:
+def comparison_markdown(title: str, deltas: pd.DataFrame, notes: list[str], verdict_line: str,
+                        pooled: pd.DataFrame | None = None) -> str:
     rows = [
         (r.run, r.metric, r.direction, _number(r.base), _number(r.new), _percent(r.relative_change, r.change),
          _tolerance(r.rtol, r.atol), f"**{r.verdict}**" if r.verdict in FAILING else r.verdict)
@@ -104,9 +108,22 @@ def comparison_markdown(title: str, deltas: pd.DataFrame, notes: list[str], verd
     ]
     parts = [f"# {title}\n", f"{verdict_line}\n", "![comparison](comparison.png)\n",
              md.table(("run", "metric", "direction", "base", "new", "change", "tolerance", "verdict"), rows)]
+    if pooled is not None and len(pooled):
+        rows = [(r.configuration, r.metric, r.num_seeds, f"{_number(r.base)} [{_number(r.base_low)}, {_number(r.base_high)}]",
+                 f"{_number(r.new)} [{_number(r.new_low)}, {_number(r.new_high)}]",
+                 f"{_signed(r.change)} [{_signed(r.change_low)}, {_signed(r.change_high)}]",
+                 {True: "**outside noise**", False: "within noise"}.get(r.outside_noise, "no interval"))
+                for r in pooled.itertuples()]
+        parts.append("## Pooled over seeds\n\nMeans with 95% bootstrap intervals; a change is outside noise when "
+                     "its interval excludes zero.\n\n"
+                     + md.table(("configuration", "metric", "seeds", "base", "new", "change", "noise"), rows))
     if notes:
         parts.append("## Not compared\n\n" + "".join(f"- {note}\n" for note in notes))
     return "\n".join(parts)
+
+
+def _signed(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:+.4g}"
 
 
 def _tolerance(rtol: float, atol: float) -> str:
@@ -172,6 +189,13 @@ def main(args: list[str]) -> int:
     for pair in matching.pairs:
         if pair.config_changes:
             print(f"config differs for {pair.label}: {'; '.join(pair.config_changes)}")
+    pooled = pooled_changes(matching.pairs, specs)
+    if len(pooled):
+        outside = noise_lines(pooled)
+        print(f"pooled over seeds: {len(outside)} of {len(pooled)} metric changes are outside the noise between "
+              "seeds (95% bootstrap interval of the change excludes zero)")
+        for line in outside:
+            print(line)
     verdict_line = (
         f"{len(regressions)} failing metric(s) (regressed, changed or not compared) in {regressions['run'].nunique()} of "
         f"{len(matching.pairs)} matched run(s)" if len(regressions)
@@ -184,8 +208,10 @@ def main(args: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"kvbench compare: {ns.new} against {ns.base}"
     deltas.to_csv(out_dir / "comparison.csv", index=False)
+    if len(pooled):
+        pooled.to_csv(out_dir / "comparison_pooled.csv", index=False)
     comparison_chart.draw(deltas, title, out_dir)
-    (out_dir / "comparison.md").write_text(comparison_markdown(title, deltas, notes, verdict_line))
+    (out_dir / "comparison.md").write_text(comparison_markdown(title, deltas, notes, verdict_line, pooled))
     print(verdict_line)
     print(f"charts and tables: {out_dir}")
     return 1 if len(regressions) or missing else 0

@@ -174,3 +174,18 @@ def test_judging_rules():
     preemptions = MetricSpec("preemptions", False, 0.05, 1.0)
     assert judge(preemptions, 0, 1).verdict == "ok" and judge(preemptions, 0, 2).verdict == "regression"
     assert math.isnan(judge(preemptions, 0, 2).relative_change)
+
+
+def test_seeds_are_pooled_and_each_change_is_judged_against_their_noise(tmp_path, rate_sweep, capsys):
+    new = shutil.copytree(rate_sweep, tmp_path / "new")
+    for job in ("0", "1"):  # orca_max at rate 2, both seeds: throughput clearly down
+        scale_metric(new / job, "output_tokens_per_s", 0.7)
+    assert main([str(rate_sweep), str(new), "--out", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "OUTSIDE NOISE orca_max workload.rate=2 (2 seeds): output_tokens_per_s" in out
+    pooled = pd.read_csv(tmp_path / "out" / "comparison_pooled.csv")
+    assert len(pooled) == 4 * len(DEFAULT_METRICS)  # 4 configurations with 2 seeds each
+    row = pooled.query("configuration == 'orca_max workload.rate=2' and metric == 'output_tokens_per_s'").iloc[0]
+    assert row.outside_noise and row.change_high < 0 and row.relative_change == pytest.approx(-0.3)
+    unchanged = pooled.query("configuration == 'paged workload.rate=2'")
+    assert not unchanged["outside_noise"].any()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, at_rate, legend_outside
 from kvbench.reporting.series import Scenario, format_rate
-from kvbench.reporting.stats import aggregate
+from kvbench.reporting.stats import aggregate, error_bars
 from kvbench.reporting.styles import new_figure, save_figure, strategy_color, strategy_linestyle, style
 
 NAME = "block_size_sweep"
@@ -33,9 +33,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         fig, axes = new_figure(1, len(PANELS), figsize=(12, 3.4))
         for ax, (metric, panel_title, unit, scale) in zip(axes[0], PANELS):
             for preset, curve in data.groupby("preset", sort=False):
-                errors = curve[f"{metric}_ci"].to_numpy(dtype=float) * scale
-                ax.errorbar(curve["block_size"], curve[metric] * scale,
-                            yerr=np.nan_to_num(errors) if np.isfinite(errors).any() else None,
+                ax.errorbar(curve["block_size"], curve[metric] * scale, yerr=error_bars(curve, metric, scale),
                             color=strategy_color(preset), linestyle=strategy_linestyle(preset), marker="o",
                             markersize=4, capsize=2.5, label=f"{preset} at {format_rate(curve['rate'].iloc[0])}")
             ax.set_xscale("log", base=2)

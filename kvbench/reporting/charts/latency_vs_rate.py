@@ -17,7 +17,7 @@ import pandas as pd
 from kvbench.reporting.charts.common import Chart, Skipped, legend_outside
 from kvbench.reporting.latency import sustained_rate
 from kvbench.reporting.series import Scenario
-from kvbench.reporting.stats import aggregate
+from kvbench.reporting.stats import aggregate, error_bars
 from kvbench.reporting.styles import new_figure, save_figure, strategy_linestyle, style
 
 NAME = "latency_vs_rate"
@@ -126,10 +126,10 @@ def _panel(ax, data: pd.DataFrame, scenario: Scenario, metric: str, labels: dict
     for index, row in enumerate(series.itertuples()):
         points = data[data["series"] == row.series]
         rates = points["rate"].to_numpy(dtype=float)
-        values, errors = points[metric].to_numpy(dtype=float), points[f"{metric}_ci"].to_numpy(dtype=float)
+        values = points[metric].to_numpy(dtype=float)
         # Strategies with equal results would hide each other: a small sideways offset and their own marker.
         xs = rates * (1 + DODGE * (index - (len(series) - 1) / 2))
-        ax.errorbar(xs, values, yerr=np.nan_to_num(errors) if np.isfinite(errors).any() else None, color=row.color,
+        ax.errorbar(xs, values, yerr=error_bars(points, metric), color=row.color,
                     marker=MARKERS[index % len(MARKERS)], markersize=4, linewidth=1.4, elinewidth=0.8, capsize=2,
                     linestyle=strategy_linestyle(row.preset), label=labels.get(row.series, row.series))
     if data[metric].isna().all():
