@@ -19,6 +19,7 @@ import kvbench.workloads  # noqa: F401  (registers workload schemas)
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
 from kvbench.scheduler import SchedulerConfig
+from kvbench.serving_metrics import SLOConfig
 
 
 @dataclass
@@ -32,6 +33,8 @@ class RunConfig:
     seed: int = 0
     kv_cache_bytes: int | None = None  # set the KV pool directly (bytes, all GPUs together)...
     num_blocks: int | None = None  # ...or in blocks; otherwise derived from the hardware
+    # Goodput SLOs in ms, as `vllm bench serve --goodput ttft:500 tpot:50`: goodput.ttft_ms=500 goodput.tpot_ms=50
+    goodput: SLOConfig = field(default_factory=SLOConfig)
 
 
 def register_schemas() -> None:

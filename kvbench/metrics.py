@@ -6,6 +6,8 @@ kept in token slots while recording and turned into bytes when the tables are bu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -81,6 +83,22 @@ class MetricsRecorder:
         if any(self._request_extras):
             df = pd.concat([df, pd.DataFrame.from_records(self._request_extras)], axis=1)
         return df.sort_values("request_id", ignore_index=True)
+
+
+# summary.json stores floats at this many significant digits. Summing a float column in another
+# order (another BLAS, thread count or CPU) moves the last of the 17 digits a double prints; at 12
+# digits such noise is gone, so baselines made on one machine compare exactly with runs on another.
+SUMMARY_SIGNIFICANT_DIGITS = 12
+
+
+def rounded(summary: dict) -> dict:
+    """`summary` with every float rounded to SUMMARY_SIGNIFICANT_DIGITS significant digits (NaN, inf kept)."""
+    def round_float(value):
+        if isinstance(value, float) and math.isfinite(value):
+            return float(f"{value:.{SUMMARY_SIGNIFICANT_DIGITS}g}")
+        return value
+
+    return {key: round_float(value) for key, value in summary.items()}
 
 
 def _percentile(values: pd.Series, q: float) -> float:

@@ -11,10 +11,11 @@ from tqdm import tqdm
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
-from kvbench.metrics import MetricsRecorder, summarize
+from kvbench.metrics import MetricsRecorder, rounded, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import RunDirectory
 from kvbench.scheduler import Scheduler
+from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
@@ -107,6 +108,15 @@ def summary_header(run: Run) -> dict:
     }
 
 
+def _request_rate(cfg: DictConfig) -> float | None:
+    """The workload's mean arrival rate (req/s) when it has one; None for offline (all at once)."""
+    workload = cfg.workload
+    arrival = workload.get("arrival")
+    if getattr(arrival, "name", arrival) in ("poisson", "gamma") and workload.get("rate") is not None:
+        return float(workload.rate)
+    return None
+
+
 def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None, progress: bool = True) -> dict:
     """Build, run and record one run in `run_dir`; return its summary.
 
@@ -119,11 +129,14 @@ def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = Non
         directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
         recorder = simulate(run, progress)
         steps, requests = recorder.steps_table(), recorder.requests_table()
-        summary = {
+        slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
+        summary = rounded({
             **summary_header(run),
             **summarize(steps, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
+            **vllm_metrics(requests, recorder.end_time_s, slo),
             **run.executor.summary_fields(),
-        }
+        })
+        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo))
         directory.complete(steps, requests, summary)
         return summary
     except KeyboardInterrupt:
