@@ -40,6 +40,13 @@ def _run(cfg: DictConfig) -> None:
 
 
 def run_app(args: list[str]) -> int:
+    from kvbench.cli import fail
+    from kvbench.compose_errors import check_run_arguments
+
+    try:
+        check_run_arguments(args)  # a bad override: one line naming the key, exit 2
+    except ValueError as err:
+        return fail(err)
     sys.argv = ["kvbench run", *args]
     _run()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,15 @@ from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
 from kvbench.metrics import MetricsRecorder, rounded, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import RunDirectory
+from kvbench.run_log import run_log
 from kvbench.scheduler import Scheduler
 from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,9 +129,19 @@ def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = Non
     """
     directory = RunDirectory(run_dir)
     directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
+    with run_log(run_dir):
+        return _execute_logged(cfg, run_dir, directory, choices, progress)
+
+
+def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, choices: dict[str, str] | None,
+                    progress: bool) -> dict:
+    log.info("run directory %s; choices %s; seed %s", run_dir, {**default_choices(cfg), **(choices or {})}, cfg.seed)
     try:
         run = build(cfg, choices)
         directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
+        log.info("KV pool: %d blocks of %d tokens (%.2f GiB); %d requests (%d dropped as too long, %d bad rows)",
+                 run.budget.num_blocks, run.budget.block_size, run.budget.kv_cache_bytes / 2**30,
+                 len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
         recorder = simulate(run, progress)
         steps, requests = recorder.steps_table(), recorder.requests_table()
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
@@ -138,10 +153,15 @@ def execute(cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = Non
         })
         write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo))
         directory.complete(steps, requests, summary)
+        log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
+                 summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],
+                 summary["mean_batch_size"])
         return summary
     except KeyboardInterrupt:
+        log.warning("interrupted by the user")
         directory.fail("interrupted", "interrupted by the user")
         raise
     except Exception as err:
+        log.error("failed: %s: %s", type(err).__name__, err)
         directory.fail("failed", f"{type(err).__name__}: {err}")
         raise
