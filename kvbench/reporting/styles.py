@@ -34,28 +34,48 @@ STRATEGY_LINESTYLES = {
 # For names outside the built-in presets: distinct from the colours above.
 FALLBACK_COLORS = ("#6A3D9A", "#B15928", "#1B9E77", "#E7298A", "#666666", "#A6761D", "#7570B3", "#66A61E", "#E41A1C")
 
-# The memory vocabulary of strategies/base.py, in stacking order, with its legend name.
+# The memory vocabulary of strategies/base.py, in stacking order, with its legend name. Cached blocks
+# are free memory that still holds a prefix: any allocation may take them (evicting the prefix), so
+# they are drawn as free, next to it, and charts give the prefix hit rate that says what they bought.
 MEMORY_CATEGORIES = (
     ("token", "token states"),
     ("reserved", "reserved"),
     ("internal_frag", "internal fragmentation"),
     ("external_frag", "external fragmentation"),
-    ("cached", "cached (prefix reuse)"),
+    ("cached", "free, holding cached prefixes (reusable)"),
     ("free", "free"),
 )
+# Greys and purples: no memory category shares a hue with a strategy colour (orange, pink, brown,
+# blue, green), so a bar of memory never reads as a strategy.
 MEMORY_COLORS = {
-    "token": "#4C9A5B",
-    "reserved": "#F0C419",
-    "internal_frag": "#F28E2B",
-    "external_frag": "#C0392B",
-    "cached": "#6BAED6",
-    "free": "#E3E3E3",
+    "token": "#3F3F3F",
+    "reserved": "#BCBDDC",
+    "internal_frag": "#807DBA",
+    "external_frag": "#4A1486",
+    "cached": "#D4D4D4",
+    "free": "#F2F2F2",
 }
+MEMORY_HATCHES = {"cached": "////"}
+
+# The names readers know, for legends, tick labels and tables (the run's own preset name stays in data).
+DISPLAY_NAMES = {
+    "orca_max": "Orca (Max)",
+    "orca_pow2": "Orca (Pow2)",
+    "orca_oracle": "Orca (Oracle)",
+    "contiguous": "Contiguous",
+    "paged": "vLLM (paged)",
+    "paged_cow": "vLLM (paged + CoW)",
+    "paged_prefix": "vLLM (prefix caching)",
+}
+# Figures are drawn at the width they are printed at (a US-letter or A4 page with 1-inch margins),
+# so that 8-point labels print at 8 points in a paper's appendix.
+TEXT_WIDTH_IN = 6.5
 
 STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
-    "savefig.bbox": "tight",
+    # No "tight" bounding box: constrained layout already fits every label inside the figure, which
+    # keeps each file exactly TEXT_WIDTH_IN wide.
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -77,6 +97,11 @@ def strategy_color(preset: str) -> str:
         return STRATEGY_COLORS[preset]
     digest = hashlib.md5(preset.encode()).digest()
     return FALLBACK_COLORS[digest[0] % len(FALLBACK_COLORS)]
+
+
+def display_name(preset: str) -> str:
+    """'vLLM (paged)' for `paged`; other names as they are."""
+    return DISPLAY_NAMES.get(preset, preset)
 
 
 def strategy_linestyle(preset: str) -> str:
@@ -104,7 +129,7 @@ def style():
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplots_kw):
     """(figure, 2-D array of axes), made without pyplot: reports never touch pyplot's global state
     or its backend, so importing kvbench in a notebook leaves the notebook's backend alone."""
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplots_kw)
     return fig, axes
 

@@ -14,11 +14,10 @@ from kvbench.reporting.charts.timeline import sample_steps
 from kvbench.reporting.latency import sustained_rate
 from kvbench.reporting.stats import mean_ci
 
-SHAREGPT_CHARTS = {"memory_breakdown", "throughput", "latency_vs_rate", "timeline_orca_max", "timeline_paged",
-                   "batch_size_cdf"}
-SYNTHETIC_CHARTS = {"memory_breakdown", "throughput", "timeline_paged_block_size_8", "timeline_paged_block_size_16",
-                    "timeline_paged_block_size_32", "timeline_paged_prefix", "timeline_paged_cow", "batch_size_cdf",
-                    "sharing", "block_size_sweep"}
+SHAREGPT_CHARTS = {"memory_breakdown", "throughput", "latency_vs_rate", "latency_vs_throughput",
+                   "fragmentation_vs_rate", "timeline", "latency_cdf", "batch_size_cdf"}
+SYNTHETIC_CHARTS = {"memory_breakdown", "throughput", "timeline", "latency_cdf", "batch_size_cdf", "sharing",
+                    "block_size_sweep"}
 
 
 def figures(report_dir: Path, workload: str) -> Path:
@@ -129,7 +128,9 @@ def test_latency_bound_accepts_seconds_or_a_multiple():
 
 
 def test_timeline_samples_are_exact_step_states_and_fill_the_pool(report_dir, rate_sweep):
-    data = pd.read_csv(figures(report_dir, "sharegpt") / "timeline_paged.csv")
+    data = pd.read_csv(figures(report_dir, "sharegpt") / "timeline.csv")
+    assert set(data["series"]) == {"orca_max", "paged"}  # one figure, every strategy
+    data = data[data["series"] == "paged"]
     memory = data[["token_bytes", "reserved_bytes", "internal_frag_bytes", "external_frag_bytes", "cached_bytes",
                    "free_bytes"]].sum(axis=1)
     assert memory.nunique() == 1  # every state of the pool adds up to the pool

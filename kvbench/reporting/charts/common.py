@@ -68,7 +68,8 @@ def grouped_bars(ax, data: pd.DataFrame, value: str, scale: float = 1.0, label_f
             ax.bar_label(bars, [label_format.format(h) for h in heights], fontsize=7, padding=2)
     if len(rates) == 1:
         offsets = [(i - (len(series) - 1) / 2) * width for i in range(len(series))]
-        ax.set_xticks(offsets, series, rotation=25, ha="right")
+        labels = [data.loc[data["series"] == s, "label"].iloc[0] if "label" in data else s for s in series]
+        ax.set_xticks(offsets, labels, rotation=25, ha="right")
     else:
         ax.set_xticks(range(len(rates)), [format_rate(r) for r in rates])
     ax.grid(axis="x", visible=False)
@@ -98,5 +99,4 @@ def legend_outside(fig, axes, ncol: int | None = None) -> None:
     """One legend for the figure, below the panels, from the first panel's handles."""
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=ncol or min(len(labels), 4), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 3), frameon=False)

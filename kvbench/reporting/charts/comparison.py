@@ -76,5 +76,4 @@ def draw(deltas: pd.DataFrame, title: str, out_dir) -> list:
         colorbar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
         colorbar.set_label("change in tolerances (+ better, − worse)")
         ax.set_title(title, fontsize=9)
-        fig.tight_layout()
         return save_figure(fig, out_dir, NAME)
