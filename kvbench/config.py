@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import hashlib
+import re
+
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 import kvbench.executors  # noqa: F401  (registers engine schemas)
 import kvbench.strategies  # noqa: F401  (registers strategy schemas)
@@ -45,4 +48,24 @@ def register_schemas() -> None:
     store.store(name="run_schema", node=RunConfig)
 
 
+MAX_JOB_DIR_CHARS = 120
+
+
+def job_dir_name(job_num, override_dirname: str) -> str:
+    """A sweep job's directory: its number (for order) and its overrides, `3_seed=1,strategy=paged`.
+
+    Characters a path must not hold (a `/` in a file override) become `_`; a name longer than
+    MAX_JOB_DIR_CHARS is cut and ends with a digest of the whole, so names stay unique.
+    """
+    name = re.sub(r"[^A-Za-z0-9=,._+@-]+", "_", str(override_dirname))
+    if len(name) > MAX_JOB_DIR_CHARS:
+        name = name[:MAX_JOB_DIR_CHARS - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{job_num}_{name}" if name else str(job_num)
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("kvbench_job_dir", job_dir_name, replace=True)
+
+
 register_schemas()
+register_resolvers()

@@ -35,6 +35,8 @@ def _run(cfg: DictConfig) -> None:
         if hydra_cfg.mode is RunMode.MULTIRUN:
             return  # the sweep's other jobs still run; its manifest marks this one failed
         sys.exit(code)
+    if hydra_cfg.mode is RunMode.MULTIRUN:
+        return  # a sweep prints one combined table at its end (kvbench/sweep_callback.py)
     print(summary_table([summary]))
     print(f"run directory: {run_dir}")
 

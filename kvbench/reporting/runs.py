@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from kvbench.reporting.sweeps import command_line, expected_jobs, is_sweep_dir
+from kvbench.reporting.sweeps import command_line, expected_jobs, is_sweep_dir, job_dir
 from kvbench.results import CONFIG, MANIFEST, SUMMARY
 
 HYDRA_SUBDIR = ".hydra"
@@ -148,7 +148,7 @@ def _missing_sweep_jobs(root: Path, run_set: RunSet) -> bool:
     missing = False
     for sweep_dir in sweeps:
         for job_num, overrides in enumerate(expected_jobs(sweep_dir) or []):
-            if not (sweep_dir / str(job_num)).is_dir():
+            if job_dir(sweep_dir, job_num) is None:
                 detail = f"sweep job {job_num} never ran ({command_line(overrides)})"
                 run_set.problems.append(RunProblem(sweep_dir / str(job_num), "missing", detail))
                 missing = True

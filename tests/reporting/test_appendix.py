@@ -11,6 +11,7 @@ import yaml
 
 from kvbench.reporting.appendix import main
 from kvbench.reporting.latex import escape, verbatim
+from kvbench.reporting.sweeps import job_dir
 
 
 def test_markdown_parses_with_tables_code_and_images_that_exist(appendix_dir):
@@ -28,7 +29,7 @@ def test_markdown_parses_with_tables_code_and_images_that_exist(appendix_dir):
 
 def test_appendix_records_what_the_runs_recorded(appendix_dir, rate_sweep):
     text = (appendix_dir / "appendix.md").read_text()
-    manifest = json.loads((rate_sweep / "0" / "manifest.json").read_text())
+    manifest = json.loads((job_dir(rate_sweep, 0) / "manifest.json").read_text())
     if manifest["kvbench"]["commit"]:
         assert f"| kvbench commit | {manifest['kvbench']['commit']}" in text
     assert "| working repository (where kvbench ran) |" in text
@@ -38,10 +39,10 @@ def test_appendix_records_what_the_runs_recorded(appendix_dir, rate_sweep):
     assert "| seeds | 0, 1 |" in text and "| seeds per configuration | 2 (4 configurations) |" in text
     assert "GPU | none (simulator" in text
     for job in range(8):
-        overrides = yaml.safe_load((rate_sweep / str(job) / ".hydra" / "overrides.yaml").read_text())
+        overrides = yaml.safe_load((job_dir(rate_sweep, job) / ".hydra" / "overrides.yaml").read_text())
         assert "kvbench run " + " ".join(overrides) in text
         config = yaml.safe_load((appendix_dir / "configs" / f"rate_sweep_{job}.yaml").read_text())
-        assert config == yaml.safe_load((rate_sweep / str(job) / "config.yaml").read_text())
+        assert config == yaml.safe_load((job_dir(rate_sweep, job) / "config.yaml").read_text())
     assert re.search(r"\d \[\d[\d.]*, \d[\d.]*\]", text)  # two seeds per point: intervals
 
 
@@ -78,7 +79,7 @@ def test_the_appendix_reveals_no_absolute_path_and_says_how_to_reproduce(appendi
     text = (appendix_dir / "appendix.md").read_text()
     assert "## How to reproduce" in text and "pip install 'kvbench==" in text
     assert "kvbench run -m strategy=orca_max,paged" in text
-    summary_sha = hashlib.sha256((rate_sweep / "0" / "summary.json").read_bytes()).hexdigest()
+    summary_sha = hashlib.sha256((job_dir(rate_sweep, 0) / "summary.json").read_bytes()).hexdigest()
     assert summary_sha in text
 
 
