@@ -48,7 +48,7 @@ def register_schemas() -> None:
     store.store(name="run_schema", node=RunConfig)
 
 
-MAX_JOB_DIR_CHARS = 120
+MAX_JOB_DIR_CHARS = 200  # a file name may hold 255 bytes
 
 
 def job_dir_name(job_num, override_dirname: str) -> str:
