@@ -11,6 +11,7 @@ from kvbench.workloads import (  # noqa: F401  (registers)
     custom,
     length_table,
     mooncake,
+    shared_prefix_gen,
     sharegpt,
     sharegpt_multiturn,
     synthetic,
