@@ -12,6 +12,7 @@ from tqdm import tqdm
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
+from kvbench.host_memory import on_host, runs_on_host
 from kvbench.metrics import MetricsRecorder, rounded, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import RunDirectory
@@ -47,7 +48,8 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     model = ModelSpec(to_object(cfg.model))
     hardware = to_object(cfg.hardware)
     strategy_cfg = to_object(cfg.strategy)
-    budget = kv_budget(hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
+    pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
+    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
     max_model_len = model.config.max_model_len
     strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
     if strategy.max_seq_kv_tokens() < max_model_len:
