@@ -11,6 +11,7 @@ import yaml
 
 from kvbench.reporting.appendix import main
 from kvbench.reporting.latex import escape, verbatim
+from kvbench.reporting.series import slug
 from kvbench.reporting.sweeps import job_dir
 
 
@@ -41,7 +42,8 @@ def test_appendix_records_what_the_runs_recorded(appendix_dir, rate_sweep):
     for job in range(8):
         overrides = yaml.safe_load((job_dir(rate_sweep, job) / ".hydra" / "overrides.yaml").read_text())
         assert "kvbench run " + " ".join(overrides) in text
-        config = yaml.safe_load((appendix_dir / "configs" / f"rate_sweep_{job}.yaml").read_text())
+        config = yaml.safe_load((appendix_dir / "configs" / f"{slug('rate_sweep/' + job_dir(rate_sweep, job).name)}.yaml")
+                                .read_text())
         assert config == yaml.safe_load((job_dir(rate_sweep, job) / "config.yaml").read_text())
     assert re.search(r"\d \[\d[\d.]*, \d[\d.]*\]", text)  # two seeds per point: intervals
 

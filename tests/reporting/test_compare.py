@@ -179,8 +179,8 @@ def test_judging_rules():
 
 def test_seeds_are_pooled_and_each_change_is_judged_against_their_noise(tmp_path, rate_sweep, capsys):
     new = shutil.copytree(rate_sweep, tmp_path / "new")
-    for job in ("0", "1"):  # orca_max at rate 2, both seeds: throughput clearly down
-        scale_metric(new / job, "output_tokens_per_s", 0.7)
+    for job in (0, 1):  # orca_max at rate 2, both seeds: throughput clearly down
+        scale_metric(job_dir(new, job), "output_tokens_per_s", 0.7)
     assert main([str(rate_sweep), str(new), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
     assert "OUTSIDE NOISE orca_max workload.rate=2 (2 seeds): output_tokens_per_s" in out

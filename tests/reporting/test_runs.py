@@ -19,7 +19,8 @@ def test_a_sweep_loads_as_one_row_per_run_with_summary_and_config(rate_sweep):
     assert run_set.problems == []
     table = run_set.table()
     assert len(table) == 8
-    assert sorted(table["run_name"]) == sorted(f"rate_sweep/{i}" for i in range(8))
+    assert sorted(table["run_name"]) == sorted(f"rate_sweep/{job_dir(rate_sweep, i).name}" for i in range(8))
+    assert all(name.split("/")[1].split("_")[0].isdigit() for name in table["run_name"])  # named by number + overrides
     for _, row in table.iterrows():
         summary = json.loads((rate_sweep / row["run_name"].split("/")[1] / "summary.json").read_text())
         assert row["output_tokens_per_s"] == summary["output_tokens_per_s"]
@@ -106,7 +107,8 @@ def test_a_malformed_summary_or_manifest_is_named_and_skipped(tmp_path, rate_swe
     from kvbench.reporting.report import main as report_main
 
     sweep = shutil.copytree(rate_sweep, tmp_path / "sweep")
-    path = job_dir(sweep, 5) / file_name
+    job_5 = job_dir(sweep, 5)
+    path = job_5 / file_name
     if content is None:
         summary = json.loads(path.read_text())
         summary["output_tokens_per_s"] = "fast"
@@ -114,7 +116,7 @@ def test_a_malformed_summary_or_manifest_is_named_and_skipped(tmp_path, rate_swe
     path.write_text(content)
     run_set = load_runs([sweep])
     assert len(run_set.records) == 7
-    (problem,) = [p for p in run_set.problems if p.path.name == "5"]
+    (problem,) = [p for p in run_set.problems if p.path == job_5]
     assert file_name in problem.detail or problem.status in ("incomplete",)
     if content not in ("null", "[1, 2]"):
         return  # the commands are exercised on two kinds; loading covers the rest
