@@ -65,3 +65,22 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert main([str(tmp_path), str(tmp_path), ]) == 2
     assert "--out" in capsys.readouterr().err
     assert main([str(tmp_path), "--latency-bound", "soon"]) == 2
+
+
+def test_reports_read_parquet_tables_as_they_read_csv(tmp_path, rate_sweep):
+    from kvbench.reporting.run_tables import read_run_table
+
+    sweep = shutil.copytree(rate_sweep, tmp_path / "parquet_sweep")
+    for run in (p for p in sweep.iterdir() if p.is_dir()):
+        for table in ("steps", "requests"):
+            pd.read_csv(run / f"{table}.csv").to_parquet(run / f"{table}.parquet")
+            (run / f"{table}.csv").unlink()
+    run = job_dir(sweep, 0)
+    assert read_run_table(run, "steps", ["batch_size"]).equals(
+        pd.read_csv(job_dir(rate_sweep, 0) / "steps.csv", usecols=["batch_size"]))
+    assert main([str(sweep), "--out", str(tmp_path / "parquet")]) == 0
+    assert main([str(rate_sweep), "--out", str(tmp_path / "csv")]) == 0
+    for name in ("latency_vs_rate.csv", "timeline.csv", "latency_cdf.csv", "batch_size_cdf.csv"):
+        parquet = pd.read_csv(tmp_path / "parquet" / "figures" / name).drop(columns=["run_name"], errors="ignore")
+        csv = pd.read_csv(tmp_path / "csv" / "figures" / name).drop(columns=["run_name"], errors="ignore")
+        pd.testing.assert_frame_equal(parquet, csv, check_exact=False)
