@@ -91,9 +91,12 @@ def check_run_arguments(args: list[str]) -> None:
         return
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-        jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     except COMPOSE_ERRORS as err:
         raise ConfigError(one_line(err)) from err
+    try:
+        jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except COMPOSE_ERRORS:
+        return  # a sweep only the config loader can expand (glob over a group): Hydra checks it itself
     seen: set[str] = set()
     for job in jobs:
         if not set(job) <= seen:

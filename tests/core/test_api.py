@@ -51,6 +51,7 @@ def test_a_sweep_is_checked_on_every_swept_value():
     with pytest.raises(ConfigError, match="strategy=pagd: no such choice"):
         check_run_arguments(["-m", "strategy=paged,pagd", "workload.rate=1,2"])
     check_run_arguments(["--help"])  # not overrides: left to Hydra
+    check_run_arguments(["-m", "strategy=glob(orca_*)"])  # a glob only Hydra's config loader expands
 
 
 def test_kvbench_run_prints_one_line_and_exits_2_on_a_bad_override(tmp_path):
