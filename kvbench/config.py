@@ -7,6 +7,8 @@ the wrong type fails before the run, naming the key.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
 from kvbench.results import ResultsConfig
 from kvbench.scheduler import SchedulerConfig
+from kvbench.serving_metrics import SLOConfig
 
 
 @dataclass
@@ -35,6 +38,8 @@ class RunConfig:
     kv_cache_bytes: int | None = None  # set the KV pool directly (bytes, all GPUs together)...
     num_blocks: int | None = None  # ...or in blocks; otherwise derived from the hardware
     results: ResultsConfig = field(default_factory=ResultsConfig)  # how tables are written (not in config.yaml)
+    # Goodput SLOs in ms, as `vllm bench serve --goodput ttft:500 tpot:50`: goodput.ttft_ms=500 goodput.tpot_ms=50
+    goodput: SLOConfig = field(default_factory=SLOConfig)
 
 
 def short_run_id() -> str:
@@ -53,4 +58,24 @@ def register_schemas() -> None:
         OmegaConf.register_new_resolver("run_id", short_run_id, use_cache=True)
 
 
+MAX_JOB_DIR_CHARS = 200  # a file name may hold 255 bytes
+
+
+def job_dir_name(job_num, override_dirname: str) -> str:
+    """A sweep job's directory: its number (for order) and its overrides, `3_seed=1,strategy=paged`.
+
+    Characters a path must not hold (a `/` in a file override) become `_`; a name longer than
+    MAX_JOB_DIR_CHARS is cut and ends with a digest of the whole, so names stay unique.
+    """
+    name = re.sub(r"[^A-Za-z0-9=,._+@-]+", "_", str(override_dirname))
+    if len(name) > MAX_JOB_DIR_CHARS:
+        name = name[:MAX_JOB_DIR_CHARS - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{job_num}_{name}" if name else str(job_num)
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("kvbench_job_dir", job_dir_name, replace=True)
+
+
 register_schemas()
+register_resolvers()

@@ -191,6 +191,22 @@ def event_totals(totals: StepTotals) -> dict:
     return {name: totals.counts[name] for name in totals.extra_events}
 
 
+# summary.json stores floats at this many significant digits. Summing a float column in another
+# order (another BLAS, thread count or CPU) moves the last of the 17 digits a double prints; at 12
+# digits such noise is gone, so baselines made on one machine compare exactly with runs on another.
+SUMMARY_SIGNIFICANT_DIGITS = 12
+
+
+def rounded(summary: dict) -> dict:
+    """`summary` with every float rounded to SUMMARY_SIGNIFICANT_DIGITS significant digits (NaN, inf kept)."""
+    def round_float(value):
+        if isinstance(value, float) and math.isfinite(value):
+            return float(f"{value:.{SUMMARY_SIGNIFICANT_DIGITS}g}")
+        return value
+
+    return {key: round_float(value) for key, value in summary.items()}
+
+
 def _percentile(values: pd.Series, q: float) -> float:
     values = values.dropna()
     return float(np.percentile(values, q)) if len(values) else float("nan")

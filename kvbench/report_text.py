@@ -29,10 +29,16 @@ def _cell(fmt: str, value) -> str:
         return str(value)
 
 
-def summary_table(summaries: list[dict]) -> str:
+def summary_table(summaries: list[dict], names: list[str] | None = None) -> str:
+    """One line per summary; `names` (a sweep's job directories) become a first column."""
     rows = [[title for _, title, _ in COLUMNS]]
     rows += [[_cell(fmt, s.get(key)) for key, _, fmt in COLUMNS] for s in summaries]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    text_columns = 2
+    if names is not None:
+        rows = [["job", *rows[0]], *([name, *row] for name, row in zip(names, rows[1:]))]
+        text_columns = 3
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(w) if i >= text_columns else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

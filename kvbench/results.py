@@ -1,7 +1,8 @@
 """The run directory: what a run leaves behind, written so that only a finished run looks finished.
 
     config.yaml       the resolved config (without `results`, where the run writes: not part of the experiment)
-    manifest.json     status (running | complete | failed | interrupted), versions, git SHA, seed, dataset
+    manifest.json     status (running | complete | failed | interrupted), versions, kvbench's own commit and
+                      the user's working repository (kvbench/provenance.py), seed, dataset
     steps.parquet     one row per step (steps.csv with results.format=csv), streamed to disk in chunks
     requests.parquet  one row per finished request (requests.csv with results.format=csv)
     summary.json      headline figures: strict JSON, written last, atomically, and only when the run completed
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from kvbench.provenance import kvbench_source, working_repository
 
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
@@ -79,22 +82,6 @@ def gpu_record() -> dict[str, str | None] | None:
     return {"name": torch.cuda.get_device_name(), "driver": driver, "cuda": torch.version.cuda}
 
 
-def git_revision() -> dict[str, str | bool | None]:
-    """The git commit of the kvbench source, when it runs from a checkout."""
-    source_dir = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=source_dir, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=source_dir, capture_output=True,
-            text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"sha": None, "dirty": None}
-    return {"sha": sha, "dirty": bool(dirty)}
-
-
 def _json_ready(value, key: str = ""):
     """NaN (a figure with nothing to measure, such as TPOT when no request made two tokens) is
     written as null; an infinite figure is a bug upstream and is refused, naming the key."""
@@ -139,6 +126,11 @@ def read_table(run_dir: str | Path, name: str, columns: list[str] | None = None,
     if path.suffix == ".parquet":
         return pd.read_parquet(path, columns=columns)
     return pd.read_csv(path, usecols=columns, **csv_options)
+
+
+def table_names(name: str) -> str:
+    """'steps.parquet or steps.csv', for messages that say what a run lacks."""
+    return " or ".join(f"{name}.{table_format.value}" for table_format in TableFormat)
 
 
 class TableWriter:
@@ -200,7 +192,8 @@ class RunDirectory:
             "command": " ".join(sys.argv),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seed": cfg.seed,
-            "git": git_revision(),
+            "kvbench": kvbench_source(),
+            "working_repository": working_repository(),
             "versions": package_versions(),
             "platform": platform.platform(),
             "gpu": gpu_record(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,16 +14,22 @@ from tqdm import tqdm
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
+from kvbench.host_memory import on_host, runs_on_host
 from kvbench.interrupts import signals_interrupt
-from kvbench.metrics import MetricsRecorder, event_totals, summarize
+from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
 from kvbench.model_spec import ModelSpec
 from kvbench.results import ResultsConfig, RunDirectory
 from kvbench.run_claim import RunClaim
+from kvbench.run_log import run_log
 from kvbench.scheduler import Scheduler
+from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
 from kvbench.settings_check import check_run_config
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.workloads import WORKLOADS, WorkloadData
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,7 +54,8 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     model = ModelSpec(to_object(cfg.model))
     hardware = to_object(cfg.hardware)
     strategy_cfg = to_object(cfg.strategy)
-    budget = kv_budget(hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
+    pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
+    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
     max_model_len = model.config.max_model_len
     strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
     if strategy.max_seq_kv_tokens() < max_model_len:
@@ -120,6 +128,15 @@ def summary_header(run: Run) -> dict:
     }
 
 
+def _request_rate(cfg: DictConfig) -> float | None:
+    """The workload's mean arrival rate (req/s) when it has one; None for offline (all at once)."""
+    workload = cfg.workload
+    arrival = workload.get("arrival")
+    if getattr(arrival, "name", arrival) in ("poisson", "gamma") and workload.get("rate") is not None:
+        return float(workload.rate)
+    return None
+
+
 def execute(
     cfg: DictConfig, run_dir: Path, choices: dict[str, str] | None = None, progress: bool = True,
     overwrite: bool = False,
@@ -135,24 +152,43 @@ def execute(
     with RunClaim.acquire(run_dir, overwrite) as claim, signals_interrupt():
         results_cfg = OmegaConf.to_object(cfg.results) if "results" in cfg else ResultsConfig()
         directory = RunDirectory(claim.write_dir, results_cfg.format)
-        try:
-            directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
-            run = build(cfg, choices)
-            directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
-            recorder = simulate(run, progress, directory.steps.write)
-            requests = recorder.requests_table()
-            summary = {
-                **summary_header(run),
-                **summarize(recorder.step_totals, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
-                **event_totals(recorder.step_totals),
-                **run.executor.summary_fields(),
-            }
-            directory.complete(recorder.empty_steps_table(), requests, summary)
-        except KeyboardInterrupt as err:
-            directory.fail("interrupted", str(err) or "interrupted by the user (Ctrl-C)")
-            raise
-        except Exception as err:
-            directory.fail("failed", f"{type(err).__name__}: {err}")
-            raise
+        with run_log(claim.write_dir):
+            summary = _execute_logged(cfg, claim.write_dir, directory, choices, progress)
         claim.commit()
         return summary
+
+
+def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, choices: dict[str, str] | None,
+                    progress: bool) -> dict:
+    log.info("run directory %s; choices %s; seed %s", run_dir, {**default_choices(cfg), **(choices or {})}, cfg.seed)
+    try:
+        directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
+        run = build(cfg, choices)
+        directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
+        log.info("KV pool: %d blocks of %d tokens (%.2f GiB); %d requests (%d dropped as too long, %d bad rows)",
+                 run.budget.num_blocks, run.budget.block_size, run.budget.kv_cache_bytes / 2**30,
+                 len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
+        recorder = simulate(run, progress, directory.steps.write)
+        requests = recorder.requests_table()
+        slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
+        summary = rounded({
+            **summary_header(run),
+            **summarize(recorder.step_totals, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
+            **event_totals(recorder.step_totals),
+            **vllm_metrics(requests, recorder.end_time_s, slo),
+            **run.executor.summary_fields(),
+        })
+        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo))
+        directory.complete(recorder.empty_steps_table(), requests, summary)
+        log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
+                 summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],
+                 summary["mean_batch_size"])
+        return summary
+    except KeyboardInterrupt as err:
+        log.warning("interrupted: %s", err or "by the user (Ctrl-C)")
+        directory.fail("interrupted", str(err) or "interrupted by the user (Ctrl-C)")
+        raise
+    except Exception as err:
+        log.error("failed: %s: %s", type(err).__name__, err)
+        directory.fail("failed", f"{type(err).__name__}: {err}")
+        raise

@@ -12,15 +12,14 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
-
+from kvbench.compose_errors import COMPOSE_ERRORS
+from kvbench.compose_errors import one_line as compose_one_line
 from kvbench.scheduler import SchedulerError
 
 # ConfigError is a ValueError; input files that are missing, unreadable or malformed raise OSError
 # or ValueError, and a workload whose optional dependency is missing raises ImportError with the
 # pip command to run.
-USER_ERRORS = (SchedulerError, ValueError, OSError, ImportError, HydraException, OmegaConfBaseException)
+USER_ERRORS = (SchedulerError, ValueError, OSError, ImportError, *COMPOSE_ERRORS)
 INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
@@ -33,11 +32,11 @@ def fail(err: BaseException) -> int:
 
 
 def one_line(err: BaseException) -> str:
-    """The message on one line; Hydra's list of a group's options becomes "(valid: a, b, ...)"."""
-    options = getattr(err, "options", None)  # hydra.errors.MissingConfigException
+    """The message on one line: a composition error names the key (kvbench.compose_errors); any
+    other multi-line message has its lines joined."""
+    if isinstance(err, COMPOSE_ERRORS):
+        return compose_one_line(err)
     first, *rest = str(err).strip().splitlines() or [type(err).__name__]
-    if options:
-        return f"{first} (valid: {', '.join(options)})"
     return "; ".join([first, *(line.strip() for line in rest if line.strip())])
 
 

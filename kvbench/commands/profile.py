@@ -74,7 +74,8 @@ def run_profile(options: argparse.Namespace, command: str) -> Path:
     from kvbench.device.settings import attention_backend, device_description, torch_device, torch_dtype
     from kvbench.model_spec import ModelSpec
     from kvbench.profile_table import ProfileTable, config_fields
-    from kvbench.results import git_revision, package_versions
+    from kvbench.provenance import kvbench_source
+    from kvbench.results import package_versions
 
     cfg = compose(["engine=device", *options.overrides])
     engine, model, hardware = (OmegaConf.to_object(cfg[k]) for k in ("engine", "model", "hardware"))
@@ -127,7 +128,7 @@ def run_profile(options: argparse.Namespace, command: str) -> Path:
         "command": command,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "profile_wall_time_s": round(time.perf_counter() - started, 3),
-        "git": git_revision(),
+        "kvbench": kvbench_source(),
         "versions": package_versions(),
     }
     out = options.out or Path("results/profiles") / f"{hardware.name}_{cfg.model.name}_{dtype_name}.csv"

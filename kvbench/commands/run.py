@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 import kvbench.config  # noqa: F401  (registers the schemas before Hydra composes)
 from kvbench.commands import run_guard
 from kvbench.commands.errors import USER_ERRORS, fail
+from kvbench.compose_errors import check_run_arguments
 from kvbench.interrupts import exit_code
 from kvbench.report_text import summary_table
 from kvbench.runner import execute
@@ -45,6 +46,8 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(code)
     finally:
         run_guard.release_run()
+    if sweep:
+        return  # a sweep prints one combined table at its end (kvbench/commands/sweep_callback.py)
     print(summary_table([summary]))
     print(f"run directory: {final_dir}")
 
@@ -52,6 +55,7 @@ def _run(cfg: DictConfig) -> None:
 def main(args: list[str]) -> int:
     run_guard.overwrite = OVERWRITE_FLAG in args
     args = [a for a in args if a != OVERWRITE_FLAG]
+    check_run_arguments(args)  # a bad override: one line naming the key, exit 2 (a ValueError)
     sys.argv = ["kvbench run", *args]
     _run()
     if run_guard.failed_jobs:

@@ -13,16 +13,18 @@ Writes into DIR:
 The appendix holds: the environment (git commit, Python, torch, triton and other versions,
 platform, GPU), the datasets with checksums, seeds and repeat counts, the exact command lines (the
 sweep and each run), the resolved config (what all runs share, then what differs per run), summary
-tables with 95% CIs, the highest rate under the latency bound, the figures, and runs left out.
+tables with 95% intervals, the highest rate under the latency bound, the figures, and runs left out.
 Exit status: 0 on success, 2 for bad input (no such directory, no complete run).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -32,7 +34,9 @@ from kvbench.reporting import markdown as md
 from kvbench.reporting.charts import LatencyBound
 from kvbench.reporting.environment import dataset_rows, environment_rows, seed_rows, sweep_commands
 from kvbench.reporting.report import ScenarioReport, make_report
-from kvbench.reporting.runs import InputError, RunSet, flatten, load_runs
+from kvbench.reporting.runs import InputError, RunSet, flatten, load_runs, mapping
+from kvbench.results import CONFIG as CONFIG_FILE
+from kvbench.results import SUMMARY as SUMMARY_FILE
 from kvbench.reporting.series import slug
 from kvbench.reporting.tables import SUMMARY_TABLES, summary_cells, summary_numbers, sustained_cells
 
@@ -89,13 +93,13 @@ def build_blocks(run_set: RunSet, reports: list[ScenarioReport], out_dir: Path, 
         Code(command, "bash"),
         Heading("Environment", 2),
         Table(["item", "value"], [list(r) for r in environment_rows(records)], "Software and hardware of the runs.",
-              r"l p{0.72\linewidth}"),
+              r"p{0.3\linewidth} p{0.62\linewidth}"),
         Heading("Datasets", 2),
         Table(["dataset", "field", "value"], dataset_table_rows(records), "Datasets read by the runs, with checksums.",
-              r"l l p{0.6\linewidth}"),
+              r"p{0.22\linewidth} p{0.12\linewidth} p{0.56\linewidth}"),
         Heading("Seeds and repeats", 2),
         Table(["item", "value"], [list(r) for r in seed_rows(records)],
-              "Seeds; a configuration is a resolved config less its seed.", r"l p{0.6\linewidth}"),
+              "Seeds; a configuration is a resolved config less its seed.", r"p{0.3\linewidth} p{0.62\linewidth}"),
         Heading("Commands", 2),
     ]
     sweeps = sweep_commands(records)
@@ -105,6 +109,7 @@ def build_blocks(run_set: RunSet, reports: list[ScenarioReport], out_dir: Path, 
     blocks.append(Paragraph("Each run alone:"))
     blocks.append(Code("\n".join(f"# {r.name}\n{r.command}" for r in records), "bash"))
     blocks += config_blocks(run_set, out_dir)
+    blocks += reproduce_blocks(run_set, sweeps)
     for report in reports:
         blocks += result_blocks(report, out_dir, many=len(reports) > 1)
     if run_set.problems:
@@ -113,8 +118,66 @@ def build_blocks(run_set: RunSet, reports: list[ScenarioReport], out_dir: Path, 
                             [[p.path.name if p.path.parent in run_set.inputs else str(p.path), p.status, p.detail]
                              for p in run_set.problems],
                             "Runs that did not complete, never ran, or repeat another run; excluded above.",
-                            r"l l p{0.55\linewidth}"))
-    return blocks
+                            r"p{0.3\linewidth} p{0.12\linewidth} p{0.48\linewidth}"))
+    return [scrubbed(block) for block in blocks]
+
+
+def reproduce_blocks(run_set: RunSet, sweeps: list[tuple[Path, str]]) -> list[Block]:
+    """How to reproduce: what to install, what to run, how long it takes, and checksums to check against."""
+    records = run_set.records
+    manifests = [r.manifest for r in records]
+    versions = sorted({str(mapping(m.get("kvbench")).get("version") or mapping(m.get("versions")).get("kvbench"))
+                       for m in manifests})
+    commits = sorted({c for m in manifests if (c := mapping(m.get("kvbench")).get("commit"))})
+    torch_versions = sorted({str(mapping(m.get("versions")).get("torch")) for m in manifests} - {"None"})
+    install = [f"pip install 'torch=={v.split('+')[0]}'" for v in torch_versions[:1]]
+    install += [f"pip install 'kvbench=={v}'" for v in versions if v != "None"]
+    if commits:
+        install.append(f"# or from a kvbench checkout at the commit the runs used: git checkout {commits[0]} && pip install .")
+    runs_text = [command for _, command in sweeps] or [r.command for r in records]
+    wall_s = [float(w) for m in manifests if isinstance(w := m.get("wall_time_s"), (int, float))]
+    platforms = sorted({str(m.get("platform", "not recorded")) for m in manifests})
+    runtime = (f"The runs took {sum(wall_s):.0f} s of wall time in all (the longest {max(wall_s):.0f} s), one after "
+               f"another, on {'; '.join(platforms)}." if wall_s else "The manifests do not record run times.")
+    rows = [[r.name, _sha256(r.path / CONFIG_FILE), _sha256(r.path / SUMMARY_FILE)] for r in records]
+    return [
+        Heading("How to reproduce", 2),
+        Paragraph("Install the kvbench (and PyTorch) the runs used, rerun them, and rebuild this appendix:"),
+        Code("\n".join([*install, *runs_text, "kvbench appendix <the sweep directories> --out appendix"]), "bash"),
+        Paragraph(runtime + " The simulator is deterministic: the same config and seed give a byte-identical "
+                  "summary.json, so a rerun's files match the SHA-256 sums below (floats are stored at 12 "
+                  "significant digits, so they match across machines). Runs on a device measure time and vary."),
+        Table(["run", "config.yaml SHA-256", "summary.json SHA-256"], rows, "Checksums of each run's config and summary.",
+              r"p{0.2\linewidth} p{0.35\linewidth} p{0.35\linewidth}"),
+    ]
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+# An absolute path: a slash not preceded by a word character (so `s/token`, `1/2` stay), at least two parts.
+ABSOLUTE_PATH = re.compile(r"(?<![\w~.<>])/(?:[^\s/'\"=,]+/)+([^\s/'\"=,]+)")
+
+
+def scrub_paths(text: str) -> str:
+    """Absolute paths cut to `<dir>/<last part>`: an appendix must not reveal where (or whose) the runs
+    were, for double-blind review; the last part still says which folder is meant."""
+    return ABSOLUTE_PATH.sub(lambda m: f"<dir>/{m.group(1)}", text)
+
+
+def scrubbed(block: Block) -> Block:
+    if isinstance(block, (Heading, Paragraph)):
+        return replace(block, text=scrub_paths(block.text))
+    if isinstance(block, Code):
+        return replace(block, text=scrub_paths(block.text))
+    if isinstance(block, Table):
+        return replace(block, rows=[[scrub_paths(str(c)) for c in row] for row in block.rows],
+                       caption=scrub_paths(block.caption))
+    return block
 
 
 def dataset_table_rows(records) -> list[list[str]]:
@@ -145,7 +208,7 @@ def config_blocks(run_set: RunSet, out_dir: Path) -> list[Block]:
         Code(yaml.safe_dump(_unflatten({k: flats[0][k] for k in keys if k in shared}), sort_keys=False), "yaml"),
         Paragraph("Settings that differ between runs:"),
         Table(["run", "settings", "full config"], rows, "Per-run settings beyond the shared ones.",
-              r"l p{0.5\linewidth} l"),
+              r"p{0.18\linewidth} p{0.5\linewidth} p{0.24\linewidth}"),
     ]
 
 
@@ -155,8 +218,8 @@ def result_blocks(report: ScenarioReport, out_dir: Path, many: bool) -> list[Blo
     title = f"Results: {scenario.label}" if many else "Results"
     blocks: list[Block] = [
         Heading(title, 2),
-        Paragraph(f"{scenario.label}. Means over seeds; ± is the half-width of the 95% confidence interval "
-                  "(Student's t) where a point has several seeds."),
+        Paragraph(f"{scenario.label}. Means over seeds; [low, high] is the 95% bootstrap percentile interval "
+                  "where a point has several seeds."),
     ]
     for what, columns in SUMMARY_TABLES:
         blocks.append(Table(*summary_cells(numbers, columns), f"{what} ({scenario.label})."))
@@ -247,6 +310,7 @@ def _latex_paragraph(text: str) -> str:
 def standalone_document() -> str:
     return "\n".join([
         "\\documentclass{article}",
+        "\\usepackage[letterpaper,margin=1in]{geometry}",  # a 6.5 in text width: the charts' own width
         "\\usepackage{booktabs}",
         "\\usepackage{graphicx}",
         "\\usepackage{longtable}",
@@ -257,6 +321,14 @@ def standalone_document() -> str:
         "\\end{document}",
         "",
     ])
+
+
+def _relative(path) -> str:
+    """A path as the user may have typed it relative to the current directory (absolute ones are scrubbed)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def parse_args(args: list[str]) -> argparse.Namespace:
@@ -282,7 +354,8 @@ def main(args: list[str]) -> int:
         return 2
     out_dir = ns.out
     reports = make_report(run_set, out_dir, bound)
-    command = " ".join(["kvbench appendix", *ns.inputs, "--out", str(ns.out), "--latency-bound", ns.latency_bound])
+    command = " ".join(["kvbench appendix", *map(_relative, ns.inputs), "--out", _relative(ns.out),
+                        "--latency-bound", ns.latency_bound])
     blocks = build_blocks(run_set, reports, out_dir, command)
     (out_dir / MARKDOWN).write_text(to_markdown(blocks))
     (out_dir / LATEX).write_text(to_latex(blocks))

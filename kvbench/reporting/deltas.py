@@ -16,6 +16,7 @@ threshold is an improvement (reported, never failing). A metric that had a value
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 # metric -> True when higher is better
@@ -36,6 +37,7 @@ DIRECTIONS = {
     "ttft_p50_s": False,
     "ttft_p99_s": False,
     "tpot_p50_s": False,
+    "tpot_p99_s": False,
     "duration_s": False,
     "preemptions": False,
     "cow_copies": False,
@@ -47,17 +49,21 @@ DEFAULT_METRICS = (
 )
 DEFAULT_RTOL = 0.05
 COUNT_METRICS = ("preemptions", "cow_copies", "fork_copied_blocks")
+# Verdicts that fail the gate.
+FAILING = ("regression", "changed", "not compared")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: no better direction, any change beyond tolerance counts
     rtol: float
     atol: float
 
     @property
     def direction(self) -> str:
+        if self.higher_is_better is None:
+            return "either way"
         return "higher is better" if self.higher_is_better else "lower is better"
 
 
@@ -66,7 +72,7 @@ class Delta:
     metric: str
     base: float
     new: float
-    verdict: str  # ok | regression | improvement | n/a
+    verdict: str  # ok | regression | improvement | changed | not compared
 
     @property
     def change(self) -> float:
@@ -77,18 +83,43 @@ class Delta:
         return self.change / abs(self.base) if self.base else math.nan
 
 
-def metric_spec(text: str, default_rtol: float) -> MetricSpec:
-    """`name` or `name:rtol` (a fraction: 0.1 = 10%)."""
-    name, _, rtol_text = text.partition(":")
-    if name not in DIRECTIONS:
-        raise ValueError(f"--metric {name!r} is not a metric compare knows; choose from {', '.join(DIRECTIONS)}")
+def parse_metric(text: str) -> tuple[str, float | None]:
+    """`name` or `name:rtol` (a fraction: 0.1 = 10%) -> (name, rtol or None)."""
+    name, colon, rtol_text = text.partition(":")
+    if not colon:
+        return name, None
     try:
-        rtol = float(rtol_text) if rtol_text else default_rtol
+        rtol = float(rtol_text)
     except ValueError:
         rtol = math.nan
     if not rtol >= 0:
         raise ValueError(f"--metric {text!r}: the tolerance after ':' must be a fraction >= 0, such as 0.1")
-    return MetricSpec(name, DIRECTIONS[name], rtol, default_atol(name))
+    return name, rtol
+
+
+def metric_specs(requested: list[str] | None, default_rtol: float, numeric_fields: set[str],
+                 only: bool = False) -> list[MetricSpec]:
+    """The metrics to judge: the default set (or, with `only`, just the requested ones), where a
+    requested `name:rtol` sets that metric's tolerance and a requested name outside the set adds it.
+
+    `numeric_fields` are the numeric summary fields of the runs: any of them may be requested.
+    """
+    overrides: dict[str, float | None] = {}
+    for text in requested or []:
+        name, rtol = parse_metric(text)
+        if name not in numeric_fields and name not in DIRECTIONS:
+            raise ValueError(f"--metric {name!r} is not a numeric summary field; choose from "
+                             f"{', '.join(sorted(numeric_fields | set(DIRECTIONS)))}")
+        overrides[name] = rtol if rtol is not None else overrides.get(name)
+    if only and not overrides:
+        raise ValueError("--only-metrics needs at least one --metric")
+    names = list(overrides) if only else list(dict.fromkeys([*DEFAULT_METRICS, *overrides]))
+    return [metric_spec(name, overrides.get(name) if overrides.get(name) is not None else default_rtol)
+            for name in names]
+
+
+def metric_spec(name: str, rtol: float) -> MetricSpec:
+    return MetricSpec(name, DIRECTIONS.get(name), rtol, default_atol(name))
 
 
 def default_atol(name: str) -> float:
@@ -99,15 +130,23 @@ def default_atol(name: str) -> float:
     return 0.0
 
 
-def judge(spec: MetricSpec, base: float | None, new: float | None) -> Delta:
-    base_value = math.nan if base is None else float(base)
-    new_value = math.nan if new is None else float(new)
-    if math.isnan(base_value):
-        return Delta(spec.name, base_value, new_value, "n/a")
-    if math.isnan(new_value):
+def as_number(value) -> float:
+    """A summary value as a float; NaN for anything missing or not a number (null, text, a list)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+        return math.nan
+    return float(value)
+
+
+def judge(spec: MetricSpec, base, new) -> Delta:
+    base_value, new_value = as_number(base), as_number(new)
+    if not math.isfinite(base_value):
+        return Delta(spec.name, base_value, new_value, "not compared")
+    if not math.isfinite(new_value):
         return Delta(spec.name, base_value, new_value, "regression")
     change = new_value - base_value
     if abs(change) <= spec.rtol * abs(base_value) + spec.atol:
         return Delta(spec.name, base_value, new_value, "ok")
+    if spec.higher_is_better is None:
+        return Delta(spec.name, base_value, new_value, "changed")
     better = change > 0 if spec.higher_is_better else change < 0
     return Delta(spec.name, base_value, new_value, "improvement" if better else "regression")

@@ -11,7 +11,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from kvbench.reporting.runs import RunRecord
+from kvbench.provenance import describe
+from kvbench.reporting.runs import RunRecord, mapping
 from kvbench.reporting.sweeps import sweep_command
 
 VERSION_ORDER = ("python", "kvbench", "torch", "triton", "numpy", "pandas", "matplotlib", "hydra-core", "omegaconf")
@@ -27,8 +28,11 @@ def distinct(values: list[str]) -> str:
 
 def environment_rows(records: list[RunRecord]) -> list[tuple[str, str]]:
     manifests = [r.manifest for r in records]
-    rows = [("git commit", distinct([_git(m) for m in manifests]))]
-    versions = [m.get("versions") or {} for m in manifests]
+    rows = [
+        ("kvbench commit", distinct([_kvbench_commit(m) for m in manifests])),
+        ("working repository (where kvbench ran)", distinct([_working_repository(m) for m in manifests])),
+    ]
+    versions = [mapping(m.get("versions")) for m in manifests]
     names = list(VERSION_ORDER) + sorted({k for v in versions for k in v} - set(VERSION_ORDER))
     for name in names:
         if any(name in v for v in versions):
@@ -44,7 +48,7 @@ def dataset_rows(records: list[RunRecord]) -> list[tuple[str, str, str, str]]:
     """(name, source, tokenizer, sha256) of every distinct dataset the runs read."""
     seen = {}
     for record in records:
-        dataset = record.manifest.get("dataset") or {}
+        dataset = mapping(record.manifest.get("dataset"))
         key = tuple(str(dataset.get(k, "")) for k in ("name", "source", "tokenizer", "sha256"))
         if any(key):
             seen.setdefault(key, None)
@@ -77,16 +81,27 @@ def sweep_commands(records: list[RunRecord]) -> list[tuple[Path, str]]:
     return [(sweep, command) for sweep in sweeps if (command := sweep_command(sweep))]
 
 
-def _git(manifest: dict) -> str:
-    git = manifest.get("git") or {}
-    if not git.get("sha"):
-        return "unknown (not run from a git checkout)"
-    return git["sha"] + (" (uncommitted changes)" if git.get("dirty") else "")
+def _kvbench_commit(manifest: dict) -> str:
+    source = mapping(manifest.get("kvbench"))
+    if source:
+        return describe(source.get("commit"), source.get("dirty"))
+    # Manifests of kvbench before 0.1.0's provenance fix recorded the repository the venv sat in.
+    git = mapping(manifest.get("git"))
+    if git.get("sha"):
+        return f"not recorded (an older manifest names {describe(git['sha'], git.get('dirty'))}, the repository it ran in)"
+    return "unknown"
+
+
+def _working_repository(manifest: dict) -> str:
+    repo = mapping(manifest.get("working_repository"))
+    if not repo:
+        return "none (not run inside a git repository other than kvbench's)"
+    return f"{repo.get('name', '?')} at {describe(repo.get('commit'), repo.get('dirty'))}"
 
 
 def _gpu(record: RunRecord) -> str:
-    gpu = record.manifest.get("gpu")
-    if isinstance(gpu, dict) and gpu.get("name"):
+    gpu = mapping(record.manifest.get("gpu"))
+    if gpu.get("name"):
         details = ", ".join(f"{k} {gpu[k]}" for k in ("driver", "cuda") if gpu.get(k))
         return f"{gpu['name']}" + (f" ({details})" if details else "")
     if record.summary.get("device"):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from kvbench.results import REQUESTS, read_table
+from kvbench.results import read_table
 
 LATENCY_METRICS = ("normalized_latency_s", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s")
 
@@ -35,7 +35,7 @@ def request_latency(requests: pd.DataFrame) -> dict[str, float]:
 def with_request_latency(table: pd.DataFrame) -> pd.DataFrame:
     """`table` with LATENCY_METRICS recomputed from each run's requests table where the run kept it.
 
-    Runs without one (committed baselines keep only summaries) keep summary.json's values;
+    Runs without a requests table (committed baselines keep only summaries) keep summary.json's values;
     a metric summary.json lacks (tpot_p99_s) is NaN for them.
     """
     table = table.copy()
@@ -43,7 +43,7 @@ def with_request_latency(table: pd.DataFrame) -> pd.DataFrame:
         if metric not in table:
             table[metric] = math.nan
     for index, run_dir in table["run_dir"].items():
-        requests = read_table(run_dir, REQUESTS)
+        requests = read_table(run_dir, "requests", ["ttft_s", "tpot_s", "normalized_latency_s"])
         if requests is not None:
             for metric, value in request_latency(requests).items():
                 table.at[index, metric] = value

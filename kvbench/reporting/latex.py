@@ -6,8 +6,11 @@ Everything written here compiles with pdflatex and the booktabs, graphicx, longt
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
+
+import pandas as pd
 
 _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
@@ -34,23 +37,32 @@ def _escape_word(word: str) -> str:
     return "".join(chars)
 
 
+NUMBER = re.compile(r"^(n/a|[-+≥]?\s*[\d.]+.*)$")
+
+
+def column_format(rows: Sequence[Sequence[object]], num_columns: int) -> str:
+    """`l` for text columns, `r` for columns whose every cell is a number (means, intervals, counts), so
+    that digits line up."""
+    def numeric(j: int) -> bool:
+        cells = [str(row[j]).strip() for row in rows]
+        return bool(cells) and all(NUMBER.match(c) for c in cells)
+
+    return "".join("r" if numeric(j) else "l" for j in range(num_columns))
+
+
 def booktabs_table(headers: Sequence[str], rows: Sequence[Sequence[object]], caption: str, label: str) -> str:
-    """A floating table, scaled down to the text width only when it is wider."""
-    tabular = "\n".join([
-        r"\begin{tabular}{" + "l" * len(headers) + "}",
-        r"\toprule",
-        _row(headers),
-        r"\midrule",
-        *(_row(row) for row in rows),
-        r"\bottomrule",
-        r"\end{tabular}",
-    ])
-    return "\n".join([
-        r"\begin{table}[!htbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}",
-        f"\\caption{{{escape(caption)}}}", f"\\label{{{label}}}",
-        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
-        tabular + "}", r"\end{table}", "",
-    ])
+    """A floating booktabs table written by pandas' `Styler.to_latex`: numbers right-aligned, scaled
+    down to the text width only when it is wider."""
+    frame = pd.DataFrame([[escape(c) for c in row] for row in rows], columns=[escape(h) for h in headers])
+    latex = frame.style.hide(axis="index").to_latex(
+        column_format=column_format(rows, len(headers)), hrules=True, caption=escape(caption), label=label,
+        position="!htbp", position_float="centering",
+    )
+    # Shrink (never enlarge) a table wider than the text, and set it small, as tables in papers are.
+    latex = latex.replace("\\begin{tabular}", "\\footnotesize\\setlength{\\tabcolsep}{4pt}\n"
+                          "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+                          "\\begin{tabular}", 1)
+    return latex.replace("\\end{tabular}", "\\end{tabular}}", 1) + "\n"
 
 
 def long_table(headers: Sequence[str], rows: Sequence[Sequence[object]], caption: str, label: str,
@@ -98,9 +110,11 @@ def _wrap(line: str) -> list[str]:
 
 
 def figure(path: str, caption: str, label: str) -> str:
-    """A full-width figure; `path` is relative to the appendix directory (\\kvbenchappendixdir)."""
+    """A figure at the text width; `path` is relative to the appendix directory (\\kvbenchappendixdir).
+    Charts are drawn 6.5 in wide (styles.TEXT_WIDTH_IN), the text width of a page with 1-inch margins,
+    so they print at their own size there and scale only slightly in other layouts."""
     return "\n".join([
         r"\begin{figure}[htbp]", r"\centering",
-        f"\\includegraphics[width=\\linewidth,height=0.8\\textheight,keepaspectratio]{{\\kvbenchappendixdir/{path}}}",
+        f"\\includegraphics[width=\\linewidth,height=0.85\\textheight,keepaspectratio]{{\\kvbenchappendixdir/{path}}}",
         f"\\caption{{{escape(caption)}}}", f"\\label{{{label}}}", r"\end{figure}", "",
     ])

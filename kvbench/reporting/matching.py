@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kvbench.reporting.runs import RunRecord, RunSet, config_key, flatten
+from kvbench.reporting.runs import RunRecord, RunSet, config_key, flatten, format_value
 
 MATCH_MODES = ("config", "overrides")
 
@@ -92,7 +92,7 @@ def run_labels(records: list[RunRecord]) -> dict[str, str]:
         or any(len({f.get(k) for f, p in zip(flat, presets) if p == preset}) > 1 for preset in set(presets))
     ]
     return {
-        str(r.path): " ".join([preset] + [f"{k}={f.get(k)}" for k in shown])
+        str(r.path): " ".join([preset] + [f"{k}={format_value(f.get(k))}" for k in shown])
         for r, f, preset in zip(records, flat, presets)
     }
 

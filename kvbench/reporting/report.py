@@ -101,7 +101,7 @@ def scenario_markdown(report: ScenarioReport, out_dir: Path, heading: str) -> st
     numbers = summary_numbers(scenario)
     parts = [
         f"{heading} {scenario.label}\n",
-        f"{len(scenario.table)} complete runs. Means over seeds with 95% confidence intervals (Student's t) "
+        f"{len(scenario.table)} complete runs. Means over seeds; [low, high] is the 95% bootstrap percentile interval "
         "where a point has several seeds.\n",
     ]
     for what, columns in SUMMARY_TABLES:

@@ -16,6 +16,7 @@ under `cfg.` (`cfg.workload.rate`, `cfg.seed`); the chosen scheduler preset; and
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from kvbench.reporting.sweeps import command_line, expected_jobs, is_sweep_dir
+from kvbench.reporting.sweeps import command_line, expected_jobs, is_sweep_dir, job_dir
 from kvbench.results import CONFIG, MANIFEST, SUMMARY
 
 HYDRA_SUBDIR = ".hydra"
@@ -39,7 +40,7 @@ class RunProblem:
     """A run that is not complete, or a sweep job that never ran."""
 
     path: Path
-    status: str  # failed | interrupted | running | incomplete | unreadable | missing | duplicate
+    status: str  # failed | interrupted | running | incomplete | unreadable | malformed | missing | duplicate
     detail: str
 
 
@@ -105,7 +106,7 @@ def load_runs(inputs: list[str | Path]) -> RunSet:
 def config_key(record: RunRecord) -> str:
     """What makes two runs the same experiment: the resolved config and the preset chosen per group
     (groups left unchosen, such as an optional `experiment`, say nothing and are left out)."""
-    choices = {group: name for group, name in (record.manifest.get("choices") or {}).items() if name is not None}
+    choices = {group: name for group, name in mapping(record.manifest.get("choices")).items() if name is not None}
     return json.dumps({"config": record.config, "choices": choices}, sort_keys=True)
 
 
@@ -147,7 +148,7 @@ def _missing_sweep_jobs(root: Path, run_set: RunSet) -> bool:
     missing = False
     for sweep_dir in sweeps:
         for job_num, overrides in enumerate(expected_jobs(sweep_dir) or []):
-            if not (sweep_dir / str(job_num)).is_dir():
+            if job_dir(sweep_dir, job_num) is None:
                 detail = f"sweep job {job_num} never ran ({command_line(overrides)})"
                 run_set.problems.append(RunProblem(sweep_dir / str(job_num), "missing", detail))
                 missing = True
@@ -167,12 +168,16 @@ def _load_one(run_dir: Path, root: Path, run_set: RunSet) -> None:
     manifest_path, summary_path = run_dir / MANIFEST, run_dir / SUMMARY
     try:
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         run_set.problems.append(RunProblem(run_dir, "unreadable", f"{MANIFEST}: {err}"))
         return
-    if manifest is None:
+    if manifest is None and not manifest_path.is_file():
         detail = f"no {MANIFEST}: the run never started or was killed at once"
         run_set.problems.append(RunProblem(run_dir, "incomplete", detail))
+        return
+    if not isinstance(manifest, dict):
+        detail = f"{MANIFEST} holds {_json_kind(manifest)}, not an object"
+        run_set.problems.append(RunProblem(run_dir, "malformed", detail))
         return
     status = manifest.get("status", "unknown")
     if status != "complete" or not summary_path.is_file():
@@ -183,14 +188,62 @@ def _load_one(run_dir: Path, root: Path, run_set: RunSet) -> None:
         config = yaml.safe_load((run_dir / CONFIG).read_text())
         overrides_path = run_dir / HYDRA_SUBDIR / "overrides.yaml"
         overrides = yaml.safe_load(overrides_path.read_text()) if overrides_path.is_file() else None
-    except (OSError, json.JSONDecodeError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
         run_set.problems.append(RunProblem(run_dir, "unreadable", str(err)))
+        return
+    problem = summary_problem(summary) or _config_problem(config, overrides)
+    if problem:
+        run_set.problems.append(RunProblem(run_dir, "malformed", problem))
         return
     sweep_dir = run_dir.parent if is_sweep_dir(run_dir.parent) else None
     run_set.records.append(RunRecord(run_dir, name, sweep_dir, summary, config or {}, manifest, overrides))
 
 
-def _problem_status(status: str) -> str:
+# What reports group and label runs by: a summary without them cannot be placed.
+REQUIRED_SUMMARY_KEYS = ("strategy", "workload", "model", "hardware", "engine")
+# Summary fields that must be numbers (or null) wherever they appear: by suffix, and by name.
+NUMERIC_SUFFIXES = ("_s", "_ms", "_frac", "_rate", "_bytes", "_tokens", "_size")
+NUMERIC_NAMES = ("preemptions", "cow_copies", "fork_copied_blocks", "seed", "tensor_parallel", "num_blocks",
+                 "num_requests", "num_steps", "num_dropped_requests", "num_skipped_rows")
+
+
+def summary_problem(summary) -> str | None:
+    """What is wrong with a summary.json's content, in words naming the field; None when it is usable."""
+    if not isinstance(summary, dict):
+        return f"{SUMMARY} holds {_json_kind(summary)}, not an object"
+    missing = [key for key in REQUIRED_SUMMARY_KEYS if not isinstance(summary.get(key), str)]
+    if missing:
+        return f"{SUMMARY} lacks {', '.join(missing)} (or holds no text there)"
+    for key, value in summary.items():
+        if isinstance(value, (dict, list)):
+            return f"{SUMMARY}: {key} holds {_json_kind(value)}, not a single value"
+        numeric = key.endswith(NUMERIC_SUFFIXES) or key in NUMERIC_NAMES or key.startswith(("num_", "mean_", "p99_"))
+        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{SUMMARY}: {key} is {value!r}, not a number"
+    return None
+
+
+def _config_problem(config, overrides) -> str | None:
+    if config is not None and not isinstance(config, dict):
+        return f"{CONFIG} holds {_json_kind(config)}, not a mapping"
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        return f"{HYDRA_SUBDIR}/overrides.yaml is not a list of overrides"
+    return None
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "text", bool: "a boolean"}.get(type(value), "a number")
+
+
+def mapping(value) -> dict:
+    """`value` when it is a dict, else {}: manifest fields read defensively (a hand-edited or foreign
+    manifest may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _problem_status(status) -> str:
     return status if status in ("failed", "interrupted", "running") else "incomplete"
 
 
@@ -198,6 +251,8 @@ def _problem_detail(manifest: dict, summary_path: Path) -> str:
     status = manifest.get("status", "unknown")
     if status == "complete":
         return f"manifest says complete but {SUMMARY} is missing"
+    if not isinstance(status, str):
+        return f"{MANIFEST}: status is {status!r}, not one of running, complete, failed, interrupted"
     if status == "running":
         return "manifest still says running: the run is in progress or was killed"
     return str(manifest.get("error") or f"status {status}")
@@ -217,17 +272,29 @@ def flatten(config: dict, prefix: str = "") -> dict:
     return flat
 
 
+def format_value(value) -> str:
+    """A config value for labels: 1000 not 1000.0 (a column with a gap turns ints into floats), and
+    'unset' for a missing value rather than 'nan'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unset"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 WASTE_PARTS = ("mem_reserved_frac", "mem_internal_frag_frac", "mem_external_frag_frac")
 
 
 def _row(record: RunRecord) -> dict:
     summary = record.summary
-    waste = {"mem_waste_frac": sum(summary[p] for p in WASTE_PARTS)} if all(p in summary for p in WASTE_PARTS) else {}
+    parts = [summary.get(p) for p in WASTE_PARTS]
+    waste = {"mem_waste_frac": sum(parts)} if all(isinstance(p, (int, float)) for p in parts) else {}
     return {
         **summary,
         **waste,
         **flatten(record.config, CONFIG_PREFIX),
-        "scheduler": (record.manifest.get("choices") or {}).get("scheduler"),
+        "tensor_parallel": summary.get("tensor_parallel", 1),
+        "scheduler": mapping(record.manifest.get("choices")).get("scheduler"),
         "run_dir": str(record.path),
         "run_name": record.name,
         "sweep_dir": str(record.sweep_dir) if record.sweep_dir else None,

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kvbench.reporting.runs import CONFIG_PREFIX
-from kvbench.reporting.styles import STRATEGY_COLORS, variant_color
+from kvbench.reporting.runs import CONFIG_PREFIX, format_value
+from kvbench.reporting.styles import STRATEGY_COLORS, display_name, variant_color
 
 PRESET_COLUMNS = ("workload", "model", "hardware", "tensor_parallel", "engine", "scheduler")
 STRATEGY_PREFIX = f"{CONFIG_PREFIX}strategy."
@@ -32,12 +32,16 @@ RATED_ARRIVALS = ("poisson", "gamma")
 class Scenario:
     label: str  # "sharegpt · llama-2-13b · a100-40gb · sim"
     slug: str  # the label as a file name
-    table: pd.DataFrame  # its runs, with the columns `rate`, `preset`, `series`, `color`, `series_order`
+    table: pd.DataFrame  # its runs, with the columns `rate`, `preset`, `series`, `label`, `color`, `series_order`
 
     def series(self) -> pd.DataFrame:
-        """series, preset, color: one row per series in drawing order."""
-        columns = ["series", "preset", "color", "series_order"]
-        return self.table[columns].drop_duplicates("series").sort_values("series_order")[columns[:3]]
+        """series, preset, color, label: one row per series in drawing order."""
+        columns = ["series", "preset", "color", "label", "series_order"]
+        return self.table[columns].drop_duplicates("series").sort_values("series_order")[columns[:4]]
+
+    def labels(self) -> dict[str, str]:
+        """series -> its display label ("vLLM (paged)", "vLLM (paged), block_size=8")."""
+        return dict(zip(self.table["series"], self.table["label"]))
 
     def rates(self) -> list[float]:
         return sorted(r for r in self.table["rate"].unique() if not math.isnan(r))
@@ -67,11 +71,15 @@ def slug(text: str) -> str:
 
 def scenario_label(run: pd.Series, free_keys: list[str]) -> str:
     hardware = run["hardware"] if run["tensor_parallel"] == 1 else f"{run['hardware']} x{run['tensor_parallel']}"
-    parts = [run["workload"], run["model"], hardware, run["engine"]]
+    engine = run["engine"]
+    device = run.get("device")
+    if engine != "sim" and isinstance(device, str) and device:
+        engine = f"{engine} on {device}"  # the real device a measuring run used, not the hardware preset
+    parts = [run["workload"], run["model"], hardware, engine]
     if run["scheduler"] not in (None, "default") and isinstance(run["scheduler"], str):
         parts.append(f"scheduler {run['scheduler']}")
     label = " · ".join(str(p) for p in parts)
-    extra = ", ".join(f"{key.removeprefix(CONFIG_PREFIX)}={run[key]}" for key in free_keys)
+    extra = ", ".join(f"{key.removeprefix(CONFIG_PREFIX)}={format_value(run[key])}" for key in free_keys)
     return f"{label} ({extra})" if extra else label
 
 
@@ -101,7 +109,7 @@ def _preset_rank(preset: str) -> tuple[int, str]:
 
 
 def _with_series(group: pd.DataFrame) -> pd.DataFrame:
-    group = group.assign(preset=group["strategy"], series="", color="", series_order=0)
+    group = group.assign(preset=group["strategy"], series="", label="", color="", series_order=0)
     strategy_keys = [c for c in group.columns if c.startswith(STRATEGY_PREFIX) and c != f"{STRATEGY_PREFIX}name"]
     ranked = sorted(group["preset"].unique(), key=_preset_rank)
     order = 0
@@ -117,6 +125,7 @@ def _with_series(group: pd.DataFrame) -> pd.DataFrame:
                 match &= group[key] == value
             suffix = ", ".join(f"{k.removeprefix(STRATEGY_PREFIX)}={v}" for k, v in zip(varying, values))
             group.loc[match, "series"] = f"{preset} ({suffix})" if suffix else preset
+            group.loc[match, "label"] = f"{display_name(preset)}, {suffix}" if suffix else display_name(preset)
             group.loc[match, "color"] = variant_color(preset, index, len(variants))
             group.loc[match, "series_order"] = order
             order += 1

@@ -13,11 +13,8 @@ import hashlib
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # reports are written to files, never shown; must precede pyplot
-
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.colors as mcolors
+from matplotlib.figure import Figure
 
 STRATEGY_COLORS = {
     "orca_max": "#D55E00",
@@ -37,28 +34,48 @@ STRATEGY_LINESTYLES = {
 # For names outside the built-in presets: distinct from the colours above.
 FALLBACK_COLORS = ("#6A3D9A", "#B15928", "#1B9E77", "#E7298A", "#666666", "#A6761D", "#7570B3", "#66A61E", "#E41A1C")
 
-# The memory vocabulary of strategies/base.py, in stacking order, with its legend name.
+# The memory vocabulary of strategies/base.py, in stacking order, with its legend name. Cached blocks
+# are free memory that still holds a prefix: any allocation may take them (evicting the prefix), so
+# they are drawn as free, next to it, and charts give the prefix hit rate that says what they bought.
 MEMORY_CATEGORIES = (
     ("token", "token states"),
     ("reserved", "reserved"),
     ("internal_frag", "internal fragmentation"),
     ("external_frag", "external fragmentation"),
-    ("cached", "cached (prefix reuse)"),
+    ("cached", "free, holding cached prefixes (reusable)"),
     ("free", "free"),
 )
+# Greys and purples: no memory category shares a hue with a strategy colour (orange, pink, brown,
+# blue, green), so a bar of memory never reads as a strategy.
 MEMORY_COLORS = {
-    "token": "#4C9A5B",
-    "reserved": "#F0C419",
-    "internal_frag": "#F28E2B",
-    "external_frag": "#C0392B",
-    "cached": "#6BAED6",
-    "free": "#E3E3E3",
+    "token": "#3F3F3F",
+    "reserved": "#BCBDDC",
+    "internal_frag": "#807DBA",
+    "external_frag": "#4A1486",
+    "cached": "#D4D4D4",
+    "free": "#F2F2F2",
 }
+MEMORY_HATCHES = {"cached": "////"}
+
+# The names readers know, for legends, tick labels and tables (the run's own preset name stays in data).
+DISPLAY_NAMES = {
+    "orca_max": "Orca (Max)",
+    "orca_pow2": "Orca (Pow2)",
+    "orca_oracle": "Orca (Oracle)",
+    "contiguous": "Contiguous",
+    "paged": "vLLM (paged)",
+    "paged_cow": "vLLM (paged + CoW)",
+    "paged_prefix": "vLLM (prefix caching)",
+}
+# Figures are drawn at the width they are printed at (a US-letter or A4 page with 1-inch margins),
+# so that 8-point labels print at 8 points in a paper's appendix.
+TEXT_WIDTH_IN = 6.5
 
 STYLE = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
-    "savefig.bbox": "tight",
+    # No "tight" bounding box: constrained layout already fits every label inside the figure, which
+    # keeps each file exactly TEXT_WIDTH_IN wide.
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -82,6 +99,11 @@ def strategy_color(preset: str) -> str:
     return FALLBACK_COLORS[digest[0] % len(FALLBACK_COLORS)]
 
 
+def display_name(preset: str) -> str:
+    """'vLLM (paged)' for `paged`; other names as they are."""
+    return DISPLAY_NAMES.get(preset, preset)
+
+
 def strategy_linestyle(preset: str) -> str:
     if preset in STRATEGY_LINESTYLES:
         return STRATEGY_LINESTYLES[preset]
@@ -101,7 +123,15 @@ def variant_color(preset: str, index: int, count: int) -> str:
 def style():
     """The house style, as a context: draw and save a figure inside it (matplotlib reads most
     settings when an artist is made, so the whole chart goes in the block)."""
-    return plt.rc_context(STYLE)
+    return matplotlib.rc_context(STYLE)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **subplots_kw):
+    """(figure, 2-D array of axes), made without pyplot: reports never touch pyplot's global state
+    or its backend, so importing kvbench in a notebook leaves the notebook's backend alone."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots_kw)
+    return fig, axes
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
@@ -113,5 +143,4 @@ def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
         fig.savefig(path, format=fmt, metadata=metadata)
         paths.append(path)
-    plt.close(fig)
     return paths

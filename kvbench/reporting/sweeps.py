@@ -1,8 +1,9 @@
 """What a Hydra sweep directory was asked to run, so that jobs which never ran can be named.
 
-Hydra's basic sweeper (used by the basic and joblib launchers) expands the sweep overrides in
-`multirun.yaml` into the cartesian product, in order, and numbers the jobs from 0; with kvbench's
-`hydra.sweep.subdir: ${hydra.job.num}` job i runs in `<sweep>/<i>`. A sweep that stopped early (a
+Hydra's basic sweeper (used by the basic, joblib and submitit launchers) expands the sweep overrides
+in `multirun.yaml` into the cartesian product, in order, and numbers the jobs from 0; with kvbench's
+`hydra.sweep.subdir` job i runs in `<sweep>/<i>_<its overrides>` (`<sweep>/<i>` in sweeps made by
+older versions). A sweep that stopped early (a
 failing job ends a basic sweep) leaves the later numbers missing. Other sweepers or subdir patterns
 cannot be expanded this way; for them nothing is expected and only what exists is reported.
 """
@@ -18,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 MULTIRUN = "multirun.yaml"
-JOB_NUM_SUBDIR = "${hydra.job.num}"
+JOB_SUBDIRS = ("${hydra.job.num}", "${kvbench_job_dir:${hydra.job.num},${hydra.job.override_dirname}}")
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -34,7 +35,7 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     sweeper = hydra_cfg.get("sweeper") or {}
     if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
         return None
-    if (hydra_cfg.get("sweep") or {}).get("subdir") != JOB_NUM_SUBDIR:
+    if (hydra_cfg.get("sweep") or {}).get("subdir") not in JOB_SUBDIRS:
         return None
     params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
     task = list((hydra_cfg.get("overrides") or {}).get("task") or [])
@@ -44,6 +45,15 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]] | None:
     except HydraException:
         return None  # e.g. a glob sweep, which needs the config loader to expand
     return [list(job) for batch in batches for job in batch]
+
+
+def job_dir(sweep_dir: Path, job_num: int) -> Path | None:
+    """The directory of job `job_num` of a sweep (`<num>` or `<num>_<overrides>`), or None if it has none."""
+    exact = sweep_dir / str(job_num)
+    if exact.is_dir():
+        return exact
+    named = sorted(p for p in sweep_dir.glob(f"{job_num}_*") if p.is_dir())
+    return named[0] if named else None
 
 
 def sweep_command(sweep_dir: Path) -> str | None:

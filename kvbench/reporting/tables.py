@@ -1,4 +1,4 @@
-"""The tables of a scenario: the summary (one row per strategy and rate, means and 95% CIs over seeds)
+"""The tables of a scenario: the summary (one row per strategy and rate, means and 95% intervals over seeds)
 and the highest rate each strategy sustains under the latency bound.
 
 The same numbers go into report.md, the appendix's Markdown and its LaTeX (booktabs) table; this
@@ -35,31 +35,31 @@ KEY_HEADERS = ("strategy", "rate", "seeds")
 
 
 def summary_numbers(scenario: Scenario) -> pd.DataFrame:
-    """series, rate, num_runs, and each metric with `<metric>_ci`, in series then rate order."""
+    """series, label, rate, num_runs, and each metric with `<metric>_low`/`_high`, in series then rate order."""
     runs = scenario.table.sort_values(["series_order", "rate"], kind="stable")
     metrics = [metric for metric, *_ in THROUGHPUT_COLUMNS + LATENCY_COLUMNS if metric in runs]
     return aggregate(runs, ["series", "rate"], metrics)
 
 
-def summary_cells(numbers: pd.DataFrame, columns: tuple, plus_minus: str = "±") -> tuple[list[str], list[list[str]]]:
+def summary_cells(numbers: pd.DataFrame, columns: tuple) -> tuple[list[str], list[list[str]]]:
     """Headers and text cells of one summary table (`THROUGHPUT_COLUMNS` or `LATENCY_COLUMNS`);
-    a mean over n > 1 runs shows `mean ± half-width`."""
+    a mean over n > 1 runs shows `mean [low, high]`, its 95% interval."""
     columns = [c for c in columns if c[0] in numbers]
     headers = list(KEY_HEADERS) + [header for _, header, _, _ in columns]
     rows = []
     for _, row in numbers.iterrows():
         cells = [str(row["series"]), format_rate(row["rate"]), str(int(row["num_runs"]))]
-        cells += [mean_ci_text(row[m], row[f"{m}_ci"], fmt, scale, plus_minus) for m, _, fmt, scale in columns]
+        cells += [mean_ci_text(row[m], row[f"{m}_low"], row[f"{m}_high"], fmt, scale) for m, _, fmt, scale in columns]
         rows.append(cells)
     return headers, rows
 
 
-def mean_ci_text(mean: float, ci: float, fmt: str, scale: float = 1.0, plus_minus: str = "±") -> str:
+def mean_ci_text(mean: float, low: float, high: float, fmt: str, scale: float = 1.0) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
     text = fmt.format(mean * scale)
-    if ci is not None and not math.isnan(ci):
-        text += f" {plus_minus} {fmt.format(ci * scale)}"
+    if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+        text += f" [{fmt.format(low * scale)}, {fmt.format(high * scale)}]"
     return text
 
 

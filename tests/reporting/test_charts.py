@@ -12,14 +12,13 @@ import yaml
 from kvbench.reporting.charts.latency_vs_rate import LatencyBound
 from kvbench.reporting.charts.timeline import sample_steps
 from kvbench.reporting.latency import sustained_rate
-from kvbench.reporting.stats import t975
+from kvbench.reporting.stats import mean_ci
 from kvbench.results import read_table
 
-SHAREGPT_CHARTS = {"memory_breakdown", "throughput", "latency_vs_rate", "timeline_orca_max", "timeline_paged",
-                   "batch_size_cdf"}
-SYNTHETIC_CHARTS = {"memory_breakdown", "throughput", "timeline_paged_block_size_8", "timeline_paged_block_size_16",
-                    "timeline_paged_block_size_32", "timeline_paged_prefix", "timeline_paged_cow", "batch_size_cdf",
-                    "sharing", "block_size_sweep"}
+SHAREGPT_CHARTS = {"memory_breakdown", "throughput", "latency_vs_rate", "latency_vs_throughput",
+                   "fragmentation_vs_rate", "timeline", "latency_cdf", "batch_size_cdf"}
+SYNTHETIC_CHARTS = {"memory_breakdown", "throughput", "timeline", "latency_cdf", "batch_size_cdf", "sharing",
+                    "block_size_sweep"}
 
 
 def figures(report_dir: Path, workload: str) -> Path:
@@ -73,13 +72,15 @@ def test_memory_breakdown_is_the_seed_mean_of_each_runs_pool_shares(report_dir, 
     assert orca > 10 * paged
 
 
-def test_throughput_bars_carry_a_students_t_interval_over_the_two_seeds(report_dir, rate_sweep):
+def test_throughput_bars_carry_a_bootstrap_interval_over_the_two_seeds(report_dir, rate_sweep):
     data = pd.read_csv(figures(report_dir, "sharegpt") / "throughput.csv")
     runs = summaries(rate_sweep)
     for row in data.itertuples():
         values = runs[(runs["strategy"] == row.series) & (runs["rate"] == row.rate)]["output_tokens_per_s"]
         assert row.output_tokens_per_s == pytest.approx(values.mean())
-        assert row.output_tokens_per_s_ci == pytest.approx(t975(1) * values.std(ddof=1) / math.sqrt(2))
+        interval = mean_ci(values.tolist())
+        assert (row.output_tokens_per_s_low, row.output_tokens_per_s_high) == pytest.approx((interval.low, interval.high))
+        assert values.min() <= row.output_tokens_per_s_low <= row.output_tokens_per_s_high <= values.max()
         assert row.num_runs == 2
 
 
@@ -128,7 +129,9 @@ def test_latency_bound_accepts_seconds_or_a_multiple():
 
 
 def test_timeline_samples_are_exact_step_states_and_fill_the_pool(report_dir, rate_sweep):
-    data = pd.read_csv(figures(report_dir, "sharegpt") / "timeline_paged.csv")
+    data = pd.read_csv(figures(report_dir, "sharegpt") / "timeline.csv")
+    assert set(data["series"]) == {"orca_max", "paged"}  # one figure, every strategy
+    data = data[data["series"] == "paged"]
     memory = data[["token_bytes", "reserved_bytes", "internal_frag_bytes", "external_frag_bytes", "cached_bytes",
                    "free_bytes"]].sum(axis=1)
     assert memory.nunique() == 1  # every state of the pool adds up to the pool

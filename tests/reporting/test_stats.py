@@ -1,4 +1,4 @@
-"""Means and 95% confidence intervals over seeds."""
+"""Means and 95% bootstrap intervals over seeds; changes judged against noise."""
 
 import math
 
@@ -6,33 +6,40 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kvbench.reporting.stats import aggregate, mean_ci, t975
+from kvbench.reporting.stats import aggregate, difference_ci, mean_ci, outside_noise
 
 
-def test_t_quantiles_match_the_tables_and_join_smoothly_past_30():
-    assert t975(1) == pytest.approx(12.7062)
-    assert t975(4) == pytest.approx(2.7764)
-    assert t975(30) == pytest.approx(2.0423)
-    # Published values past the table: 40 -> 2.0211, 60 -> 2.0003, 120 -> 1.9799.
-    assert t975(40) == pytest.approx(2.0211, abs=2e-4)
-    assert t975(60) == pytest.approx(2.0003, abs=2e-4)
-    assert t975(120) == pytest.approx(1.9799, abs=2e-4)
-    assert t975(30) > t975(31) > t975(1000) > 1.96
-    with pytest.raises(ValueError):
-        t975(0)
+def test_the_interval_respects_the_data_where_a_t_interval_would_not():
+    # Preemptions over three seeds: mean 39, t-interval 39 +- 252, i.e. below zero. The bootstrap stays in range.
+    interval = mean_ci([0, 0, 117])
+    assert interval.mean == 39 and interval.n == 3
+    assert interval.low >= 0 and interval.high <= 117
+    assert interval.low <= interval.mean <= interval.high
 
 
-def test_mean_ci_is_students_t_interval():
-    mean, half_width, n = mean_ci([1.0, 2.0, 3.0])
-    assert (mean, n) == (2.0, 3)
-    assert half_width == pytest.approx(4.3027 * 1.0 / math.sqrt(3))
+def test_the_interval_is_deterministic_and_close_to_the_normal_theory_one_for_many_seeds():
+    values = np.random.default_rng(1).normal(10, 1, size=30)
+    interval = mean_ci(list(values))
+    assert interval == mean_ci(list(values))
+    half_width = 1.96 * values.std(ddof=1) / np.sqrt(30)
+    assert (interval.high - interval.low) / 2 == pytest.approx(half_width, rel=0.15)
 
 
 def test_one_value_has_no_interval_and_nan_is_ignored():
-    mean, half_width, n = mean_ci([5.0, float("nan")])
-    assert (mean, n) == (5.0, 1) and math.isnan(half_width)
-    mean, half_width, n = mean_ci([])
-    assert n == 0 and math.isnan(mean) and math.isnan(half_width)
+    interval = mean_ci([5.0, float("nan"), None])
+    assert (interval.mean, interval.n) == (5.0, 1) and math.isnan(interval.low)
+    interval = mean_ci([])
+    assert interval.n == 0 and math.isnan(interval.mean)
+    assert mean_ci([2.0, 2.0]).low == mean_ci([2.0, 2.0]).high == 2.0  # no spread: a zero-width interval
+
+
+def test_a_change_is_outside_noise_only_when_its_interval_excludes_zero():
+    change, low, high = difference_ci([100, 101, 99], [90, 91, 89])
+    assert change == pytest.approx(-10) and outside_noise(low, high) is True
+    change, low, high = difference_ci([100, 110, 90], [101, 111, 91])
+    assert change == pytest.approx(1) and outside_noise(low, high) is False
+    assert outside_noise(*difference_ci([1.0], [2.0])[1:]) is None  # one run a side: no interval
+    assert outside_noise(*difference_ci([3.0, 3.0], [3.5, 3.5])[1:]) is True  # deterministic runs that moved
 
 
 def test_aggregate_groups_in_first_seen_order_and_keeps_nan_keys():
@@ -45,6 +52,6 @@ def test_aggregate_groups_in_first_seen_order_and_keeps_nan_keys():
     assert out["series"].tolist() == ["b", "a"]
     assert out["num_runs"].tolist() == [2, 2]
     assert out["x"].tolist() == [2.0, 10.0]
-    assert out.loc[0, "x_ci"] == pytest.approx(12.7062 * math.sqrt(2) / math.sqrt(2))
-    assert out.loc[1, "x_ci"] == 0.0
+    assert (out.loc[0, "x_low"], out.loc[0, "x_high"]) == (1.0, 3.0)
+    assert out.loc[1, "x_low"] == out.loc[1, "x_high"] == 10.0
     assert out["absent"].isna().all()

@@ -28,3 +28,27 @@ def test_variants_of_a_preset_are_shades_from_light_to_dark():
     lightness = [sum(mcolors.to_rgb(c)) for c in shades]
     assert lightness[0] > lightness[1] > lightness[2]
     assert variant_color("paged", 0, 1) == strategy_color("paged")
+
+
+def test_memory_colours_never_look_like_a_strategy():
+    from kvbench.reporting.styles import MEMORY_COLORS
+
+    def distance(a, b):
+        return sum((x - y) ** 2 for x, y in zip(mcolors.to_rgb(a), mcolors.to_rgb(b))) ** 0.5
+
+    for memory in MEMORY_COLORS.values():
+        for strategy in STRATEGY_COLORS.values():
+            assert distance(memory, strategy) > 0.25, (memory, strategy)
+
+
+def test_readers_see_the_names_they_know():
+    from kvbench.reporting.styles import display_name
+
+    assert display_name("orca_max") == "Orca (Max)" and display_name("paged") == "vLLM (paged)"
+    assert display_name("my_strategy") == "my_strategy"
+
+
+def test_offline_and_gappy_config_values_are_labelled_cleanly():
+    from kvbench.reporting.runs import format_value
+
+    assert format_value(1000.0) == "1000" and format_value(float("nan")) == "unset" and format_value(0.5) == "0.5"

@@ -7,15 +7,13 @@ out. Drawn from the same representative run per series as the timelines.
 
 from __future__ import annotations
 
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, rate_note, representative_runs
 from kvbench.reporting.series import Scenario
-from kvbench.reporting.styles import save_figure, strategy_linestyle, style
-from kvbench.results import STEPS, read_table
+from kvbench.reporting.styles import TEXT_WIDTH_IN, new_figure, save_figure, strategy_linestyle, style
+from kvbench.results import read_table, table_names
 
 NAME = "batch_size_cdf"
 
@@ -32,24 +30,24 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     runs = representative_runs(scenario)
     curves, missing = [], []
     for _, run in runs.iterrows():
-        steps = read_table(run["run_dir"], STEPS, columns=["batch_size", "duration_s"])
+        steps = read_table(run["run_dir"], "steps", ["batch_size", "duration_s"])
         if steps is None:
             missing.append(run["run_name"])
             continue
         curve = batch_size_cdf(steps)
-        curves.append(curve.assign(series=run["series"], preset=run["preset"], color=run["color"],
+        curves.append(curve.assign(series=run["series"], label=run["label"], preset=run["preset"], color=run["color"],
                                    run_name=run["run_name"]))
     if not curves:
-        return Skipped(NAME, f"no run kept {STEPS} ({', '.join(missing)})")
+        return Skipped(NAME, f"no run kept {table_names('steps')} ({', '.join(missing)})")
     data = pd.concat(curves, ignore_index=True)
     with style():
-        fig, axes = plt.subplots(1, 1, figsize=(6.2, 3.8), squeeze=False)
+        fig, axes = new_figure(1, 1, figsize=(TEXT_WIDTH_IN, 3.2))
         ax = axes[0][0]
         for series, curve in data.groupby("series", sort=False):
             # Start each staircase at (0, 0) so a line that never batches more than b still shows its jump.
             xs = np.concatenate([[0], curve["batch_size"].to_numpy()])
             ys = np.concatenate([[0.0], curve["share_of_time"].to_numpy()])
-            ax.step(xs, ys * 100, where="post", color=curve["color"].iloc[0], linewidth=1.8, label=series,
+            ax.step(xs, ys * 100, where="post", color=curve["color"].iloc[0], linewidth=1.8, label=curve["label"].iloc[0],
                     linestyle=strategy_linestyle(curve["preset"].iloc[0]))
         ax.set_xlabel("running batch size (sequences)")
         ax.set_ylabel("share of busy time with batch ≤ x (%)")
@@ -57,8 +55,6 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         ax.set_xlim(left=0)
         ax.legend(loc="lower right", frameon=False)
         title = scenario.title(f"Batch-size CDF, {rate_note(runs)}")
-        fig.suptitle(title)
-        fig.tight_layout()
         paths = save_figure(fig, out_dir, NAME)
-    notes = [f"no {STEPS}: {', '.join(missing)}"] if missing else []
+    notes = [f"no steps table: {', '.join(missing)}"] if missing else []
     return Chart(NAME, title, data, paths, notes)

@@ -6,14 +6,21 @@ at the highest rate where it did; means over seeds with 95% CIs.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, at_rate, legend_outside
 from kvbench.reporting.series import Scenario, format_rate
-from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, strategy_color, strategy_linestyle, style
+from kvbench.reporting.stats import aggregate, error_bars
+from kvbench.reporting.styles import (
+    TEXT_WIDTH_IN,
+    display_name,
+    new_figure,
+    save_figure,
+    strategy_color,
+    strategy_linestyle,
+    style,
+)
 
 NAME = "block_size_sweep"
 PANELS = (  # metric, panel title, axis label, scale to the axis unit
@@ -31,14 +38,12 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         return Skipped(NAME, "no strategy ran at two or more block sizes (sweep strategy.block_size=8,16,32)")
     data = pd.concat(curves, ignore_index=True)
     with style():
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 3.4), squeeze=False)
-        for ax, (metric, panel_title, unit, scale) in zip(axes[0], PANELS):
+        fig, axes = new_figure(2, 2, figsize=(TEXT_WIDTH_IN, 4.6))
+        for ax, (metric, panel_title, unit, scale) in zip(axes.flatten(), PANELS):
             for preset, curve in data.groupby("preset", sort=False):
-                errors = curve[f"{metric}_ci"].to_numpy(dtype=float) * scale
-                ax.errorbar(curve["block_size"], curve[metric] * scale,
-                            yerr=np.nan_to_num(errors) if np.isfinite(errors).any() else None,
+                ax.errorbar(curve["block_size"], curve[metric] * scale, yerr=error_bars(curve, metric, scale),
                             color=strategy_color(preset), linestyle=strategy_linestyle(preset), marker="o",
-                            markersize=4, capsize=2.5, label=f"{preset} at {format_rate(curve['rate'].iloc[0])}")
+                            markersize=4, capsize=2.5, label=f"{display_name(preset)} at {format_rate(curve['rate'].iloc[0])}")
             ax.set_xscale("log", base=2)
             sizes = sorted(data["block_size"].unique())
             ax.set_xticks(sizes, [str(int(s)) for s in sizes])
@@ -47,10 +52,8 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
             ax.set_ylabel(unit)
             ax.set_title(panel_title)
             ax.set_ylim(bottom=0)
-        legend_outside(fig, axes[0])
+        legend_outside(fig, axes.flatten())
         title = scenario.title("Block-size sweep")
-        fig.suptitle(title)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
         paths = save_figure(fig, out_dir, NAME)
     return Chart(NAME, title, data, paths)
 

@@ -36,9 +36,10 @@ class Skipped:
 
 
 def grouped_bars(ax, data: pd.DataFrame, value: str, scale: float = 1.0, label_format: str | None = None) -> None:
-    """Bars of `value` (with `<value>_ci` error bars where defined), one group per rate, one bar per series.
+    """Bars of `value` (with error bars from `<value>_low`/`_high` where defined), one group per rate, one
+    bar per series.
 
-    `data` has the columns series, color, rate, `value`, `<value>_ci`, in drawing order. With a
+    `data` has the columns series, color, rate, `value`, `<value>_low`, `<value>_high`, in drawing order. With a
     single rate the series names label the x axis; otherwise the rates do and a legend names series.
     `label_format` ("{:.0f}") writes each bar's value above it.
     """
@@ -47,7 +48,7 @@ def grouped_bars(ax, data: pd.DataFrame, value: str, scale: float = 1.0, label_f
     width = 0.8 / len(series)
     for s_index, name in enumerate(series):
         rows = data[data["series"] == name]
-        xs, heights, errors = [], [], []
+        xs, heights, below, above = [], [], [], []
         for r_index, rate in enumerate(rates):
             match = at_rate(rows, rate)
             if match.empty:
@@ -55,16 +56,20 @@ def grouped_bars(ax, data: pd.DataFrame, value: str, scale: float = 1.0, label_f
             row = match.iloc[0]
             xs.append(r_index + (s_index - (len(series) - 1) / 2) * width)
             heights.append(row[value] * scale)
-            ci = row.get(f"{value}_ci", math.nan)
-            errors.append(0.0 if ci is None or math.isnan(ci) else ci * scale)
+            low, high = row.get(f"{value}_low", math.nan), row.get(f"{value}_high", math.nan)
+            below.append(0.0 if low is None or math.isnan(low) else (row[value] - low) * scale)
+            above.append(0.0 if high is None or math.isnan(high) else (high - row[value]) * scale)
         color = data.loc[data["series"] == name, "color"].iloc[0]
-        bars = ax.bar(xs, heights, width * 0.92, color=color, label=name, yerr=errors if any(errors) else None,
-                      capsize=3, error_kw={"elinewidth": 1})
+        label = data.loc[data["series"] == name, "label"].iloc[0] if "label" in data else name
+        errors = [below, above] if any(below) or any(above) else None
+        bars = ax.bar(xs, heights, width * 0.92, color=color, label=label, yerr=errors, capsize=3,
+                      error_kw={"elinewidth": 1})
         if label_format:
             ax.bar_label(bars, [label_format.format(h) for h in heights], fontsize=7, padding=2)
     if len(rates) == 1:
         offsets = [(i - (len(series) - 1) / 2) * width for i in range(len(series))]
-        ax.set_xticks(offsets, series, rotation=25, ha="right")
+        labels = [data.loc[data["series"] == s, "label"].iloc[0] if "label" in data else s for s in series]
+        ax.set_xticks(offsets, labels, rotation=25, ha="right")
     else:
         ax.set_xticks(range(len(rates)), [format_rate(r) for r in rates])
     ax.grid(axis="x", visible=False)
@@ -94,5 +99,4 @@ def legend_outside(fig, axes, ncol: int | None = None) -> None:
     """One legend for the figure, below the panels, from the first panel's handles."""
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=ncol or min(len(labels), 4), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 3), frameon=False)

@@ -11,15 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from kvbench.reporting.charts.common import Chart, Skipped, legend_outside
 from kvbench.reporting.latency import sustained_rate
 from kvbench.reporting.series import Scenario
-from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, strategy_linestyle, style
+from kvbench.reporting.stats import aggregate, error_bars
+from kvbench.reporting.styles import TEXT_WIDTH_IN, new_figure, save_figure, strategy_linestyle, style
 
 NAME = "latency_vs_rate"
 BOUND_METRIC = "normalized_latency_s"
@@ -70,15 +69,15 @@ def draw(scenario: Scenario, out_dir, bound: LatencyBound) -> Chart | Skipped:
         return Skipped(NAME, "needs runs at two or more values of workload.rate "
                              "(a sweep such as workload.rate=1,2,4,8)")
     metrics = [metric for metric, _, _ in PANELS]
-    data = aggregate(runs[runs["rate"].notna()], ["series", "color", "rate"], metrics)
+    data = aggregate(runs[runs["rate"].notna()], ["series", "label", "color", "rate"], metrics)
     best_s = float(data[BOUND_METRIC].min())
     bound_s = bound.resolve(best_s)
     sustained = sustained_table(data, bound_s)
     labels = {
-        row.series: f"{row.series} ({_sustained_text(row)})" for row in sustained.itertuples()
+        row.series: f"{scenario.labels()[row.series]} ({_sustained_text(row)})" for row in sustained.itertuples()
     }
     with style():
-        fig, axes = plt.subplots(2, 3, figsize=(11, 6.4), squeeze=False)
+        fig, axes = new_figure(3, 2, figsize=(TEXT_WIDTH_IN, 7.2))
         flat = axes.flatten()
         for ax, (metric, panel_title, unit) in zip(flat, PANELS):
             _panel(ax, data, scenario, metric, labels)
@@ -93,12 +92,10 @@ def draw(scenario: Scenario, out_dir, bound: LatencyBound) -> Chart | Skipped:
                 at = data[(data["series"] == row.series) & (data["rate"] == row.sustained_rate_req_s)]
                 flat[0].plot(row.sustained_rate_req_s, at[BOUND_METRIC].iloc[0], marker="o", markersize=12,
                              markerfacecolor="none", markeredgecolor=at["color"].iloc[0], markeredgewidth=1.5)
-        legend_outside(fig, flat, ncol=min(len(labels), 3))
+        legend_outside(fig, flat, ncol=min(len(labels), 2))
         seeds = int(data["num_runs"].max())
-        what = "Latency against request rate" + (f" (mean and 95% CI over {seeds} seeds)" if seeds > 1 else "")
+        what = "Latency against request rate" + (f" (mean and 95% interval over {seeds} seeds)" if seeds > 1 else "")
         title = scenario.title(what)
-        fig.suptitle(title)
-        fig.tight_layout(rect=(0, 0.07, 1, 1))
         paths = save_figure(fig, out_dir, NAME)
     notes = [f"latency bound: normalized latency <= {bound.describe(best_s)}; circled: highest rate sustained"]
     return Chart(NAME, title, data, paths, notes, {"sustained_rate": sustained})
@@ -127,10 +124,10 @@ def _panel(ax, data: pd.DataFrame, scenario: Scenario, metric: str, labels: dict
     for index, row in enumerate(series.itertuples()):
         points = data[data["series"] == row.series]
         rates = points["rate"].to_numpy(dtype=float)
-        values, errors = points[metric].to_numpy(dtype=float), points[f"{metric}_ci"].to_numpy(dtype=float)
+        values = points[metric].to_numpy(dtype=float)
         # Strategies with equal results would hide each other: a small sideways offset and their own marker.
         xs = rates * (1 + DODGE * (index - (len(series) - 1) / 2))
-        ax.errorbar(xs, values, yerr=np.nan_to_num(errors) if np.isfinite(errors).any() else None, color=row.color,
+        ax.errorbar(xs, values, yerr=error_bars(points, metric), color=row.color,
                     marker=MARKERS[index % len(MARKERS)], markersize=4, linewidth=1.4, elinewidth=0.8, capsize=2,
                     linestyle=strategy_linestyle(row.preset), label=labels.get(row.series, row.series))
     if data[metric].isna().all():

@@ -6,12 +6,11 @@ strategies that share nothing stay in the chart as zero bars, the baseline they 
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
 from kvbench.reporting.charts.common import Chart, Skipped, grouped_bars, legend_outside
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, style
+from kvbench.reporting.styles import TEXT_WIDTH_IN, new_figure, save_figure, style
 
 NAME = "sharing"
 PANELS = (  # metric, panel title, axis label, scale to the axis unit, bar label
@@ -26,12 +25,11 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     panels = [p for p in PANELS if p[0] in runs and (runs[p[0]].fillna(0) > 0).any()]
     if not panels:
         return Skipped(NAME, "no run reused a cached prefix, shared a block or copied on write")
-    data = aggregate(runs, ["series", "color", "rate"], [metric for metric, *_ in panels])
+    data = aggregate(runs, ["series", "label", "color", "rate"], [metric for metric, *_ in panels])
     num_groups = data["rate"].nunique(dropna=False)
     num_series = data["series"].nunique()
     with style():
-        width_in = max(3.2 * len(panels), len(panels) * (1.2 + 0.35 * num_series * num_groups))
-        fig, axes = plt.subplots(1, len(panels), figsize=(width_in, 3.6), squeeze=False)
+        fig, axes = new_figure(1, len(panels), figsize=(TEXT_WIDTH_IN, 3.2))
         for ax, (metric, panel_title, unit, scale, label_format) in zip(axes[0], panels):
             grouped_bars(ax, data, metric, scale, label_format)
             ax.margins(y=0.12)
@@ -40,7 +38,5 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         if num_groups > 1:
             legend_outside(fig, axes[0], ncol=min(num_series, 5))
         title = scenario.title("Sharing: prefix caching and copy-on-write")
-        fig.suptitle(title)
-        fig.tight_layout(rect=(0, 0.08 if num_groups > 1 else 0, 1, 1))
         paths = save_figure(fig, out_dir, NAME)
     return Chart(NAME, title, data, paths)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 
 from kvbench.reporting.charts.common import Chart, Skipped, grouped_bars, legend_outside
 from kvbench.reporting.series import Scenario
 from kvbench.reporting.stats import aggregate
-from kvbench.reporting.styles import save_figure, style
+from kvbench.reporting.styles import TEXT_WIDTH_IN, new_figure, save_figure, style
 
 NAME = "throughput"
 PANELS = (  # metric, panel title, axis label
@@ -20,12 +19,11 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
     runs = scenario.table
     if not all(metric in runs for metric, _, _ in PANELS):
         return Skipped(NAME, "summary.json lacks output_tokens_per_s / requests_per_s")
-    data = aggregate(runs, ["series", "color", "rate"], [metric for metric, _, _ in PANELS])
+    data = aggregate(runs, ["series", "label", "color", "rate"], [metric for metric, _, _ in PANELS])
     num_groups = data["rate"].nunique(dropna=False)
     num_series = data["series"].nunique()
     with style():
-        width_in = max(6.0, 2 * (1.2 + 0.35 * num_series * num_groups))
-        fig, axes = plt.subplots(1, len(PANELS), figsize=(width_in, 3.6), squeeze=False)
+        fig, axes = new_figure(1, len(PANELS), figsize=(TEXT_WIDTH_IN, 3.2))
         for ax, (metric, panel_title, unit) in zip(axes[0], PANELS):
             grouped_bars(ax, data, metric)
             ax.set_ylabel(unit)
@@ -35,9 +33,7 @@ def draw(scenario: Scenario, out_dir) -> Chart | Skipped:
         if num_groups > 1:
             legend_outside(fig, axes[0], ncol=min(num_series, 5))
         seeds = int(data["num_runs"].max())
-        what = "Throughput" + (f" (mean and 95% CI over {seeds} seeds)" if seeds > 1 else "")
+        what = "Throughput" + (f" (mean and 95% interval over {seeds} seeds)" if seeds > 1 else "")
         title = scenario.title(what)
-        fig.suptitle(title)
-        fig.tight_layout(rect=(0, 0.08 if num_groups > 1 else 0, 1, 1))
         paths = save_figure(fig, out_dir, NAME)
     return Chart(NAME, title, data, paths)

@@ -1,0 +1,154 @@
+"""Results in the field's formats: vLLM's benchmark metric names and units, goodput under SLOs, and a
+`vllm bench serve --save-result`-compatible JSON.
+
+`vllm_metrics` gives, beside kvbench's own figures, the names `vllm bench serve` reports (times in
+milliseconds): `mean_ttft_ms`, `median_ttft_ms`, `std_ttft_ms`, `p90_ttft_ms`, `p99_ttft_ms` and the
+same for `tpot` (time per output token after the first), `itl` (inter-token latency) and `e2el`
+(end-to-end latency); `request_throughput`, `output_throughput`, `total_token_throughput`; and
+`request_goodput`, the requests per second that met every SLO set under `goodput` (as
+`vllm bench serve --goodput ttft:500 tpot:50`), null when no SLO is set. Statistics follow vLLM:
+numpy's linear-interpolation percentiles, the population standard deviation.
+
+ITL: kvbench's scheduler does not stop at every token (it advances decoding sequences in bulk), so
+it keeps no per-token times. The mean ITL is still exact: a request's inter-token gaps add up to
+its time from first to last token, so the mean over all gaps is the sum of those times over the
+number of gaps. The median, std and percentiles of ITL need every gap and are written as null
+(`itl_distribution_recorded: false`) rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PERCENTILES = (90, 99)
+VLLM_RESULT = "vllm_bench_serve.json"
+
+
+@dataclass
+class SLOConfig:
+    """Service-level objectives for goodput, in milliseconds (null: no objective on that metric)."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2el_ms: float | None = None
+
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2el_ms))
+
+
+def _stats(name: str, values_ms: np.ndarray) -> dict[str, float | None]:
+    values_ms = values_ms[np.isfinite(values_ms)]
+    if not len(values_ms):
+        return {f"{kind}_{name}_ms": None for kind in ("mean", "median", "std", *(f"p{p}" for p in PERCENTILES))}
+    return {
+        f"mean_{name}_ms": float(np.mean(values_ms)),
+        f"median_{name}_ms": float(np.median(values_ms)),
+        f"std_{name}_ms": float(np.std(values_ms)),
+        **{f"p{p}_{name}_ms": float(np.percentile(values_ms, p)) for p in PERCENTILES},
+    }
+
+
+def output_lengths(requests: pd.DataFrame) -> pd.Series:
+    """Tokens each request generated, over all its parallel samples or beams (as summary.json counts)."""
+    return requests["num_output_tokens"] * requests[["n", "beam_width"]].max(axis=1)
+
+
+def good_requests(requests: pd.DataFrame, slo: SLOConfig) -> pd.Series:
+    """True for each request that met every objective set (a request with one output token has no TPOT
+    and meets a TPOT objective, as in vLLM)."""
+    good = pd.Series(True, index=requests.index)
+    if slo.ttft_ms is not None:
+        good &= requests["ttft_s"] * 1000 <= slo.ttft_ms
+    if slo.tpot_ms is not None:
+        good &= (requests["tpot_s"] * 1000 <= slo.tpot_ms) | requests["tpot_s"].isna()
+    if slo.e2el_ms is not None:
+        good &= requests["latency_s"] * 1000 <= slo.e2el_ms
+    return good
+
+
+def vllm_metrics(requests: pd.DataFrame, duration_s: float, slo: SLOConfig | None = None) -> dict:
+    """The flat vLLM-named figures for summary.json (see the module docstring)."""
+    per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
+    output_tokens = int(output_lengths(requests).sum())
+    input_tokens = int(requests["num_prompt_tokens"].sum())
+    gaps = (requests["num_output_tokens"] - 1).clip(lower=0)
+    decode_s = (requests["finish_time_s"] - requests["first_token_time_s"]).where(gaps > 0, 0.0)
+    num_gaps = int(gaps.sum())
+    itl = {f"{kind}_itl_ms": None for kind in ("median", "std", *(f"p{p}" for p in PERCENTILES))}
+    itl["mean_itl_ms"] = float(decode_s.sum() / num_gaps * 1000) if num_gaps else None
+    goodput = None
+    if slo is not None and slo.is_set():
+        goodput = per_s(int(good_requests(requests, slo).sum()))
+    return {
+        "completed": len(requests),
+        "total_input_tokens": input_tokens,
+        "total_output_tokens": output_tokens,
+        "request_throughput": per_s(len(requests)),
+        "request_goodput": goodput,
+        "output_throughput": per_s(output_tokens),
+        "total_token_throughput": per_s(output_tokens + input_tokens),
+        **_stats("ttft", requests["ttft_s"].to_numpy(dtype=float) * 1000),
+        **_stats("tpot", requests["tpot_s"].to_numpy(dtype=float) * 1000),
+        **dict(sorted(itl.items())),
+        "itl_distribution_recorded": False,
+        **_stats("e2el", requests["latency_s"].to_numpy(dtype=float) * 1000),
+    }
+
+
+def vllm_result(summary: dict, requests: pd.DataFrame, request_rate: float | None, slo: SLOConfig | None) -> dict:
+    """What `vllm bench serve --save-result` writes, filled from a kvbench run (loads into the same tools).
+
+    Fields vLLM takes from a live server (generated texts, per-token ITLs) are empty; `kvbench` says
+    which run this is.
+    """
+    duration_s = float(summary.get("duration_s") or 0.0)
+    metrics = vllm_metrics(requests, duration_s, slo)
+    goodput_config = {k: v for k, v in
+                      (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2el", slo.e2el_ms)) if v is not None} \
+        if slo is not None else {}
+    return {
+        "date": time.strftime("%Y%m%d-%H%M%S"),
+        "backend": "kvbench-sim" if summary.get("engine") == "sim" else f"kvbench-{summary.get('engine')}",
+        "label": f"kvbench {summary.get('strategy')}",
+        "model_id": summary.get("model"),
+        "tokenizer_id": summary.get("model"),
+        "num_prompts": len(requests),
+        "request_rate": "inf" if request_rate is None or math.isinf(request_rate) else request_rate,
+        "burstiness": 1.0,
+        "max_concurrency": None,
+        "duration": duration_s,
+        "failed": 0,
+        **metrics,
+        "goodput": goodput_config or None,
+        "input_lens": requests["num_prompt_tokens"].astype(int).tolist(),
+        "output_lens": output_lengths(requests).astype(int).tolist(),
+        "ttfts": requests["ttft_s"].astype(float).tolist(),
+        "itls": [[] for _ in range(len(requests))],
+        "generated_texts": ["" for _ in range(len(requests))],
+        "errors": ["" for _ in range(len(requests))],
+        "kvbench": {key: summary.get(key) for key in ("strategy", "workload", "model", "hardware", "engine", "seed")},
+    }
+
+
+def write_vllm_result(run_dir: Path, result: dict) -> Path:
+    """Write the vLLM-format result (strict JSON: NaN as null) into the run directory."""
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+
+    path = Path(run_dir) / VLLM_RESULT
+    path.write_text(json.dumps(clean(result), indent=1, allow_nan=False) + "\n")
+    return path

@@ -1,0 +1,86 @@
+"""vLLM's metric names and units beside kvbench's, goodput under SLOs, the --save-result JSON, rounding."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kvbench.metrics import SUMMARY_SIGNIFICANT_DIGITS, rounded
+from kvbench.serving_metrics import VLLM_RESULT, SLOConfig, vllm_metrics
+
+REQUESTS = pd.DataFrame({
+    "num_prompt_tokens": [10, 20, 30, 40],
+    "num_output_tokens": [5, 1, 11, 3],
+    "n": [1, 1, 2, 1], "beam_width": [1, 1, 1, 1],
+    "first_token_time_s": [1.0, 2.0, 2.5, 4.0],
+    "finish_time_s": [1.4, 2.0, 3.5, 4.1],
+    "ttft_s": [0.1, 0.4, 0.2, 1.0],
+    "tpot_s": [0.1, np.nan, 0.1, 0.05],
+    "latency_s": [0.5, 0.4, 1.2, 1.1],
+})
+
+
+def test_vllm_names_in_milliseconds_with_vllms_statistics():
+    m = vllm_metrics(REQUESTS, duration_s=5.0)
+    ttft_ms = np.array([100.0, 400.0, 200.0, 1000.0])
+    assert m["mean_ttft_ms"] == pytest.approx(ttft_ms.mean())
+    assert m["median_ttft_ms"] == pytest.approx(np.median(ttft_ms))
+    assert m["std_ttft_ms"] == pytest.approx(ttft_ms.std())  # population std, as vLLM
+    assert m["p99_ttft_ms"] == pytest.approx(np.percentile(ttft_ms, 99))
+    assert m["p90_e2el_ms"] == pytest.approx(np.percentile([500, 400, 1200, 1100], 90))
+    assert m["mean_tpot_ms"] == pytest.approx((100 + 100 + 50) / 3)  # the one-token request has no TPOT
+    assert m["completed"] == 4 and m["total_input_tokens"] == 100
+    assert m["total_output_tokens"] == 5 + 1 + 22 + 3  # both samples of the n=2 request
+    assert m["request_throughput"] == pytest.approx(4 / 5) and m["output_throughput"] == pytest.approx(31 / 5)
+    assert m["total_token_throughput"] == pytest.approx(131 / 5)
+    assert m["request_goodput"] is None  # no SLO set
+
+
+def test_the_mean_itl_is_exact_and_its_distribution_is_not_guessed():
+    m = vllm_metrics(REQUESTS, duration_s=5.0)
+    # Gaps: 4 over 0.4 s, 0, 10 over 1.0 s, 2 over 0.1 s -> 1.5 s over 16 gaps.
+    assert m["mean_itl_ms"] == pytest.approx(1500 / 16)
+    assert m["median_itl_ms"] is None and m["p99_itl_ms"] is None and m["itl_distribution_recorded"] is False
+
+
+def test_goodput_counts_requests_meeting_every_slo():
+    assert vllm_metrics(REQUESTS, 5.0, SLOConfig(ttft_ms=500))["request_goodput"] == pytest.approx(3 / 5)
+    both = vllm_metrics(REQUESTS, 5.0, SLOConfig(ttft_ms=500, tpot_ms=80))["request_goodput"]
+    assert both == pytest.approx(1 / 5)  # only the one-token request: it has no TPOT and so meets it, as in vLLM
+    assert vllm_metrics(REQUESTS, 5.0, SLOConfig(e2el_ms=450))["request_goodput"] == pytest.approx(1 / 5)
+
+
+def test_summary_floats_are_rounded_to_the_stated_precision():
+    summary = rounded({"a": 0.1 + 0.2, "b": 230.19702433800282, "n": 3, "x": math.nan, "s": "paged"})
+    assert summary["a"] == 0.3 and summary["b"] == 230.197024338 and summary["n"] == 3
+    assert math.isnan(summary["x"]) and summary["s"] == "paged"
+    assert SUMMARY_SIGNIFICANT_DIGITS == 12
+    # A last-digit difference from another summation order vanishes.
+    assert rounded({"v": 0.1234567890123456})["v"] == rounded({"v": 0.1234567890123459})["v"]
+
+
+def test_every_run_directory_holds_a_vllm_save_result_json(tmp_path):
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "kvbench.cli", "run", "workload.num_requests=30",
+                             "goodput.ttft_ms=200", "goodput.tpot_ms=40", f"hydra.run.dir={run_dir}"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run_dir / VLLM_RESULT).read_text())  # strict JSON: json.loads would take NaN too
+    assert "NaN" not in (run_dir / VLLM_RESULT).read_text()
+    for key in ("duration", "completed", "total_input_tokens", "total_output_tokens", "request_throughput",
+                "request_goodput", "output_throughput", "total_token_throughput", "input_lens", "output_lens",
+                "ttfts", "itls", "mean_ttft_ms", "median_tpot_ms", "p99_itl_ms", "std_e2el_ms", "request_rate",
+                "num_prompts", "model_id"):
+        assert key in saved, key
+    summary = json.loads((run_dir / "summary.json").read_text())
+    requests = pd.read_csv(run_dir / "requests.csv") if (run_dir / "requests.csv").is_file() else \
+        pd.read_parquet(run_dir / "requests.parquet")
+    assert saved["completed"] == summary["completed"] == summary["num_requests"] == 30
+    assert summary["mean_ttft_ms"] == pytest.approx(requests["ttft_s"].mean() * 1000)
+    assert saved["ttfts"] == pytest.approx(requests["ttft_s"].tolist())
+    assert saved["goodput"] == {"ttft": 200.0, "tpot": 40.0} and summary["request_goodput"] is not None
+    assert saved["request_rate"] == 2.0
