@@ -32,12 +32,18 @@ def fail(err: BaseException) -> int:
 
 
 def one_line(err: BaseException) -> str:
-    """The message on one line: a composition error names the key (kvbench.compose_errors); any
-    other multi-line message has its lines joined."""
+    """The message on one line: a composition error names the key (kvbench.compose_errors); for any
+    other, Hydra's list of a group's options becomes "(valid: a, b, ...)", and the first line of the
+    error's cause follows in parentheses."""
     if isinstance(err, COMPOSE_ERRORS):
         return compose_one_line(err)
+    options = getattr(err, "options", None)  # hydra.errors.MissingConfigException
     first, *rest = str(err).strip().splitlines() or [type(err).__name__]
-    return "; ".join([first, *(line.strip() for line in rest if line.strip())])
+    if options:
+        return f"{first} (valid: {', '.join(options)})"
+    text = " ".join([first, *(line.strip() for line in rest if line.strip())])
+    cause = str(err.__cause__).strip().splitlines()[:1] if err.__cause__ else []
+    return f"{text} ({cause[0]})" if cause and cause[0] not in text else text
 
 
 def run_command(command: str, main: Callable[[list[str]], int], args: list[str]) -> int:

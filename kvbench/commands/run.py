@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -53,6 +54,9 @@ def _run(cfg: DictConfig) -> None:
 
 
 def main(args: list[str]) -> int:
+    # Hydra then raises a bad override or config instead of printing its own multi-line report and
+    # exiting 1, so it fails as every command does (commands/errors.py: one line, exit 2).
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     run_guard.overwrite = OVERWRITE_FLAG in args
     args = [a for a in args if a != OVERWRITE_FLAG]
     check_run_arguments(args)  # a bad override: one line naming the key, exit 2 (a ValueError)
