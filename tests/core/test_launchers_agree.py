@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from kvbench.reporting.sweeps import job_dir
+
 # Over 10^5 steps: long enough for a multithreaded BLAS to split a dot product.
 RUN = ["model=tiny", "num_blocks=2048", "workload=synthetic", "workload.num_requests=3000", "workload.rate=50"]
 
@@ -23,5 +25,5 @@ def test_basic_and_joblib_launchers_give_byte_identical_summaries(tmp_path):
             cwd=tmp_path, capture_output=True, text=True, env=env,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "basic" / "0" / "summary.json").read_bytes() == (
-        tmp_path / "joblib" / "0" / "summary.json").read_bytes()
+    assert (job_dir(tmp_path / "basic", 0) / "summary.json").read_bytes() == (
+        job_dir(tmp_path / "joblib", 0) / "summary.json").read_bytes()

@@ -15,6 +15,7 @@ from kvbench.compose import compose
 
 import kvbench.config  # noqa: F401
 from kvbench import results
+from kvbench.reporting.sweeps import job_dir
 from kvbench.results import is_complete
 from kvbench.runner import execute
 
@@ -120,5 +121,5 @@ def test_a_sweep_with_failed_jobs_exits_1_and_lists_them(tmp_path):
     result = kvbench("run", "-m", *SMALL, "strategy.block_size=16,12", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert result.returncode == 1
     assert "1 job(s) of the sweep did not complete" in result.stderr
-    assert f"{sweep / '1'}: failed" in result.stderr and "strategy.block_size=12" in result.stderr
-    assert is_complete(sweep / "0") and not is_complete(sweep / "1")
+    assert f"{job_dir(sweep, 1)}: failed" in result.stderr and "strategy.block_size=12" in result.stderr
+    assert is_complete(job_dir(sweep, 0)) and not is_complete(job_dir(sweep, 1))
