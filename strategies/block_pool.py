@@ -1,9 +1,12 @@
 """Blocks, the free queue and the prefix-cache map shared by the paged strategies.
 
 The free queue is a doubly linked list threaded through the blocks themselves (vLLM v1's design):
-popping the head, appending at the tail and unlinking a cached block that a new request revives are
+popping the head, adding at either end and unlinking a cached block that a new request revives are
 all O(1), and the queue order is the eviction order. A freed block keeps its cache entry until it
 is popped for reuse, so "free" and "cached" are one list; `num_cached_blocks` counts the latter.
+Freed blocks without a cache entry go to the head (reused first: they can never serve a hit), freed
+cached blocks to the tail (least recently freed evicted first), as `BlockPool.free_blocks` in
+vLLM 0.33.0 (`vllm/v1/core/block_pool.py`).
 
 The pool also keeps the memory accounting of held blocks (ref_cnt > 0): each block knows how many
 of its slots hold tokens (`num_tokens`) and up to which offset the owning sequence will still
@@ -51,6 +54,20 @@ class FreeBlockQueue:
         block.next_free = self._tail
         self._tail.prev_free = block
         self.num_blocks += 1
+
+    def prepend_n(self, blocks: list[Block]) -> None:
+        """Put `blocks` at the head, in their order (the first of them becomes the head)."""
+        if not blocks:
+            return
+        first = self._head.next_free
+        prev = self._head
+        for block in blocks:
+            block.prev_free = prev
+            prev.next_free = block
+            prev = block
+        prev.next_free = first
+        first.prev_free = prev
+        self.num_blocks += len(blocks)
 
     def popleft(self) -> Block:
         block = self._head.next_free
@@ -121,11 +138,13 @@ class BlockPool:
         block.ref_cnt += 1
 
     def release(self, blocks_tail_first: Iterable[Block]) -> bool:
-        """Drop one reference from each block; blocks reaching zero join the free queue's tail.
+        """Drop one reference from each block; blocks reaching zero join the free queue.
 
-        Pass a sequence's blocks tail first: its tail is then evicted before its head. Returns
-        whether any block became free.
+        Pass a sequence's blocks tail first. Cached ones join the tail in that order (its tail is
+        evicted before its head); the others go to the head in that order too, ahead of every
+        block freed earlier (vLLM reuses them first). Returns whether any block became free.
         """
+        reuse_first: list[Block] = []
         freed = False
         for block in blocks_tail_first:
             block.ref_cnt -= 1
@@ -134,10 +153,12 @@ class BlockPool:
                 self.reserved_slots -= block.reserve_end - block.num_tokens
                 if block.cache_key is not None:
                     self.num_cached_free_blocks += 1
+                    self.free_queue.append(block)
                 else:
                     block.num_tokens = block.reserve_end = 0
-                self.free_queue.append(block)
+                    reuse_first.append(block)
                 freed = True
+        self.free_queue.prepend_n(reuse_first)
         return freed
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:
