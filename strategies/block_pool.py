@@ -98,7 +98,12 @@ class BlockPool:
         self.block_size = block_size
         self.blocks = [Block(i) for i in range(num_blocks)]
         self.free_queue = FreeBlockQueue(self.blocks)
-        self.cached: dict[Hashable, Block] = {}  # cache_key -> block (held or free)
+        # cache_key -> the block a lookup finds (held or free), the earliest registered; later
+        # blocks with the same content (a prompt recomputed while its twin was cached) wait in
+        # `_twins`, so the content stays findable when the first is evicted (vLLM 0.33.0's
+        # BlockHashToBlockMap keeps every block under its hash, in insertion order).
+        self.cached: dict[Hashable, Block] = {}
+        self._twins: dict[Hashable, list[Block]] = {}
         self.num_cached_free_blocks = 0  # free blocks that still hold a cache entry
         self.token_slots = 0  # over held blocks
         self.reserved_slots = 0  # over held blocks
@@ -118,8 +123,7 @@ class BlockPool:
         for _ in range(num_blocks):
             block = self.free_queue.popleft()
             if block.cache_key is not None:
-                del self.cached[block.cache_key]
-                block.cache_key = None
+                self.uncache(block)
                 self.num_cached_free_blocks -= 1
                 self.num_evicted_blocks += 1
             block.ref_cnt = 1
@@ -127,6 +131,32 @@ class BlockPool:
             block.reserve_end = 0
             out.append(block)
         return out
+
+    def cache(self, block: Block, key: Hashable) -> None:
+        """Register a held, full block under `key`, behind any block already registered there."""
+        block.cache_key = key
+        first = self.cached.setdefault(key, block)
+        if first is not block:
+            self._twins.setdefault(key, []).append(block)
+
+    def uncache(self, block: Block) -> None:
+        """Drop a block's cache entry; the next block registered under its key takes its place."""
+        key = block.cache_key
+        block.cache_key = None
+        twins = self._twins.get(key)
+        if self.cached[key] is block:
+            if twins:
+                self.cached[key] = twins.pop(0)
+            else:
+                del self.cached[key]
+        else:
+            twins.remove(block)
+        if twins is not None and not twins:
+            del self._twins[key]
+
+    def cached_blocks(self) -> list[Block]:
+        """Every block with a cache entry, twins included."""
+        return [*self.cached.values(), *(b for twins in self._twins.values() for b in twins)]
 
     def touch(self, block: Block) -> None:
         """Add a reference to a block that holds wanted content (a prefix hit or a fork)."""

@@ -175,8 +175,8 @@ class PagedStrategy(KVCacheStrategy):
             num_inherited_tokens={sid: s.num_inherited_tokens for sid, s in self._seqs.items()},
             ref_cnt=[b.ref_cnt for b in self.pool.blocks],
             free_queue=self.pool.free_queue.block_ids(),
-            cached={b.block_id for b in self.pool.cached.values() if b.ref_cnt == 0},
-            registered={b.block_id for b in self.pool.cached.values()},
+            cached={b.block_id for b in self.pool.cached_blocks() if b.ref_cnt == 0},
+            registered={b.block_id for b in self.pool.cached_blocks()},
         )
 
     # -- mechanics -------------------------------------------------------------------------------

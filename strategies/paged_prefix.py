@@ -81,14 +81,11 @@ class PagedPrefixStrategy(PagedCowStrategy):
         if num_full_blocks <= state.num_cached_blocks:
             return
         chain = self._chain(seq_id, state.stream)
-        cached = self.pool.cached
         for i in range(state.num_cached_blocks, num_full_blocks):
-            key = chain.key(i)
-            if key not in cached:  # a twin already cached keeps the entry; this block stays anonymous
-                block = state.blocks[i]
-                block.cache_key = key
-                cached[key] = block
-                self.admission_epoch += 1
+            # Registered even when a twin holds the same content: lookups find the earlier one,
+            # and this one keeps the content findable after the twin is evicted.
+            self.pool.cache(state.blocks[i], chain.key(i))
+        self.admission_epoch += 1
         state.num_cached_blocks = num_full_blocks
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
@@ -106,8 +103,7 @@ class PagedPrefixStrategy(PagedCowStrategy):
         state = self._seqs[seq_id]
         for block in state.blocks[num_computed_tokens // self.block_size :]:
             if block.cache_key is not None and block.ref_cnt == 1:
-                del self.pool.cached[block.cache_key]
-                block.cache_key = None
+                self.pool.uncache(block)
         state.num_cached_blocks = min(state.num_cached_blocks, num_computed_tokens // self.block_size)
         super().free(seq_id, num_computed_tokens)
         del self._chains[seq_id]
