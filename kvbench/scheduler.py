@@ -4,7 +4,10 @@ Each call of `schedule` plans one step (one forward pass); `complete` applies it
 executor has run or costed it. Two shapes of step, as in vLLM:
 
 - `chunked_prefill=true` (vLLM v1, Sarathi): every step runs all decodes first, then continues
-  partial prefills and admits waiting requests in chunks with the remaining token budget.
+  partial prefills and admits waiting requests in chunks with the remaining token budget, unless
+  the step preempted (vLLM 0.33.0 `Scheduler.schedule`: `if not preempted_reqs`): the request just
+  preempted heads the queue, and re-admitting it into the room it just left would only preempt it
+  again.
 - `chunked_prefill=false` (vLLM v0): a step admits whole prompts when it can (prefill only),
   otherwise it runs all decodes. After a step that preempted, the next one decodes: a request
   whose forks (parallel samples, beams) found no room would otherwise be re-admitted, prefilled
@@ -162,7 +165,8 @@ class Scheduler:
             num_beam_seqs = sum(len(g.seqs) for g in self._beams.values()) if self._beams else 0
             budget = self.max_num_batched_tokens - len(self.lazy) - num_beam_seqs
             budget = self._schedule_partial_prefills(step, budget)
-            self._admit(step, budget)
+            if not step.num_preemptions:  # vLLM 0.33.0: no admission in a step that preempted
+                self._admit(step, budget)
         else:
             if not (self._decode_next and (len(self.lazy) or self._beams)):
                 self._admit(step, self.max_num_batched_tokens)
