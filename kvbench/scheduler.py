@@ -40,6 +40,9 @@ class SchedulerConfig:
     # None: 8192 with chunked prefill, else max_model_len (a whole prompt must fit in one step).
     max_num_batched_tokens: int | None = None
     chunked_prefill: bool = True
+    # Chunked prefill admits a waiting request only when its whole prompt (and recomputed output)
+    # fits, not just its first chunk: vLLM 0.33.0's `scheduler_reserve_full_isl` (default on).
+    reserve_full_prompt: bool = True
 
 
 class SchedulerError(RuntimeError):
@@ -94,6 +97,7 @@ class Scheduler:
         self.strategy = strategy
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
+        self.reserve_full_prompt = config.reserve_full_prompt
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
             8192 if config.chunked_prefill else max_model_len
         )
@@ -240,11 +244,15 @@ class Scheduler:
             seq = group.seqs[0]
             num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
             num_new = group.num_prefill_target_tokens - num_hit
+            fits = True
             if num_new > budget:
                 if not self.chunked_prefill:
                     return
+                fits = not self.reserve_full_prompt or self.strategy.can_hold(
+                    seq, num_hit, group.num_prefill_target_tokens
+                )
                 num_new = budget
-            if not self.strategy.allocate(seq, num_hit, num_new):
+            if not (fits and self.strategy.allocate(seq, num_hit, num_new)):
                 self._blocked_epoch = self.strategy.admission_epoch
                 self._blocked_head = (seq, num_new)
                 return

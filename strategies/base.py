@@ -157,6 +157,15 @@ class KVCacheStrategy(ABC):
         `cached_prefix_tokens` just returned. Returns False, changing nothing, when the pool cannot.
         """
 
+    def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        """Whether a sequence the strategy does not hold yet would fit with `num_tokens` tokens now.
+
+        Changes nothing. The scheduler asks before admitting a prompt's first chunk, so a prompt
+        is admitted only when all of it fits. Strategies that reserve a sequence's whole length at
+        admission (contiguous) already check more than this in `allocate`, hence the default.
+        """
+        return True
+
     @abstractmethod
     def headroom(self, seq_id: int) -> int:
         """Positions writable from the sequence's synced length without calling the strategy."""

@@ -77,9 +77,8 @@ class PagedStrategy(KVCacheStrategy):
                     f"seq {seq.seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
                     f"({len(hits) * bs} tokens)"
                 )
-            num_reviving = sum(1 for block in hits if block.ref_cnt == 0)
             num_needed = ceil_div(num_total_tokens, bs) - len(hits)
-            if num_needed > self.pool.num_free_blocks - num_reviving:
+            if not self._fits_new(hits, num_needed):
                 return False
             for block in hits:
                 self.pool.touch(block)
@@ -107,6 +106,16 @@ class PagedStrategy(KVCacheStrategy):
         state.num_scheduled_tokens = num_total_tokens
         self._register_full_blocks(seq.seq_id, state, num_total_tokens)
         return True
+
+    def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        hits = self._lookup_prefix(seq, num_computed_tokens // self.block_size)
+        return self._fits_new(hits, ceil_div(num_tokens, self.block_size) - len(hits))
+
+    def _fits_new(self, hits: list[Block], num_new_blocks: int) -> bool:
+        """Whether a new sequence reusing `hits` and taking `num_new_blocks` more fits: cached hits
+        that are free now leave the free queue, so they count against it too."""
+        num_reviving = sum(1 for block in hits if block.ref_cnt == 0)
+        return num_new_blocks <= self.pool.num_free_blocks - num_reviving
 
     def headroom(self, seq_id: int) -> int:
         """Up to the capacity, unless the first position after the last call's tokens lies in a block

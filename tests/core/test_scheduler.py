@@ -149,7 +149,8 @@ def test_a_step_that_preempted_admits_nothing(strategy_factory):
     first = Request(0, 0.0, TokenSequence.synthetic("a", 4), num_output_tokens=9)
     second = Request(1, 0.0, TokenSequence.synthetic("b", 4), num_output_tokens=4)
     strategy = strategy_factory("paged", num_blocks=4)
-    scheduler = Scheduler(strategy, SchedulerConfig(2, 4, True), [first, second], 128, seed=0)
+    config = SchedulerConfig(2, 4, True, reserve_full_prompt=False)  # the rule below alone
+    scheduler = Scheduler(strategy, config, [first, second], 128, seed=0)
     trace = []
     for result in run_steps(scheduler, FixedStepTime()):
         tables = {g.request_id: strategy.block_table(g.seqs[0].seq_id) for g in scheduler.running.values()}
@@ -160,3 +161,22 @@ def test_a_step_that_preempted_admits_nothing(strategy_factory):
     assert trace[5] == (1, 0, {0: [0, 1, 3]}, [2])
     assert trace[6] == (0, 1, {0: [0, 1, 3], 1: [2]}, [])
     assert [t[:2] for t in trace if t[0]] == [(1, 0), (1, 0)]
+
+
+def test_chunked_prefill_admits_a_prompt_only_when_all_of_it_fits(strategy_factory):
+    """vLLM 0.33.0's scheduler_reserve_full_isl: the whole prompt must fit, not just its first chunk."""
+    first = Request(0, 0.0, TokenSequence.synthetic("a", 4), num_output_tokens=9)
+    second = Request(1, 0.0, TokenSequence.synthetic("b", 4), num_output_tokens=4)
+    strategy = strategy_factory("paged", num_blocks=4)
+    scheduler = Scheduler(strategy, SchedulerConfig(2, 4, True), [first, second], 128, seed=0)
+    trace = []
+    for result in run_steps(scheduler, FixedStepTime()):
+        tables = {g.request_id: strategy.block_table(g.seqs[0].seq_id) for g in scheduler.running.values()}
+        trace.append((result.step.num_preemptions, len(result.step.prefills), tables, strategy.snapshot().free_queue))
+    assert trace[5] == (1, 0, {0: [0, 1, 3]}, [2])
+    # The preempted request must recompute 7 tokens (2 blocks); one block is free, so it waits
+    # instead of taking a 3-token chunk into block 2 and being preempted again.
+    assert trace[6] == (0, 0, {0: [0, 1, 3]}, [2])
+    assert trace[7] == (0, 0, {0: [0, 1, 3]}, [2])
+    assert trace[9] == (0, 1, {1: [3]}, [1, 0, 2])
+    assert sum(t[0] for t in trace) == 1
