@@ -64,8 +64,11 @@ def make_requests(rng: np.random.Generator, num_requests: int, block_size: int) 
     return requests
 
 
-def make_case(seed: int) -> Case:
-    """Case `seed`: block size 1, 16 or 32, max_num_seqs 1-64, a pool from tight to generous."""
+def make_case(seed: int, chunked: bool = False) -> Case:
+    """Case `seed`: block size 1, 16 or 32, max_num_seqs 1-64, a pool from tight to generous.
+
+    With `chunked`, a token budget small enough that long prompts are split across steps.
+    """
     rng = np.random.default_rng(seed)
     block_size = int(rng.choice([1, 16, 32]))
     num_requests = int(rng.integers(4, 40))
@@ -76,6 +79,8 @@ def make_case(seed: int) -> Case:
     tightness = rng.random()  # 0: just enough for the longest request; 1: everything at once
     num_blocks = int(min_blocks + tightness**2 * max(0, total_blocks - min_blocks))
     max_num_seqs = int(rng.choice([1, 2, 4, 8, 16, 64]))
-    # A budget that never chunks: every prompt (and recomputed output) fits in one step.
-    max_num_batched_tokens = max(2048, longest + max_num_seqs + 1)
+    if chunked:
+        max_num_batched_tokens = max(max_num_seqs, int(rng.choice([8, 16, 32, 64, 128])))
+    else:  # a budget that never chunks: every prompt (and recomputed output) fits in one step
+        max_num_batched_tokens = max(2048, longest + max_num_seqs + 1)
     return Case(seed, block_size, num_blocks, max_num_seqs, max_num_batched_tokens, 4096, tuple(requests))

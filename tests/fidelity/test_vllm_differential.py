@@ -3,7 +3,8 @@
 Skipped unless the oracle is installed (`scripts/install_vllm_oracle.sh`). Each case is a seeded
 request list (shared system prompts, exact repeats, later turns quoting earlier replies; block
 size 1, 16 or 32; max_num_seqs 1-64; pools from just enough for the longest request to room for
-everything); every step must agree on prefix hits, preemptions, scheduled tokens, the running and
+everything), once with a token budget that never chunks and once with one that splits long
+prompts across steps (chunked prefill); every step must agree on prefix hits, preemptions, scheduled tokens, the running and
 waiting queues, free blocks and every block table.
 """
 
@@ -29,10 +30,11 @@ pytestmark = [
 ]
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole-prompts", "chunked"])
 @pytest.mark.parametrize("seed", range(NUM_CASES))
-def test_step_exact_against_vllm(seed):
+def test_step_exact_against_vllm(seed, chunked):
     from kvbench.oracle import kvbench_replay, vllm_replay
 
-    case = make_case(seed)
+    case = make_case(seed, chunked)
     divergence = first_divergence(vllm_replay.replay(case), kvbench_replay.replay(case))
     assert divergence is None, f"{case.name}: {divergence} (vLLM vs kvbench)"
