@@ -102,7 +102,8 @@ class Scheduler:
             8192 if config.chunked_prefill else max_model_len
         )
         self._check_config(max_model_len)
-        self._arrivals = deque(sorted(requests, key=lambda r: (r.arrival_time_s, r.request_id)))
+        # Stable: requests arriving together queue in the workload's order (a file's order offline).
+        self._arrivals = deque(sorted(requests, key=lambda r: r.arrival_time_s))
         for request in self._arrivals:
             if request.num_seqs > self.max_num_seqs:
                 raise SchedulerError(
