@@ -3,8 +3,8 @@
 Roofline: a step reads every weight once, reads the K/V of every context token its decodes and
 prefills attend to, writes the K/V of its new tokens, and does the matmul and attention FLOPs of its
 tokens. Its time is the larger of bytes / (bandwidth x efficiency) and FLOPs / (peak x efficiency)
-on one GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism and a fixed
-per-step overhead.
+on one GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism. CPU time
+outside the GPU is added by the executor (kvbench/cpu_overhead.py).
 
 Profile (`engine.cost_model=profile`): step times measured on a real device by `kvbench profile`,
 interpolated over the measured grid (see profile_table.py).
@@ -50,11 +50,9 @@ class StepWork:
 
 
 class RooflineCostModel:
-    def __init__(self, model: ModelSpec, hardware: HardwareConfig, step_overhead_s: float = 0.0):
+    def __init__(self, model: ModelSpec, hardware: HardwareConfig):
         if hardware.bandwidth_efficiency <= 0 or hardware.flops_efficiency <= 0:
             raise ValueError("hardware.bandwidth_efficiency and hardware.flops_efficiency must be > 0")
-        if step_overhead_s < 0:
-            raise ValueError(f"engine.step_overhead_s={step_overhead_s} must be >= 0")
         tp = hardware.tensor_parallel
         # The model's sizes are properties computed on access: read them once, the loop is hot.
         self._flops_per_token = model.flops_per_token
@@ -64,7 +62,6 @@ class RooflineCostModel:
         self._kv_bytes_per_token = model.kv_bytes_per_token
         self._bytes_per_s = hardware.mem_bandwidth_bytes_per_s * hardware.bandwidth_efficiency * tp
         self._flops_per_s = hardware.peak_flops * hardware.flops_efficiency * tp
-        self._step_overhead_s = step_overhead_s
         # Two all-reduces of the hidden states per layer; a ring moves 2 (tp - 1) / tp of the data.
         if tp > 1:
             if hardware.interconnect_bytes_per_s <= 0:
@@ -85,7 +82,7 @@ class RooflineCostModel:
         kv_tokens_moved = work.decode_context_tokens + work.prefill_context_tokens + num_tokens
         bytes_moved = self._weight_bytes + self._kv_bytes_per_token * kv_tokens_moved
         compute_s = max(flops / self._flops_per_s, bytes_moved / self._bytes_per_s)
-        return compute_s + self._comm_s_per_token * num_tokens + self._step_overhead_s
+        return compute_s + self._comm_s_per_token * num_tokens
 
 
 class ProfileCostModel:
@@ -93,25 +90,22 @@ class ProfileCostModel:
 
     A step is placed in the table's grid by its decode batch, mean decode context, prefill tokens
     and mean keys per prefill token; the table is picked by the strategy's block-table layout
-    (`contiguous` for contiguous reservation, `paged` otherwise) and its block size. The fixed
-    per-step overhead is added as in the roofline: the profile times the device part of a step.
+    (`contiguous` for contiguous reservation, `paged` otherwise) and its block size. The profile
+    times the device part of a step; the executor adds CPU time as for the roofline.
     """
 
-    def __init__(self, table: ProfileTable, block_size: int, step_overhead_s: float = 0.0):
-        if step_overhead_s < 0:
-            raise ValueError(f"engine.step_overhead_s={step_overhead_s} must be >= 0")
+    def __init__(self, table: ProfileTable, block_size: int):
         self.table = table
         self.block_size = block_size
-        self.step_overhead_s = step_overhead_s
         self.num_steps_outside_grid = 0  # steps whose time was extrapolated
 
     @classmethod
     def load(
-        cls, path: str, model: ModelSpec, hardware: HardwareConfig, block_size: int, step_overhead_s: float = 0.0
+        cls, path: str, model: ModelSpec, hardware: HardwareConfig, block_size: int
     ) -> ProfileCostModel:
         table = ProfileTable.load(path)
         table.check_covers(model.config, hardware, block_size)
-        return cls(table, block_size, step_overhead_s)
+        return cls(table, block_size)
 
     def step_time_s(self, work: StepWork, layout: str) -> float:
         grid = self.table.grid(layout, self.block_size)
@@ -120,4 +114,4 @@ class ProfileCostModel:
         k = work.prefill_attention_pairs / n if n else grid.axes[3][0]
         if not grid.covers(b, c, n, k):
             self.num_steps_outside_grid += 1
-        return grid(b, c, n, k) + self.step_overhead_s
+        return grid(b, c, n, k)

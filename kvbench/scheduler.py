@@ -4,7 +4,10 @@ Each call of `schedule` plans one step (one forward pass); `complete` applies it
 executor has run or costed it. Two shapes of step, as in vLLM:
 
 - `chunked_prefill=true` (vLLM v1, Sarathi): every step runs all decodes first, then continues
-  partial prefills and admits waiting requests in chunks with the remaining token budget.
+  partial prefills and admits waiting requests in chunks with the remaining token budget, unless
+  the step preempted (vLLM 0.33.0 `Scheduler.schedule`: `if not preempted_reqs`): the request just
+  preempted heads the queue, and re-admitting it into the room it just left would only preempt it
+  again.
 - `chunked_prefill=false` (vLLM v0): a step admits whole prompts when it can (prefill only),
   otherwise it runs all decodes. After a step that preempted, the next one decodes: a request
   whose forks (parallel samples, beams) found no room would otherwise be re-admitted, prefilled
@@ -38,6 +41,9 @@ class SchedulerConfig:
     # None: 8192 with chunked prefill, else max_model_len (a whole prompt must fit in one step).
     max_num_batched_tokens: int | None = None
     chunked_prefill: bool = True
+    # Chunked prefill admits a waiting request only when its whole prompt (and recomputed output)
+    # fits, not just its first chunk: vLLM 0.33.0's `scheduler_reserve_full_isl` (default on).
+    reserve_full_prompt: bool = True
 
 
 class SchedulerError(RuntimeError):
@@ -105,11 +111,13 @@ class Scheduler:
         strategy.record_block_copies = with_block_tables
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
+        self.reserve_full_prompt = config.reserve_full_prompt
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
             8192 if config.chunked_prefill else max_model_len
         )
         self._check_config(max_model_len)
-        self._arrivals = deque(sorted(requests, key=lambda r: (r.arrival_time_s, r.request_id)))
+        # Stable: requests arriving together queue in the workload's order (a file's order offline).
+        self._arrivals = deque(sorted(requests, key=lambda r: r.arrival_time_s))
         for request in self._arrivals:
             if request.num_seqs > self.max_num_seqs:
                 raise SchedulerError(
@@ -179,7 +187,8 @@ class Scheduler:
             num_beam_seqs = sum(len(g.seqs) for g in self._beams.values()) if self._beams else 0
             budget = self.max_num_batched_tokens - len(self.lazy) - num_beam_seqs
             budget = self._schedule_partial_prefills(step, budget)
-            self._admit(step, budget)
+            if not step.num_preemptions:  # vLLM 0.33.0: no admission in a step that preempted
+                self._admit(step, budget)
         else:
             if not (self._decode_next and (len(self.lazy) or self._beams)):
                 self._admit(step, self.max_num_batched_tokens)
@@ -265,11 +274,15 @@ class Scheduler:
             seq = group.seqs[0]
             num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
             num_new = group.num_prefill_target_tokens - num_hit
+            fits = True
             if num_new > budget:
                 if not self.chunked_prefill:
                     return
+                fits = not self.reserve_full_prompt or self.strategy.can_hold(
+                    seq, num_hit, group.num_prefill_target_tokens
+                )
                 num_new = budget
-            if self.strategy.allocate(seq, num_hit, num_new) is None:
+            if not (fits and self.strategy.allocate(seq, num_hit, num_new) is not None):
                 self._blocked_at = (self._num_room_frees, self.strategy.prefix_cache_version())
                 self._blocked_head = (seq, num_new)
                 return

@@ -148,7 +148,15 @@ class TokenSequence:
         seg = self.segments[i] if i >= 0 else None
         if seg is not None and (seg.num_tokens is None or end <= self._starts[i] + seg.num_tokens) and start < end:
             return (_content(seg, start - self._starts[i], end - self._starts[i]),)  # one segment: the common case
-        return tuple(_content(seg, lo, hi) for seg, lo, hi in self._pieces(start, end))
+        pieces: list[tuple] = []
+        for seg, lo, hi in self._pieces(start, end):
+            if isinstance(seg, Explicit) and pieces and pieces[-1][0] == 1:
+                # Adjacent explicit ids form one piece, so the key does not depend on where a
+                # request list split them into segments (a quoted output, a multi-turn prompt).
+                pieces[-1] = (1, pieces[-1][1] + seg.ids[lo:hi])
+            else:
+                pieces.append(_content(seg, lo, hi))
+        return tuple(pieces)
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""

@@ -9,6 +9,8 @@ the step plan.
 The seam with the scheduler (check-then-commit, as nano-vllm's can_allocate / allocate):
 
 - `cached_prefix_tokens(seq, num_tokens)`: leading tokens of a new sequence already cached (pure).
+- `can_hold(seq, num_computed_tokens, num_tokens) -> bool`: whether a new sequence would fit with
+  that many tokens now (pure; the scheduler admits a chunked prompt only when all of it fits).
 - `allocate(seq, num_computed_tokens, num_new_tokens) -> int | None`: make room for more tokens;
   the headroom granted, or None having changed nothing.
 - `fork(parent_id, child, num_computed_tokens) -> bool`, `free(seq_id, num_computed_tokens) -> bool`
@@ -18,7 +20,7 @@ The rules. The scheduler relies on each; `tests/strategies/test_strategy_statefu
 registered strategy (installed plugins included) against them, and `invariants.check` after every call:
 
 1. Check-then-commit: a refused `allocate` (None) or `fork` (False) leaves the state exactly as it
-   was (`snapshot()` equal before and after). `cached_prefix_tokens` never changes the state.
+   was (`snapshot()` equal before and after). `cached_prefix_tokens` and `can_hold` never change the state.
 2. `allocate` returns the headroom granted: equal to `headroom(seq_id)` right after, and at least
    `num_new_tokens` (so `allocate(n=1)` always leaves room for that one token).
 3. Headroom is a promise: the sequence may write that many positions after its synced length (the
@@ -191,6 +193,15 @@ class KVCacheStrategy(ABC):
         `cached_prefix_tokens` just returned. Returns the headroom granted (rule 2), or None,
         changing nothing, when the pool cannot (rule 1).
         """
+
+    def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        """Whether a sequence the strategy does not hold yet would fit with `num_tokens` tokens now.
+
+        Changes nothing. The scheduler asks before admitting a prompt's first chunk, so a prompt
+        is admitted only when all of it fits. Strategies that reserve a sequence's whole length at
+        admission (contiguous) already check more than this in `allocate`, hence the default.
+        """
+        return True
 
     @abstractmethod
     def headroom(self, seq_id: int) -> int:

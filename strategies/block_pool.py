@@ -1,9 +1,17 @@
 """The paged family's pool: blocks, reference counts, the prefix-cache map and the accounting.
 
-Free blocks live in an eviction policy (eviction.py; LRU today, vLLM v1's free queue). A freed
-block keeps its cache entry until the policy hands it out for new content: "free" and "cached" are
-one set, and `num_cached_free_blocks` counts the latter. The pool owns caching and uncaching, and
-counts the entries it evicts into the strategy's `evicted_blocks` counter when it has one.
+Free blocks that hold a cache entry live in an eviction policy (eviction.py; LRU today, vLLM v1's
+free queue), which also hands out the blocks never used yet. A freed block keeps its cache entry
+until the policy hands it out for new content: "free" and "cached" are one set, and
+`num_cached_free_blocks` counts the latter. Freed blocks without a cache entry can never serve a
+hit, so they are reused before anything else, the latest freed first (in a release, in the order
+released), as vLLM 0.33.0's `BlockPool.free_blocks` puts them at its free queue's head
+(`vllm/v1/core/block_pool.py`). The pool owns caching and uncaching, and counts the entries it
+evicts into the strategy's `evicted_blocks` counter when it has one.
+
+Several blocks can hold the same content (a prompt recomputed while its twin was cached): each is
+registered under the key, a lookup finds the earliest, and when that one loses its entry the next
+takes its place, so the content stays findable (vLLM 0.33.0's `BlockHashToBlockMap`).
 
 The pool also keeps the memory accounting of held blocks (ref_cnt > 0): each block knows how many
 of its slots hold tokens (`num_tokens`) and up to which offset the owning sequence will still
@@ -14,6 +22,7 @@ huge pool costs no more than a small one.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Hashable, Iterable
 
 from kvbench.strategies.eviction import Block, EvictionPolicy, LRUFreeQueue
@@ -32,7 +41,10 @@ class BlockPool:
         self.block_size = block_size
         self.blocks: list[Block] = []  # materialised blocks; block_id == index (handed out in id order first)
         self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
-        self.cached: dict[Hashable, Block] = {}  # cache_key -> block (held or free)
+        self._reusable: deque[Block] = deque()  # freed blocks holding no cache entry: handed out first
+        self.cached: dict[Hashable, Block] = {}  # cache_key -> the block a lookup finds (held or free)
+        self._twins: dict[Hashable, list[Block]] = {}  # cache_key -> later blocks with that content
+        self.lookup_version = 0  # bumped whenever a lookup could find more or another block
         self.num_cached_free_blocks = 0  # free blocks that still hold a cache entry
         self.token_slots = 0  # over held blocks
         self.reserved_slots = 0  # over held blocks
@@ -47,11 +59,15 @@ class BlockPool:
 
     @property
     def num_free_blocks(self) -> int:
-        return self.free_queue.num_blocks
+        return len(self._reusable) + self.free_queue.num_blocks
 
     @property
     def num_held_blocks(self) -> int:
-        return self.num_blocks - self.free_queue.num_blocks
+        return self.num_blocks - self.num_free_blocks
+
+    def free_block_ids(self) -> list[int]:
+        """Free block ids in the order they will be handed out."""
+        return [b.block_id for b in self._reusable] + self.free_queue.block_ids()
 
     def ref_cnts(self) -> list[int]:
         """ref_cnt of every block id (never-used blocks: 0)."""
@@ -61,7 +77,7 @@ class BlockPool:
         """Blocks for new content, evicting their old cache entries. Caller checked the count."""
         out = []
         for _ in range(num_blocks):
-            block = self.free_queue.pop()
+            block = self._reusable.popleft() if self._reusable else self.free_queue.pop()
             if block.cache_key is not None:
                 self._evict(block)
             block.ref_cnt = 1
@@ -71,25 +87,40 @@ class BlockPool:
         return out
 
     def _evict(self, block: Block) -> None:
-        del self.cached[block.cache_key]
-        block.cache_key = None
+        self.uncache(block)
         self.num_cached_free_blocks -= 1
         self.num_evicted_blocks += 1
         if self._counters is not None:
             self._counters["evicted_blocks"] += 1
 
-    def cache(self, block: Block, key: Hashable) -> bool:
-        """Make a held block findable under `key`; False if another block already holds that key."""
-        if key in self.cached:
-            return False
+    def cache(self, block: Block, key: Hashable) -> None:
+        """Register a held, full block under `key`, behind any block already registered there."""
         block.cache_key = key
-        self.cached[key] = block
-        return True
+        first = self.cached.setdefault(key, block)
+        if first is block:
+            self.lookup_version += 1
+        else:
+            self._twins.setdefault(key, []).append(block)
 
     def uncache(self, block: Block) -> None:
-        """Forget a held block's cache entry (its content will not be what the key says)."""
-        del self.cached[block.cache_key]
+        """Drop a block's cache entry; the next block registered under its key takes its place."""
+        key = block.cache_key
         block.cache_key = None
+        twins = self._twins.get(key)
+        if self.cached[key] is block:
+            if twins:
+                self.cached[key] = twins.pop(0)
+                self.lookup_version += 1
+            else:
+                del self.cached[key]
+        else:
+            twins.remove(block)
+        if twins is not None and not twins:
+            del self._twins[key]
+
+    def cached_blocks(self) -> list[Block]:
+        """Every block with a cache entry, twins included."""
+        return [*self.cached.values(), *(b for twins in self._twins.values() for b in twins)]
 
     def lookup(self, key: Hashable) -> Block | None:
         return self.cached.get(key)
@@ -106,9 +137,11 @@ class BlockPool:
     def release(self, blocks_tail_first: Iterable[Block]) -> bool:
         """Drop one reference from each block; blocks reaching zero become free.
 
-        Pass a sequence's blocks tail first: with LRU its tail is then evicted before its head.
+        Pass a sequence's blocks tail first: with LRU its cached tail is then evicted before its
+        head, and its uncached blocks are reused in that order, ahead of every block freed earlier.
         Returns whether any block became free.
         """
+        reusable: list[Block] = []
         freed = False
         for block in blocks_tail_first:
             block.ref_cnt -= 1
@@ -117,10 +150,12 @@ class BlockPool:
                 self.reserved_slots -= block.reserve_end - block.num_tokens
                 if block.cache_key is not None:
                     self.num_cached_free_blocks += 1
+                    self.free_queue.push(block)
                 else:
                     block.num_tokens = block.reserve_end = 0
-                self.free_queue.push(block)
+                    reusable.append(block)
                 freed = True
+        self._reusable.extendleft(reversed(reusable))
         return freed
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:

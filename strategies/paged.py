@@ -39,6 +39,9 @@ class PagedStrategy(KVCacheStrategy):
             return None
         return tables.headroom(state)
 
+    def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        return self.tables.fits([], num_tokens)
+
     def headroom(self, seq_id: int) -> int:
         return self.tables.headroom(self.tables.seqs[seq_id])
 

@@ -47,7 +47,11 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks)) * self.block_size
 
     def prefix_cache_version(self) -> int:
-        return self.index.num_registered
+        return self.pool.lookup_version
+
+    def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // self.block_size)
+        return self.tables.fits(hits, num_tokens)
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         bs = self.block_size

@@ -44,12 +44,17 @@ class PagedTables:
         self._counters = counters
         self._log_copies = log_copies
 
+    def fits(self, hits: list[Block], num_total_tokens: int) -> bool:
+        """Whether a new sequence holding the cached blocks `hits`, with room up to
+        `num_total_tokens`, fits now: cached hits that are free leave the free blocks too."""
+        num_reviving = sum(1 for block in hits if block.ref_cnt == 0)
+        num_needed = ceil_div(num_total_tokens, self.block_size) - len(hits)
+        return num_needed <= self.pool.num_free_blocks - num_reviving
+
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> SeqBlocks | None:
         """A new sequence holding the cached blocks `hits`, with room up to `num_total_tokens`."""
         bs = self.block_size
-        num_reviving = sum(1 for block in hits if block.ref_cnt == 0)
-        num_needed = ceil_div(num_total_tokens, bs) - len(hits)
-        if num_needed > self.pool.num_free_blocks - num_reviving:
+        if not self.fits(hits, num_total_tokens):
             return None
         for block in hits:
             self.pool.touch(block)
@@ -74,7 +79,7 @@ class PagedTables:
         )
         # The hot path of every paged strategy: arithmetic inlined, no call when nothing is needed.
         num_needed = max(0, -(-num_total_tokens // bs) - len(state.blocks)) + copy_on_write
-        if num_needed > self.pool.free_queue.num_blocks:
+        if num_needed > self.pool.num_free_blocks:
             return False
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
@@ -165,9 +170,9 @@ class PagedTables:
             final_num_kv_tokens={sid: s.final_num_kv_tokens for sid, s in seqs.items()},
             num_inherited_tokens={sid: s.num_inherited_tokens for sid, s in seqs.items()},
             ref_cnt=self.pool.ref_cnts(),
-            free_queue=self.pool.free_queue.block_ids(),
-            cached={b.block_id for b in self.pool.cached.values() if b.ref_cnt == 0},
-            registered={b.block_id for b in self.pool.cached.values()},
+            free_queue=self.pool.free_block_ids(),
+            cached={b.block_id for b in self.pool.cached_blocks() if b.ref_cnt == 0},
+            registered={b.block_id for b in self.pool.cached_blocks()},
         )
 
     # -- mechanics -------------------------------------------------------------------------------

@@ -47,7 +47,6 @@ class PrefixIndex:
         self.pool = pool
         self.block_size = pool.block_size
         self.chains: dict[int, KeyChain] = {}  # seq_id -> its key chain (live or looked up)
-        self.num_registered = 0  # entries ever added: what `prefix_cache_version` reports
 
     def _chain(self, seq_id: int, stream: TokenSequence) -> KeyChain:
         chain = self.chains.get(seq_id)
@@ -74,9 +73,9 @@ class PrefixIndex:
             return
         chain = self._chain(seq_id, state.stream)
         for i in range(state.num_cached_blocks, num_full_blocks):
-            # A twin already cached keeps the entry; this block stays anonymous.
-            if self.pool.cache(state.blocks[i], chain.key(i)):
-                self.num_registered += 1
+            # Registered even when a twin holds the same content: lookups find the earlier one,
+            # and this one keeps the content findable after the twin is evicted.
+            self.pool.cache(state.blocks[i], chain.key(i))
         state.num_cached_blocks = num_full_blocks
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:

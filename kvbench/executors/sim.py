@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from kvbench.cost_model import ProfileCostModel, RooflineCostModel, StepWork
+from kvbench.cpu_overhead import cpu_overhead
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
@@ -21,20 +22,28 @@ class CostModelKind(Enum):
 class SimEngineConfig(EngineConfig):
     name: str = "sim"
     cost_model: CostModelKind = CostModelKind.roofline
+    # CPU time per step outside the GPU (kvbench/cpu_overhead.py): a preset of published
+    # measurements (none | vllm-2023 | vllm-v1 | sglang), plus these terms.
+    cpu_overhead: str = "none"
     step_overhead_s: float = 0.0  # fixed CPU time per step (scheduling, sampling, launches)
+    cpu_overhead_per_seq_s: float = 0.0  # per sequence with a token in the step
+    cpu_overhead_per_token_s: float = 0.0  # per token the step computes
     profile_path: str | None = None  # the profile CSV (its JSON sidecar beside it), for cost_model=profile
 
 
 @EXECUTORS.register("sim", SimEngineConfig)
 class SimExecutor(Executor):
     def __init__(self, config: SimEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int):
+        self.config_cpu = config.cpu_overhead
+        self.cpu = cpu_overhead(config.cpu_overhead, config.step_overhead_s, config.cpu_overhead_per_seq_s,
+                                config.cpu_overhead_per_token_s)
         self.cost_model: RooflineCostModel | None = None
         self.profile: ProfileCostModel | None = None
         if CostModelKind(config.cost_model) is CostModelKind.profile:
             if not config.profile_path:
                 raise ValueError("engine.cost_model=profile needs engine.profile_path=<CSV written by kvbench profile>")
             self.profile = ProfileCostModel.load(
-                config.profile_path, model, hardware, budget.block_size, config.step_overhead_s
+                config.profile_path, model, hardware, budget.block_size
             )
         elif config.profile_path:
             raise ValueError(
@@ -42,18 +51,20 @@ class SimExecutor(Executor):
                 "add engine.cost_model=profile"
             )
         else:
-            self.cost_model = RooflineCostModel(model, hardware, config.step_overhead_s)
+            self.cost_model = RooflineCostModel(model, hardware)
 
     def execute(self, plan: StepPlan) -> float:
+        cpu_s = self.cpu.step_time_s(plan.num_decode_seqs + len(plan.prefills), plan.num_scheduled_tokens)
         if self.profile is not None:
             # The profile was measured per block-table layout; the strategy declares its own.
-            return self.profile.step_time_s(StepWork.of(plan), plan.layout)
-        return self.cost_model.step_time_s(StepWork.of(plan))
+            return self.profile.step_time_s(StepWork.of(plan), plan.layout) + cpu_s
+        return self.cost_model.step_time_s(StepWork.of(plan)) + cpu_s
 
     def summary_fields(self) -> dict:
+        fields = {"cpu_overhead": self.config_cpu} if self.config_cpu != "none" else {}
         if self.profile is None:
-            return {}
-        return {
+            return fields
+        return fields | {
             "cost_model": "profile",
             "profile_path": self.profile.table.where,
             "profile_dtype": self.profile.table.meta.get("dtype"),

@@ -3,6 +3,8 @@
 import pytest
 
 from kvbench.cost_model import RooflineCostModel, StepWork
+from kvbench.cpu_overhead import cpu_overhead
+from kvbench.errors import ConfigError
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import MLP, ModelConfig, ModelSpec
 
@@ -51,8 +53,16 @@ def test_tensor_parallelism_splits_the_work_and_adds_all_reduces():
         RooflineCostModel(MODEL, hardware(tensor_parallel=2))
 
 
-def test_step_overhead_is_added_and_checked():
-    assert RooflineCostModel(MODEL, hardware(), step_overhead_s=0.5).step_time_s(decode_work(1, 0)) == pytest.approx(
-        RooflineCostModel(MODEL, hardware()).step_time_s(decode_work(1, 0)) + 0.5)
-    with pytest.raises(ValueError, match="step_overhead_s"):
-        RooflineCostModel(MODEL, hardware(), step_overhead_s=-1)
+def test_cpu_overhead_presets_name_their_source_and_extra_terms_add_up():
+    assert cpu_overhead("none").step_time_s(64, 4096) == 0.0
+    v0 = cpu_overhead("vllm-2023")
+    # 5 ms of GPU time is 38% of a v0 step: 13.16 ms, 8.16 ms of it on the CPU.
+    assert v0.step_time_s(1, 1) == pytest.approx(5e-3 / 0.38 * 0.62) and "v0.6.0 blog" in v0.source
+    assert cpu_overhead("vllm-v1").fixed_s == pytest.approx(5e-3 / 0.38 * 0.29)
+    assert cpu_overhead("sglang").fixed_s == 0.0 and "overlap" in cpu_overhead("sglang").source
+    mixed = cpu_overhead("vllm-v1", 1e-3, 2e-5, 1e-7)
+    assert mixed.step_time_s(10, 1000) == pytest.approx(5e-3 / 0.38 * 0.29 + 1e-3 + 10 * 2e-5 + 1000 * 1e-7)
+    with pytest.raises(ConfigError, match="engine.cpu_overhead='vllm' is not one of none, vllm-2023"):
+        cpu_overhead("vllm")
+    with pytest.raises(ConfigError, match="engine.step_overhead_s=-1 must be >= 0"):
+        cpu_overhead("none", -1)

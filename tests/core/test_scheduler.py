@@ -6,10 +6,13 @@ import pytest
 
 from kvbench.request import Request
 from kvbench.errors import ConfigError
-from kvbench.scheduler import Phase, SchedulerConfig, SchedulerError
+from kvbench.scheduler import Phase, Scheduler, SchedulerConfig, SchedulerError
+from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES
 from kvbench.strategies.invariants import check
 from kvbench.tokens import TokenSequence
+
+from .conftest import FixedStepTime
 
 CHUNKED = SchedulerConfig(max_num_seqs=16, max_num_batched_tokens=64, chunked_prefill=True)
 V0 = SchedulerConfig(max_num_seqs=16, max_num_batched_tokens=128, chunked_prefill=False)
@@ -139,3 +142,41 @@ def test_beam_requests_under_preemption_finish_and_keep_the_pool_consistent(stra
     assert sorted(g.request_id for g in trace.finished) == [0, 1]
     assert sum(s.num_preemptions for s in trace.steps) > 0
     check(strategy)
+
+
+def test_a_step_that_preempted_admits_nothing(strategy_factory):
+    """vLLM 0.33.0 admits no waiting request in a step that preempted (`if not preempted_reqs`)."""
+    first = Request(0, 0.0, TokenSequence.synthetic("a", 4), num_output_tokens=9)
+    second = Request(1, 0.0, TokenSequence.synthetic("b", 4), num_output_tokens=4)
+    strategy = strategy_factory("paged", num_blocks=4)
+    config = SchedulerConfig(2, 4, True, reserve_full_prompt=False)  # the rule below alone
+    scheduler = Scheduler(strategy, config, [first, second], 128, seed=0)
+    trace = []
+    for result in run_steps(scheduler, FixedStepTime()):
+        tables = {g.request_id: strategy.block_table(g.seqs[0].seq_id) for g in scheduler.running.values()}
+        trace.append((result.step.num_preemptions, len(result.step.prefills), tables, strategy.snapshot().free_queue))
+    # Step 5: the first request's decode needs a third block, so the second (blocks 2 and 3) is
+    # preempted; the first takes block 3 and block 2 stays free: the second comes back a step later.
+    assert trace[4] == (0, 0, {0: [0, 1], 1: [2, 3]}, [])
+    assert trace[5] == (1, 0, {0: [0, 1, 3]}, [2])
+    assert trace[6] == (0, 1, {0: [0, 1, 3], 1: [2]}, [])
+    assert [t[:2] for t in trace if t[0]] == [(1, 0), (1, 0)]
+
+
+def test_chunked_prefill_admits_a_prompt_only_when_all_of_it_fits(strategy_factory):
+    """vLLM 0.33.0's scheduler_reserve_full_isl: the whole prompt must fit, not just its first chunk."""
+    first = Request(0, 0.0, TokenSequence.synthetic("a", 4), num_output_tokens=9)
+    second = Request(1, 0.0, TokenSequence.synthetic("b", 4), num_output_tokens=4)
+    strategy = strategy_factory("paged", num_blocks=4)
+    scheduler = Scheduler(strategy, SchedulerConfig(2, 4, True), [first, second], 128, seed=0)
+    trace = []
+    for result in run_steps(scheduler, FixedStepTime()):
+        tables = {g.request_id: strategy.block_table(g.seqs[0].seq_id) for g in scheduler.running.values()}
+        trace.append((result.step.num_preemptions, len(result.step.prefills), tables, strategy.snapshot().free_queue))
+    assert trace[5] == (1, 0, {0: [0, 1, 3]}, [2])
+    # The preempted request must recompute 7 tokens (2 blocks); one block is free, so it waits
+    # instead of taking a 3-token chunk into block 2 and being preempted again.
+    assert trace[6] == (0, 0, {0: [0, 1, 3]}, [2])
+    assert trace[7] == (0, 0, {0: [0, 1, 3]}, [2])
+    assert trace[9] == (0, 1, {1: [3]}, [1, 0, 2])
+    assert sum(t[0] for t in trace) == 1

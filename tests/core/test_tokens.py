@@ -44,3 +44,16 @@ def test_truncate_and_concatenate():
         head.block_key(10, 20)
     with pytest.raises(ValueError, match="only the last segment"):
         TokenSequence((Synthetic("a", None), Synthetic("b", 3)))
+
+
+def test_explicit_ids_give_the_same_key_however_they_are_split_into_segments():
+    whole = TokenSequence.from_ids([1, 2, 3, 4, 5, 6])
+    split = TokenSequence((Explicit((1, 2)), Explicit((3, 4, 5)), Explicit((6,))))
+    for start, end in [(0, 4), (1, 3), (2, 6), (0, 6)]:
+        assert whole.block_key(start, end) == split.block_key(start, end)
+    # A later prompt quoting an earlier prompt and its output: the quote hits block for block.
+    quoted = TokenSequence((Synthetic("sys", 4), Explicit((1, 2)), Explicit((3, 4)), Explicit((9,))))
+    original = TokenSequence((Synthetic("sys", 4), Explicit((1, 2, 3, 4))))
+    assert quoted.block_key(2, 8) == original.block_key(2, 8)
+    assert quoted.block_key(4, 8) == original.block_key(4, 8)
+    assert quoted.block_key(4, 9) != original.block_key(4, 8)

@@ -71,15 +71,15 @@ def test_a_hole_in_the_grid_is_an_error():
 
 
 def test_the_cost_model_places_a_step_in_the_grid():
-    cost = ProfileCostModel(table(), block_size=16, step_overhead_s=0.5)
+    cost = ProfileCostModel(table(), block_size=16)
     work = StepWork(
         num_prefill_tokens=40, prefill_attention_pairs=40 * 12, prefill_context_tokens=60,
         num_decode_seqs=4, decode_context_tokens=4 * 50, num_sampled_tokens=6,
     )
-    assert cost.step_time_s(work, "paged") == pytest.approx(step_time_s(4, 50, 40, 12) + 0.5)
+    assert cost.step_time_s(work, "paged") == pytest.approx(step_time_s(4, 50, 40, 12))
     assert cost.num_steps_outside_grid == 0
     decode_only = StepWork(0, 0, 0, num_decode_seqs=2, decode_context_tokens=400, num_sampled_tokens=2)
-    assert cost.step_time_s(decode_only, "paged") == pytest.approx(step_time_s(2, 200, 0, 0) + 0.5)
+    assert cost.step_time_s(decode_only, "paged") == pytest.approx(step_time_s(2, 200, 0, 0))
     assert cost.num_steps_outside_grid == 1  # a context of 200 is past the measured 64
     with pytest.raises(ProfileError, match="no contiguous layout at block_size=16"):
         cost.step_time_s(decode_only, "contiguous")

@@ -122,7 +122,10 @@ class StrategyMachine(RuleBasedStateMachine):
         prompt = TokenSequence((Synthetic(("shared", prompt_key), prompt_len),))
         seq = self.Seq(seq_id, prompt + TokenSequence.synthetic(("gen", seq_id), None), prompt_len + output_len - 1)
         hit = self._cached_prefix_tokens(seq, prompt_len)
-        if self._allocate(seq, hit, prompt_len - hit):
+        holds = self._refused_changes_nothing(lambda: self.strategy.can_hold(seq, hit, prompt_len))
+        admitted = self._allocate(seq, hit, prompt_len - hit)
+        self._require(holds or not admitted, "rule 1: can_hold said no, yet the whole prompt fit")
+        if admitted:
             self.live[seq_id] = {"seq": seq, "computed": prompt_len, "synced": hit}
         else:
             self.refused.append((seq, prompt_len))

@@ -17,10 +17,11 @@ def test_a_block_when_a_sequence_crosses_a_block_boundary(strategy_factory, seq_
     assert st.allocate(b, 0, 4) and st.block_table(1) == [3]
     st.free(0, 9)
     check(st)
-    # Freed tail first: the head of a freed sequence is reused last.
-    assert st.snapshot().free_queue == [4, 5, 6, 7, 2, 1, 0]
+    # Without prefix caching nothing freed can serve a hit: the freed blocks are reused first,
+    # most recently used first (vLLM's LIFO for blocks without a hash).
+    assert st.snapshot().free_queue == [2, 1, 0, 4, 5, 6, 7]
     assert st.allocate(seq_factory(2, prompt=13, final=13), 0, 13)
-    assert st.block_table(2) == [4, 5, 6, 7]
+    assert st.block_table(2) == [2, 1, 0, 4]
 
 
 def test_breakdown_splits_held_slots_into_tokens_reservation_and_internal_fragmentation(strategy_factory, seq_factory):
@@ -100,7 +101,7 @@ def test_cow_fork_shares_and_the_first_write_into_a_shared_block_copies_it(strat
     st.free(1, 7)
     st.free(0, 7)
     check(st)
-    assert st.snapshot().free_queue == [3, 4, 5, 6, 7, 2, 1, 0]
+    assert st.snapshot().free_queue == [1, 0, 2, 3, 4, 5, 6, 7]  # each free puts its blocks at the head
 
 
 def test_a_fork_at_a_block_boundary_copies_nothing(strategy_factory, seq_factory):

@@ -101,3 +101,40 @@ def test_fork_shares_cached_blocks_and_continues_the_key_chain(strategy_factory,
     check(st)
     # Both filled block 2 with different generated tokens: both are cached under their own keys.
     assert len(st.pool.cached) == 4
+
+
+def test_a_recomputed_twin_is_registered_and_keeps_the_content_findable(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=4, block_size=2)
+    doc = TokenSequence.synthetic("doc", 5)
+    assert st.allocate(seq_factory(0, doc.truncate(4), final=5), 0, 4) and st.block_table(0) == [0, 1]
+    # An exact repeat hits one block short (its last token is computed): block 2 holds block 1's
+    # content again, and vLLM 0.33.0 registers both under the same hash.
+    twin = seq_factory(1, doc.truncate(4), final=5)
+    assert st.cached_prefix_tokens(twin, 4) == 2
+    assert st.allocate(twin, 2, 2) and st.block_table(1) == [0, 2]
+    assert st.snapshot().registered == {0, 1, 2}
+    check(st)
+    st.free(0, 4)
+    assert st.snapshot().free_queue == [3, 1]
+    assert st.allocate(seq_factory(2, prompt=4, final=4), 0, 4) and st.block_table(2) == [3, 1]  # evicts block 1
+    check(st)
+    later = seq_factory(3, doc, final=6)
+    assert st.cached_prefix_tokens(later, 5) == 4  # block 2 still serves the second block
+    st.free(2, 4)
+    assert st.allocate(later, 4, 1) and st.block_table(3) == [0, 2, 1]
+    check(st)
+
+
+def test_a_lookup_finds_the_earliest_registered_twin(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=6, block_size=1)
+    doc = TokenSequence.synthetic("doc", 3)
+    assert st.allocate(seq_factory(0, doc.truncate(2), final=3), 0, 2) and st.block_table(0) == [0, 1]
+    assert st.allocate(seq_factory(1, doc.truncate(2), final=3), 1, 1) and st.block_table(1) == [0, 2]
+    assert st.allocate(seq_factory(2, doc, final=4), 2, 1) and st.block_table(2) == [0, 1, 3]
+    st.free(2, 3)
+    st.free(0, 2)
+    check(st)
+    assert st.snapshot().free_queue == [4, 5, 3, 1]
+    # Blocks 1 and 2 hold the same content: a lookup finds block 1, registered first.
+    assert st.allocate(seq_factory(3, doc, final=4), 2, 1) and st.block_table(3) == [0, 1, 4]
+    check(st)

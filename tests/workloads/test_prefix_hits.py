@@ -48,6 +48,26 @@ def test_custom_list_one_at_a_time_gets_vllm_v1_hits(tmp_path, compose_run):
     assert infinite_cache_hits(run.workload.requests, 4) == (sum(expected), summary["prompt_tokens"])
 
 
+def test_custom_later_turn_quoting_a_recorded_reply_hits_it(tmp_path, compose_run):
+    """Turn 2 quotes turn 1's prompt and its recorded reply (`output_token_ids`); the file lists
+    turn 1 first though its id is larger, and offline the file's order is the queue's order."""
+    records = [
+        {"id": 5, "prompt_token_ids": [1, 2, 3, 4, 5, 6], "output_token_ids": [70, 71, 72, 73]},
+        {"id": 1, "prompt_token_ids": [1, 2, 3, 4, 5, 6, 70, 71, 72, 73, 9, 9], "output_len": 2},
+    ]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = compose_run([
+        "strategy=paged_prefix", "strategy.block_size=4", "workload=custom", f"workload.path={path}",
+        "workload.arrival=offline", "scheduler.max_num_seqs=1", "model=tiny", "num_blocks=256",
+    ])
+    _, requests, _ = run_summary(cfg)
+    # Request 5 runs first and holds [1-4], [5,6,70,71], [72] (its last sampled token, 73, is never
+    # fed back): request 1's 12-token prompt hits both full blocks, 8 tokens (cap (12 - 1) // 4 = 2).
+    assert requests.sort_values("first_token_time_s")["request_id"].tolist() == [5, 1]
+    assert requests.set_index("request_id")["prefix_hit_tokens"].to_dict() == {5: 0, 1: 8}
+
+
 def reusable_prompt_tokens(lines: list[str], block_size: int, trace_block_tokens: int = 512) -> tuple[int, int]:
     """From the Mooncake JSONL alone: per request in file order, the leading prompt tokens that an
     earlier request's prompt already held (hash ids are prefix-chained, so a seen id means a seen

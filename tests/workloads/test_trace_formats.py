@@ -144,6 +144,22 @@ def test_custom_json_with_token_ids_ids_and_times(tmp_path, load):
     assert data.requests[0].prompt.segments == (Synthetic(("custom", 3), 20),)
 
 
+def test_custom_string_ids_outputs_and_file_order_offline(tmp_path, load):
+    records = [
+        {"id": "req002", "prompt_token_ids": [1, 2, 3], "output_token_ids": [7, 8]},
+        {"id": "req000", "prompt_token_ids": [1, 2, 3, 7, 8, 4], "output_len": 1},
+    ]
+    path = write(tmp_path / "requests.json", json.dumps(records))
+    data = load(CustomConfig(path=path, arrival=Arrival.offline))
+    assert [(r.request_id, r.num_output_tokens) for r in data.requests] == [(0, 2), (1, 1)]  # file order
+    assert data.requests[0].output == TokenSequence.from_ids([7, 8]) and data.requests[1].output is None
+    # Integer ids out of order: offline, the file's order is still the queue's order.
+    records = [{"id": 9, "prompt_len": 4, "output_len": 1}, {"id": 2, "prompt_len": 5, "output_len": 1}]
+    path = write(tmp_path / "ints.json", json.dumps(records))
+    data = load(CustomConfig(path=path, arrival=Arrival.offline))
+    assert [r.request_id for r in data.requests] == [9, 2]
+
+
 def test_custom_jsonl_without_times_needs_a_generated_arrival(tmp_path, load):
     path = write(tmp_path / "requests.jsonl",
                  '{"prompt_len": 5, "output_len": 1}\n\n{"prompt_len": 6, "output_len": 2}\n')
