@@ -9,8 +9,10 @@ The model config is a two-layer OPT shape written to a temporary folder, since v
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from collections import deque
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ def vllm_available() -> str | None:
 @cache
 def _model_dir() -> str:
     path = tempfile.mkdtemp(prefix="kvbench-vllm-oracle-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(_TINY_OPT, f)
     return path
