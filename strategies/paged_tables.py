@@ -62,7 +62,7 @@ class PagedTables:
         self.seqs[seq.seq_id] = state
         self.num_logical_blocks += len(hits)
         state.num_cached_blocks = len(hits)
-        self._append_blocks(state, num_needed)
+        self._append_blocks(state, ceil_div(num_total_tokens, bs) - len(hits))
         state.num_scheduled_tokens = num_total_tokens
         return state
 

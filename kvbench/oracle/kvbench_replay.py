@@ -21,8 +21,10 @@ def build(case: Case, strategy_name: str = "paged_prefix") -> Scheduler:
     strategy_config.block_size = case.block_size
     strategy = STRATEGIES.get(strategy_name)(strategy_config, case.num_blocks, case.max_model_len)
     config = SchedulerConfig(case.max_num_seqs, case.max_num_batched_tokens, chunked_prefill=True)
-    # Eager decoding, so block tables are current at every step (lazy decoding gives the same steps).
-    return Scheduler(strategy, config, case.requests, case.max_model_len, seed=case.seed, lazy_decode=False)
+    # Eager decoding, so block tables are current at every step (lazy decoding gives the same steps);
+    # plans carry their decodes, as they do for an executor that runs them.
+    return Scheduler(strategy, config, case.requests, case.max_model_len, seed=case.seed, lazy_decode=False,
+                     with_block_tables=True)
 
 
 def replay(case: Case) -> Iterator[StepState]:
@@ -42,7 +44,7 @@ def replay(case: Case) -> Iterator[StepState]:
             continue
         running = [g.request_id for g in scheduler.running.values()]
         scheduled = [(c.seq.group.request_id, c.num_new_tokens) for c in step.prefills]
-        scheduled += [(seq.group.request_id, 1) for seq, _ in scheduler.decode_batch(step)]
+        scheduled += [(seq.group.request_id, 1) for seq, _ in step.decodes]
         usage = strategy.usage()
         yield StepState(
             num_prefix_hit_tokens=step.num_prefix_hit_tokens,

@@ -10,10 +10,10 @@ def test_free_queue_pops_in_order_and_uncached_blocks_are_reused_first():
     pool = BlockPool(num_blocks=6, block_size=4)
     taken = pool.take_new(3)
     assert [b.block_id for b in taken] == [0, 1, 2]
-    assert pool.free_queue.block_ids() == [3, 4, 5]
+    assert pool.free_block_ids() == [3, 4, 5]
     # No cache entry, so they can never serve a hit: vLLM puts them at the head, tail first.
     assert pool.release(reversed(taken))
-    assert pool.free_queue.block_ids() == [2, 1, 0, 3, 4, 5]
+    assert pool.free_block_ids() == [2, 1, 0, 3, 4, 5]
     assert pool.num_free_blocks == 6 and pool.num_held_blocks == 0
 
 
@@ -22,11 +22,10 @@ def test_freed_cached_blocks_join_the_tail_and_uncached_ones_the_head():
     taken = pool.take_new(4)  # one sequence's blocks 0-3; blocks 0 and 1 are full and cached
     for block in taken[:2]:
         pool.set_fill(block, 2, 2)
-        block.cache_key = ("k", block.block_id)
-        pool.cached[block.cache_key] = block
+        pool.cache(block, ("k", block.block_id))
     assert pool.release(reversed(taken))
     # As vLLM 0.33.0's BlockPool.free_blocks: [3, 2] prepended, [1, 0] appended.
-    assert pool.free_queue.block_ids() == [3, 2, 4, 5, 1, 0]
+    assert pool.free_block_ids() == [3, 2, 4, 5, 1, 0]
     assert pool.num_cached_free_blocks == 2
     assert [b.block_id for b in pool.take_new(4)] == [3, 2, 4, 5]
     assert pool.num_evicted_blocks == 0
@@ -36,13 +35,12 @@ def test_touch_revives_a_cached_block_out_of_the_middle_of_the_queue():
     pool = BlockPool(num_blocks=4, block_size=2)
     (block,) = pool.take_new(1)
     pool.set_fill(block, 2, 2)
-    block.cache_key = "k"
-    pool.cached["k"] = block
+    pool.cache(block, "k")
     pool.release([block])
-    assert pool.free_queue.block_ids() == [1, 2, 3, 0]
+    assert pool.free_block_ids() == [1, 2, 3, 0]
     assert pool.num_cached_free_blocks == 1
     pool.touch(block)
-    assert pool.free_queue.block_ids() == [1, 2, 3]
+    assert pool.free_block_ids() == [1, 2, 3]
     assert (block.ref_cnt, pool.num_cached_free_blocks, pool.token_slots) == (1, 0, 2)
 
 
@@ -50,10 +48,9 @@ def test_popping_a_cached_block_evicts_its_entry():
     pool = BlockPool(num_blocks=2, block_size=2)
     first, second = pool.take_new(2)
     pool.set_fill(first, 2, 2)
-    first.cache_key = "k"
-    pool.cached["k"] = first
+    pool.cache(first, "k")
     pool.release([first])
-    assert pool.free_queue.block_ids() == [0]
+    assert pool.free_block_ids() == [0]
     (reused,) = pool.take_new(1)
     assert reused is first and first.cache_key is None and "k" not in pool.cached
     assert pool.num_evicted_blocks == 1 and pool.num_cached_free_blocks == 0
@@ -67,9 +64,10 @@ def test_a_pool_of_a_trillion_blocks_builds_only_what_it_hands_out():
 
 @given(st.lists(st.tuples(st.booleans(), st.integers(1, 3)), max_size=40), st.integers(1, 12))
 def test_lazy_blocks_come_out_in_the_order_of_a_queue_that_started_full(ops, num_blocks):
-    """Never-used ids first, then freed blocks oldest first: what an eager list would give."""
+    """The order of an eager vLLM free queue: every id queued up front, and freed blocks (nothing is
+    cached here) put back at its head in release order, ahead of the ids never used."""
     pool = BlockPool(num_blocks=num_blocks, block_size=1)
-    eager = list(range(num_blocks))  # the reference: every id queued up front, freed ones appended
+    eager = list(range(num_blocks))
     held = []
     for take, count in ops:
         if take:
@@ -81,5 +79,5 @@ def test_lazy_blocks_come_out_in_the_order_of_a_queue_that_started_full(ops, num
         elif held:
             released, held = held[:count], held[count:]
             pool.release(released)
-            eager.extend(b.block_id for b in released)
-        assert pool.free_queue.block_ids() == eager
+            eager[:0] = [b.block_id for b in released]
+        assert pool.free_block_ids() == eager
