@@ -11,9 +11,7 @@ Without --benchmark-enable (the project default) every case runs once, as a smok
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
-
-import kvbench.config  # noqa: F401
+from kvbench.compose import compose
 from kvbench.runner import build, simulate
 
 STRATEGIES = ["paged", "paged_cow", "paged_prefix", "contiguous", "orca_max", "orca_pow2", "orca_oracle"]
@@ -22,8 +20,7 @@ WORKLOAD = ["workload=sharegpt", "workload.num_requests=10000", "workload.arriva
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_replay_10k_sharegpt_offline(benchmark, strategy):
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        cfg = compose("config", overrides=[f"strategy={strategy}", *WORKLOAD])
+    cfg = compose([f"strategy={strategy}", *WORKLOAD])
     simulated_tokens = sum(r.num_prompt_tokens + r.num_output_tokens for r in build(cfg).workload.requests)
 
     def fresh_run():

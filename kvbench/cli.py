@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-import traceback
 
 USAGE = """usage: kvbench <command> [arguments]
 
@@ -27,15 +25,20 @@ commands:
                         rerun the PagedAttention paper's memory experiments; published vs kvbench
 
 `kvbench run --help` shows the composed config and every group's options.
-Errors print one line; set KVBENCH_DEBUG=1 for the traceback.
+Errors print one line (exit 2); set KVBENCH_DEBUG=1 for the traceback. Ctrl-C exits with 130.
 """
 
 
-def fail(err: BaseException) -> int:
-    if os.environ.get("KVBENCH_DEBUG"):
-        traceback.print_exception(err)
-    print(f"kvbench: error: {err}", file=sys.stderr)
-    return 2
+# command -> the module whose main(args) runs it (imported only when that command runs).
+COMMANDS = {
+    "run": "kvbench.commands.run",
+    "list": "kvbench.commands.listing",
+    "profile": "kvbench.commands.profile",
+    "report": "kvbench.reporting.report",
+    "compare": "kvbench.reporting.compare",
+    "appendix": "kvbench.reporting.appendix",
+    "reproduce": "kvbench.reproduce.cli",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,35 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    if command == "run":
-        from kvbench.run_app import run_app
-
-        return run_app(rest)
-    if command == "list":
-        from kvbench.listing import list_groups
-
-        try:
-            print(list_groups(rest))
-        except ValueError as err:
-            return fail(err)
-        return 0
-    if command in ("report", "compare", "appendix"):
-        module = importlib.import_module(f"kvbench.reporting.{command}")
-        return module.main(rest)
-    if command == "profile":
-        from kvbench.profile import main as profile_main
-
-        return profile_main(rest)
-    if command == "reproduce":
-        from kvbench.reproduce.cli import main as reproduce_main
-
-        return reproduce_main(rest)
     if command == "workload" and rest[:1] == ["describe"]:
-        from kvbench.describe import main as describe_main
+        command, rest, module = "workload describe", rest[1:], "kvbench.commands.describe"
+    elif command in COMMANDS:
+        module = COMMANDS[command]
+    else:
+        print(f"kvbench: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    from kvbench.commands.errors import run_command
 
-        return describe_main(rest[1:])
-    print(f"kvbench: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
-    return 2
+    return run_command(command, importlib.import_module(module).main, rest)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,19 @@
-"""Name → class registries with Hydra schemas: a registry name equals its YAML file's `name`."""
+"""Name → class registries with Hydra schemas, and the discovery that fills them.
+
+A registry name equals its YAML preset's `name`. Nothing is registered by a hand-kept import line:
+`discover` imports every module of a plugin package (strategies/, workloads/, executors/) and
+every installed package's entry point in the matching group (`kvbench.strategies`, ...), and each
+module registers what it defines.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+import warnings
+from collections.abc import Callable, Iterable
+from importlib import resources
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -22,7 +33,9 @@ class Registry(Generic[T]):
 
     The schema is stored in Hydra's ConfigStore as `schema/<group>/<name>`, and every YAML file of
     the group extends it (`defaults: [/schema/<group>/<name>@_here_, _self_]`), so an unknown key or
-    a value of the wrong type fails when the config is composed, before anything runs.
+    a value of the wrong type fails when the config is composed, before anything runs. Where no
+    YAML preset of that name ships in kvbench/conf, the schema is also stored as `<group>/<name>`,
+    so `<group>=<name>` composes from the dataclass alone (a plugin needs no YAML).
     """
 
     def __init__(self, group: str):
@@ -36,7 +49,10 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.group} {name!r} is registered twice")
             self._classes[name] = cls
             self._schemas[name] = schema
-            ConfigStore.instance().store(group=f"schema/{self.group}", name=name, node=schema)
+            store = ConfigStore.instance()
+            store.store(group=f"schema/{self.group}", name=name, node=schema)
+            if not has_preset(self.group, name):
+                store.store(group=self.group, name=name, node=schema)
             return cls
 
         return decorator
@@ -55,3 +71,28 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._classes)
+
+
+def has_preset(group: str, name: str) -> bool:
+    """Whether kvbench ships a YAML preset `conf/<group>/<name>.yaml`."""
+    return resources.files("kvbench.conf").joinpath(group, f"{name}.yaml").is_file()
+
+
+def discover(package: str, package_path: Iterable[str], entry_point_group: str) -> None:
+    """Import every module of `package` and load every installed entry point of the group.
+
+    A plugin that fails to load is reported (a warning naming it) and skipped, so one broken
+    installed package does not take every kvbench command down with it.
+    """
+    for module in pkgutil.iter_modules(package_path):
+        importlib.import_module(f"{package}.{module.name}")
+    for entry_point in entry_points(group=entry_point_group):
+        try:
+            entry_point.load()
+        except Exception as err:  # noqa: BLE001  (any failure of foreign code is reported the same way)
+            source = entry_point.dist.name if entry_point.dist else "an installed package"
+            warnings.warn(
+                f"kvbench: skipping plugin {entry_point.name!r} ({entry_point_group}, from {source}): "
+                f"{type(err).__name__}: {err}",
+                stacklevel=2,
+            )

@@ -14,9 +14,9 @@ huge pool costs no more than a small one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
-from kvbench.strategies.eviction import EVICTION_POLICIES, Block, EvictionPolicy
+from kvbench.strategies.eviction import Block, EvictionPolicy, LRUFreeQueue
 
 __all__ = ["Block", "BlockPool"]
 
@@ -25,19 +25,13 @@ class BlockPool:
     """All blocks of a paged strategy, with ref counts, free blocks, cache map and accounting."""
 
     def __init__(
-        self,
-        num_blocks: int,
-        block_size: int,
-        eviction: str | Callable[[int, Callable[[int], Block]], EvictionPolicy] = "lru",
+        self, num_blocks: int, block_size: int, eviction: type[EvictionPolicy] = LRUFreeQueue,
         counters: dict[str, int] | None = None,
     ):
         self.num_blocks = num_blocks
         self.block_size = block_size
         self.blocks: list[Block] = []  # materialised blocks; block_id == index (handed out in id order first)
-        # A policy by name, or a factory (num_blocks, materialise) -> policy for one built elsewhere
-        # (paged_radix's queue hands cached blocks out through its radix tree).
-        make_queue = EVICTION_POLICIES[eviction] if isinstance(eviction, str) else eviction
-        self.free_queue = make_queue(num_blocks, self._materialise)
+        self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
         self.cached: dict[Hashable, Block] = {}  # cache_key -> block (held or free)
         self.num_cached_free_blocks = 0  # free blocks that still hold a cache entry
         self.token_slots = 0  # over held blocks

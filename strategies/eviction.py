@@ -37,7 +37,11 @@ class Block:
 
 
 class EvictionPolicy(Protocol):
-    """The free blocks of a pool, in the order they will be handed out."""
+    """The free blocks of a pool, in the order they will be handed out.
+
+    Built as `cls(num_blocks, materialise)`: `materialise(block_id)` makes the Block object of an
+    id never handed out before (the pool keeps it), so a policy can start from a counter.
+    """
 
     num_blocks: int  # free blocks held
 
@@ -105,5 +109,3 @@ class LRUFreeQueue:
             block = block.next_free
         return ids
 
-
-EVICTION_POLICIES: dict[str, Callable[[int, Callable[[int], Block]], EvictionPolicy]] = {"lru": LRUFreeQueue}

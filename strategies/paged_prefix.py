@@ -15,9 +15,11 @@ tables (forks share, copy-on-write) and the prefix index (keys, lookups; see pre
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
 from kvbench.strategies.block_pool import BlockPool
+from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
 from kvbench.strategies.paged_tables import PagedTables
 from kvbench.strategies.prefix_index import PrefixIndex
 from kvbench.strategies.registry import register
@@ -31,10 +33,12 @@ class PagedPrefixConfig(StrategyConfig):
 @register("paged_prefix", PagedPrefixConfig)
 class PagedPrefixStrategy(KVCacheStrategy):
     counted_events = ("evicted_blocks",)
+    # Which cached block dies first; a plugin swaps it (examples/kvbench-prefix-mru).
+    eviction_policy: ClassVar[type[EvictionPolicy]] = LRUFreeQueue
 
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
-        self.pool = BlockPool(num_blocks, self.block_size, counters=self.counters)
+        self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
         self.index = PrefixIndex(self.pool)
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from kvbench.describe import compose_config, describe, main
+from kvbench.cli import main as kvbench
+from kvbench.commands.describe import describe
+from kvbench.compose import compose as compose_config
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_sessions_are_counted():
 
 def test_command_prints_and_plots(requests_file, tmp_path, capsys):
     plots = tmp_path / "plots"
-    assert main(["workload=custom", f"workload.path={requests_file}", "model=tiny", "--plot", str(plots)]) == 0
+    assert kvbench(["workload", "describe", "workload=custom", f"workload.path={requests_file}", "model=tiny", "--plot", str(plots)]) == 0
     out = capsys.readouterr().out
     assert "keeps 4, drops 1" in out and "keep every request: " in out and "mistral-7b" in out
     for name in ("custom_lengths.png", "custom_arrivals.png"):
@@ -68,6 +70,6 @@ def test_command_prints_and_plots(requests_file, tmp_path, capsys):
     ],
 )
 def test_errors_are_one_line_and_exit_2(overrides, message, capsys):
-    assert main(overrides) == 2
+    assert kvbench(["workload", "describe", *overrides]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kvbench: error:") and message in err

@@ -26,7 +26,6 @@ from kvbench.device.settings import (
 from kvbench.device.step_runner import StepRunner
 from kvbench.device.token_book import TokenBook
 from kvbench.device.weights import random_weights, weight_bytes
-from kvbench.executors.device import AttentionBackend, DeviceEngineConfig, DType
 from kvbench.hardware import HardwareConfig, KVBudget
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import StepPlan
@@ -42,8 +41,10 @@ SECTION_FIELDS = {
 
 class DeviceEngine:
     def __init__(
-        self, config: DeviceEngineConfig, model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int
+        self, *, device: str, dtype: str, backend: str, warmup: bool, record_logits: bool,
+        model: ModelSpec, hardware: HardwareConfig, budget: KVBudget, seed: int,
     ):
+        """The `engine=device` settings as plain values (see executors/device.py for their meaning)."""
         if hardware.tensor_parallel != 1:
             raise ValueError(
                 f"engine=device runs the model on one device: hardware.tensor_parallel={hardware.tensor_parallel} "
@@ -51,9 +52,9 @@ class DeviceEngine:
             )
         started = time.perf_counter()
         c = model.config
-        self.device = torch_device(config.device)
-        self.dtype = torch_dtype(DType(config.dtype).value)
-        self.backend = attention_backend(AttentionBackend(config.backend).value, self.device, self.dtype)
+        self.device = torch_device(device)
+        self.dtype = torch_dtype(dtype)
+        self.backend = attention_backend(backend, self.device, self.dtype)
         check_memory_fits(
             self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, self.dtype)
         )
@@ -62,10 +63,10 @@ class DeviceEngine:
         self.block_size = budget.block_size
         self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
         self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device)
-        self.book = TokenBook(c.vocab_size, config.record_logits)
-        self.record_logits = config.record_logits
+        self.book = TokenBook(c.vocab_size, record_logits)
+        self.record_logits = record_logits
         self.warmup_s = 0.0
-        if config.warmup and self.device.type == "cuda":
+        if warmup and self.device.type == "cuda":
             warmup_started = time.perf_counter()
             warm_up(self.runner)
             self.pool.fill(float("nan"))  # forget what the warm-up wrote

@@ -52,7 +52,11 @@ class DeviceExecutor(Executor):
     ):
         from kvbench.device.engine import DeviceEngine
 
-        self.engine = DeviceEngine(config, model, hardware, budget, seed)
+        self.engine = DeviceEngine(
+            device=config.device, dtype=DType(config.dtype).value, backend=AttentionBackend(config.backend).value,
+            warmup=config.warmup, record_logits=config.record_logits,
+            model=model, hardware=hardware, budget=budget, seed=seed,
+        )
 
     def execute(self, plan: StepPlan) -> float:
         return self.engine.execute(plan)

@@ -12,10 +12,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 from tqdm import tqdm
 
+from kvbench.compose import compose
 from kvbench.results import SUMMARY, is_complete
 from kvbench.runner import execute
 
@@ -28,10 +28,7 @@ class RunSpec:
 
 def compose_run(overrides: tuple[str, ...]):
     """The run's config and its chosen presets (as `kvbench run` would record them)."""
-    import kvbench.config  # noqa: F401  (schemas; imported here so worker processes register them)
-
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose(overrides, return_hydra_config=True)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith(("hydra", "schema"))}
     with open_dict(cfg):
         del cfg["hydra"]

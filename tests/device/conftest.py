@@ -10,9 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 import kvbench.config  # noqa: F401  (registers the schemas)
+from kvbench.compose import compose
 from kvbench.device.decoder import Decoder
 from kvbench.device.dense_reference import dense_logits
 from kvbench.device.engine import DeviceEngine
@@ -39,11 +39,7 @@ def one_cpu_thread():
 
 @pytest.fixture
 def compose_config() -> Callable:
-    def compose_(overrides: list[str]):
-        with initialize_config_module(config_module="kvbench.conf", version_base=None):
-            return compose("config", overrides=overrides)
-
-    return compose_
+    return compose
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kvbench.cost_model import StepWork
-from kvbench.profile import main
+from kvbench.cli import main as kvbench
 from kvbench.runner import build, simulate
 
 TINY_PROFILE = [
@@ -22,7 +22,7 @@ TINY_PROFILE = [
 @pytest.fixture
 def profile_path(tmp_path):
     path = tmp_path / "tiny.csv"
-    assert main(["--out", str(path), *TINY_PROFILE]) == 0
+    assert kvbench(["profile", "--out", str(path), *TINY_PROFILE]) == 0
     return path
 
 
@@ -68,14 +68,14 @@ def test_a_simulation_costs_its_steps_from_the_profile(profile_path, compose_con
 
 
 def test_bad_options_fail_with_one_line(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "x.csv"), "--layouts", "ragged", *TINY_PROFILE]) == 2
+    assert kvbench(["profile", "--out", str(tmp_path / "x.csv"), "--layouts", "ragged", *TINY_PROFILE]) == 2
     assert "--layouts ragged: choose among paged, contiguous" in capsys.readouterr().err
-    assert main(["--out", str(tmp_path / "x.csv"), "model=nonexistent"]) == 2
+    assert kvbench(["profile", "--out", str(tmp_path / "x.csv"), "model=nonexistent"]) == 2
     assert "nonexistent" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
 def test_profiling_cuda_without_cuda_says_so(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "x.csv"), "--grid", "tiny", "model=tiny"]) == 2
+    assert kvbench(["profile", "--out", str(tmp_path / "x.csv"), "--grid", "tiny", "model=tiny"]) == 2
     assert "kvbench: error: engine.device=cuda but CUDA is not available" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()

@@ -103,13 +103,9 @@ def appendix_dir(tmp_path_factory, rate_sweep) -> Path:
 
 def compose(*overrides: str):
     """The run config `kvbench run` would compose from these overrides."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from kvbench.compose import compose as compose_overrides
 
-    import kvbench.config  # noqa: F401  (registers the schemas)
-
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        return hydra_compose("config", overrides=[*SMALL, *overrides])
+    return compose_overrides([*SMALL, *overrides])
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 import kvbench.config  # noqa: F401  (registers the schemas)
+from kvbench.compose import compose
 from kvbench.workloads import WORKLOADS, WorkloadConfig, WorkloadData
 
 # ../shared/data beside the checkout: public traces that tests may read but the repo never holds.
@@ -42,8 +42,4 @@ def shared_file() -> Callable[[str], Path]:
 def compose_run() -> Callable[[list[str]], DictConfig]:
     """The composed run config for Hydra overrides (as `kvbench run` would see them)."""
 
-    def make(overrides: list[str]) -> DictConfig:
-        with initialize_config_module(config_module="kvbench.conf", version_base=None):
-            return compose("config", overrides=overrides)
-
-    return make
+    return compose

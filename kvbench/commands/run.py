@@ -11,13 +11,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import kvbench.config  # noqa: F401  (registers the schemas before Hydra composes)
+from kvbench.commands.errors import USER_ERRORS, fail
 from kvbench.report_text import summary_table
 from kvbench.runner import execute
-from kvbench.scheduler import SchedulerError
-
-# ConfigError is a ValueError; input files that are missing or malformed raise these too, and a
-# workload whose optional dependency is missing raises ImportError with the pip command to run.
-USER_ERRORS = (SchedulerError, ValueError, FileNotFoundError, ImportError)
 
 
 @hydra.main(version_base=None, config_path="pkg://kvbench.conf", config_name="config")
@@ -28,8 +24,6 @@ def _run(cfg: DictConfig) -> None:
     try:
         summary = execute(cfg, run_dir, choices)
     except USER_ERRORS as err:
-        from kvbench.cli import fail
-
         print(f"run directory (failed): {run_dir}", file=sys.stderr)
         code = fail(err)
         if hydra_cfg.mode is RunMode.MULTIRUN:
@@ -39,7 +33,7 @@ def _run(cfg: DictConfig) -> None:
     print(f"run directory: {run_dir}")
 
 
-def run_app(args: list[str]) -> int:
+def main(args: list[str]) -> int:
     sys.argv = ["kvbench run", *args]
     _run()
     return 0

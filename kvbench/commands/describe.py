@@ -18,11 +18,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
+from kvbench.compose import compose
 from kvbench.request import Request
 
 PERCENTILES = (50, 90, 99)
@@ -36,13 +34,7 @@ def main(args: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. workload=mooncake workload.path=FILE")
     parser.add_argument("--plot", metavar="DIR", help="write length and arrival histograms (PNG) to DIR")
     options = parser.parse_args(args)
-    from kvbench.cli import fail
-
-    try:
-        cfg = compose_config(options.overrides)
-        description, requests = describe(cfg)
-    except (ValueError, FileNotFoundError, ImportError, HydraException, OmegaConfBaseException) as err:
-        return fail(err)
+    description, requests = describe(compose(options.overrides))  # input errors: commands/errors.py
     print(format_description(description))
     if options.plot:
         for path in plot(requests, description["workload"], Path(options.plot)):
@@ -50,16 +42,9 @@ def main(args: list[str]) -> int:
     return 0
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
-    import kvbench.config  # noqa: F401  (registers the schemas)
-
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        return compose("config", overrides=overrides)
-
-
 def describe(cfg: DictConfig) -> tuple[dict, list[Request]]:
     """The description (a flat dict of figures) and the requests the run would replay."""
-    from kvbench.listing import presets
+    from kvbench.commands.listing import presets
     from kvbench.workloads import WORKLOADS
     from kvbench.workloads.arrivals import Arrival
     from kvbench.workloads.prefix_reuse import infinite_cache_hits

@@ -1,7 +1,14 @@
-"""`kvbench list`: the choices of each config group, one line each."""
+"""`kvbench list`: the choices of each config group, one line each.
+
+For the groups backed by a registry (strategy, workload, engine) the choices are the registry's
+names (built in or installed plugins, which compose from their dataclass alone) together with the
+YAML presets (`orca_max` is a preset of the `contiguous` class); a registered name without a
+preset is described by its class's docstring.
+"""
 
 from __future__ import annotations
 
+import inspect
 from importlib import resources
 
 import yaml
@@ -30,6 +37,27 @@ def presets(group: str) -> dict[str, tuple[str, dict]]:
     return out
 
 
+def registries() -> dict:
+    """group -> the registry of classes behind it."""
+    from kvbench.executors import EXECUTORS
+    from kvbench.strategies import STRATEGIES
+    from kvbench.workloads import WORKLOADS
+
+    return {"strategy": STRATEGIES, "workload": WORKLOADS, "engine": EXECUTORS}
+
+
+def choices(group: str) -> dict[str, tuple[str, dict]]:
+    """name -> (description, YAML body or {}) of every choice of a group: presets and registered names."""
+    found = presets(group)
+    registry = registries().get(group)
+    for name in registry.names() if registry else ():
+        if name not in found:
+            cls = registry.get(name)
+            doc = inspect.cleandoc(cls.__dict__.get("__doc__") or inspect.getmodule(cls).__doc__ or "")
+            found[name] = (doc.split("\n\n")[0].replace("\n", " ") + " (installed, no preset)", {})
+    return dict(sorted(found.items()))
+
+
 def describe(group: str, body: dict, description: str) -> str:
     if group == "model":
         fields = {k: v for k, v in body.items() if k in ModelConfig.__dataclass_fields__}
@@ -50,12 +78,17 @@ def describe(group: str, body: dict, description: str) -> str:
     return description
 
 
+def main(args: list[str]) -> int:
+    print(list_groups(args))
+    return 0
+
+
 def list_groups(groups: list[str]) -> str:
     lines = []
     for group in groups or [g for g in GROUPS if conf_dir().joinpath(g).is_dir()]:
         if group not in GROUPS:
             raise ValueError(f"unknown group {group!r}; valid: {', '.join(GROUPS)}")
-        found = presets(group)
+        found = choices(group)
         lines.append(f"{GROUPS[group]} ({group}=...):")
         if not found:
             lines.append("  (none)")

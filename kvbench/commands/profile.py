@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from kvbench.compose import compose
+
 GRIDS = {
     # Up to the default scheduler's limits: 256 sequences, 8192 batched tokens.
     "default": {
@@ -64,15 +66,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def compose_config(overrides: list[str]):
-    from hydra import compose, initialize_config_module
-
-    import kvbench.config  # noqa: F401  (registers the schemas)
-
-    with initialize_config_module(config_module="kvbench.conf", version_base=None):
-        return compose("config", overrides=["engine=device", *overrides])
-
-
 def run_profile(options: argparse.Namespace, command: str) -> Path:
     from omegaconf import OmegaConf
 
@@ -83,7 +76,7 @@ def run_profile(options: argparse.Namespace, command: str) -> Path:
     from kvbench.profile_table import ProfileTable, config_fields
     from kvbench.results import git_revision, package_versions
 
-    cfg = compose_config(options.overrides)
+    cfg = compose(["engine=device", *options.overrides])
     engine, model, hardware = (OmegaConf.to_object(cfg[k]) for k in ("engine", "model", "hardware"))
     spec = ModelSpec(model)
     if hardware.tensor_parallel != 1:
@@ -143,19 +136,13 @@ def run_profile(options: argparse.Namespace, command: str) -> Path:
 
 
 def main(args: list[str]) -> int:
-    from hydra.errors import HydraException
-
-    from kvbench.cli import fail
-
     options = parser().parse_args(args)
-    command = shlex.join(["kvbench", "profile", *args])
-    try:
-        out = run_profile(options, command)
-    except (ValueError, OSError, HydraException) as err:
-        return fail(err)
+    out = run_profile(options, shlex.join(["kvbench", "profile", *args]))  # input errors: commands/errors.py
     print(f"profile: {out} (+ {out.with_suffix('.json').name})")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from kvbench.commands.errors import run_command
+
+    sys.exit(run_command("profile", main, sys.argv[1:]))

@@ -1,0 +1,116 @@
+"""No import cycles among kvbench's modules, checked statically.
+
+Every `import` and `from ... import` in every module of the installed package (function-level
+imports included: a cycle hidden in a function is still a cycle; `if TYPE_CHECKING:` blocks
+excluded: they never run) is an edge to the module it names; a strongly connected component of
+more than one module is a cycle. The discovery that package __init__ files run (kvbench.registry.discover)
+is dynamic and not an edge: plugin modules import their package, never the other way round.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import kvbench
+import kvbench.kernels
+import kvbench.strategies
+import kvbench.workloads
+
+PACKAGES = {p.__name__: Path(p.__file__).parent for p in (kvbench, kvbench.kernels, kvbench.strategies, kvbench.workloads)}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = [package, *path.relative_to(folder).with_suffix("").parts]
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except the bodies of `if TYPE_CHECKING:`."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph() -> dict[str, set[str]]:
+    found = modules()
+    graph = {}
+    for name, path in found.items():
+        edges = set()
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    edges.add(target if target in found else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {edge for edge in edges if edge in found and edge != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def test_the_checker_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_kvbench_has_no_import_cycles():
+    graph = import_graph()
+    assert "kvbench.commands.run" in graph and "kvbench.device.engine" in graph  # it saw the package
+    assert cycles(graph) == []
+
+
+def test_engine_modules_never_import_the_commands():
+    graph = import_graph()
+    for name, edges in graph.items():
+        if not name.startswith(("kvbench.commands", "kvbench.cli")):
+            assert not {e for e in edges if e.startswith("kvbench.commands")}, name
