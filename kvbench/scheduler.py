@@ -40,9 +40,13 @@ class SchedulerConfig:
     # Order of the waiting queue: "fcfs" (arrival), or "lpm" (longest cached prefix first, SGLang's
     # cache-aware policy; ties keep arrival order). Meaningful with a prefix-caching strategy.
     policy: str = "fcfs"
+    # "continuous" (Orca, vLLM: requests join and leave every step) or "static" (Transformers'
+    # `generate`: a batch is admitted together and none joins until its longest member ends).
+    batching: str = "continuous"
 
 
 POLICIES = ("fcfs", "lpm")
+BATCHING = ("continuous", "static")
 
 
 class SchedulerError(RuntimeError):
@@ -111,6 +115,7 @@ class Scheduler:
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
         self.policy = config.policy
+        self.batching = config.batching
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
             8192 if config.chunked_prefill else max_model_len
         )
@@ -143,6 +148,8 @@ class Scheduler:
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
 
     def _check_config(self, max_model_len: int) -> None:
+        if self.batching not in BATCHING:
+            raise ConfigError(f"scheduler.batching={self.batching!r} must be one of {', '.join(BATCHING)}")
         if self.policy not in POLICIES:
             raise ConfigError(f"scheduler.policy={self.policy!r} must be one of {', '.join(POLICIES)}")
         if self.max_num_seqs < 1:
@@ -262,6 +269,8 @@ class Scheduler:
         return budget
 
     def _admit(self, step: StepPlan, budget: int) -> None:
+        if self.batching == "static" and self.running:
+            return  # the batch (admitted in one step) runs until its longest member ends
         if not self.waiting:
             self._blocked_head = None
         elif self.policy == "lpm" and len(self.waiting) > 1:
