@@ -18,6 +18,7 @@ STRATEGY_VARIANTS = [(name, {}) for name in STRATEGIES.names()] + [
     ("contiguous", {"reservation": "pow2", "allocator": "first_fit"}),
     ("paged_radix", {"eviction": "lfu"}),
     ("vattention", {"deferred_reclamation": True}),
+    ("hf_dynamic", {"growth": "double"}),
 ]
 IDS = [f"{n}-{'-'.join(map(str, o.values())) or 'default'}" for n, o in STRATEGY_VARIANTS]
 

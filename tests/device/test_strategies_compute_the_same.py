@@ -41,6 +41,8 @@ EXERCISED = {
     "orca_oracle": ("preemptions", "fork_copied_blocks"),
     "paged_radix": ("prefix_hit_tokens", "evicted_blocks"),  # token pages: shares too well to preempt, never copies
     "vattention": ("preemptions", "fork_copied_blocks", "pages_mapped", "pages_unmapped"),
+    "hf_dynamic": ("preemptions", "fork_copied_blocks", "reallocations", "tokens_copied"),
+    "hf_static": ("preemptions", "fork_copied_blocks"),
 }
 # Settings a strategy needs for the two-layer test model: vattention's smallest real page (64 KiB)
 # would hold 1024 of its tokens, more than the pool; 1 KiB pages hold 16.
