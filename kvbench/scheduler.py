@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,10 +83,10 @@ class StepPlan:
     num_preemptions: int = 0
     num_prefix_hit_tokens: int = 0
     num_prefix_query_tokens: int = 0
-    # With block tables only:
-    decodes: list[tuple[Sequence, int]] = field(default_factory=list)  # (seq, position it computes)
-    block_tables: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> its table, after planning
-    block_copies: list[tuple[int, int]] = field(default_factory=list)  # (src, dst), applied before attention
+    # With block tables only (empty otherwise: a simulated step allocates nothing for them):
+    decodes: Sequence_[tuple[Sequence, int]] = ()  # (seq, position it computes)
+    block_tables: dict[int, list[int]] | None = None  # seq_id -> its table, after planning
+    block_copies: Sequence_[tuple[int, int]] = ()  # (src, dst), applied before attention
 
     @property
     def batch_size(self) -> int:

@@ -90,7 +90,12 @@ class LRUFreeQueue:
         block = self._head.next_free
         if block is self._tail:
             raise IndexError("no free block")
-        self.remove(block)
+        after = block.next_free  # unlink the head (remove(), inlined: this is every allocation)
+        self._head.next_free = after
+        after.prev_free = self._head
+        block.prev_free = block.next_free = None
+        self._num_linked -= 1
+        self.num_blocks -= 1
         return block
 
     def remove(self, block: Block) -> None:

@@ -27,16 +27,17 @@ class PagedStrategy(KVCacheStrategy):
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
-        state = self.tables.seqs.get(seq.seq_id)
+        tables = self.tables
+        state = tables.seqs.get(seq.seq_id)
         if state is None:
             if num_computed_tokens:
                 raise ValueError(f"seq {seq.seq_id}: paged caches no prefix, got num_computed_tokens={num_computed_tokens}")
-            state = self.tables.admit(seq, [], num_new_tokens)
+            state = tables.admit(seq, [], num_new_tokens)
             if state is None:
                 return None
-        elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
+        elif not tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
-        return self.tables.headroom(state)
+        return tables.headroom(state)
 
     def headroom(self, seq_id: int) -> int:
         return self.tables.headroom(self.tables.seqs[seq_id])

@@ -72,14 +72,17 @@ class PagedTables:
             and idx < len(state.blocks)
             and state.blocks[idx].ref_cnt > 1
         )
-        num_needed = max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
-        if num_needed > self.pool.num_free_blocks:
+        # The hot path of every paged strategy: arithmetic inlined, no call when nothing is needed.
+        num_needed = max(0, -(-num_total_tokens // bs) - len(state.blocks)) + copy_on_write
+        if num_needed > self.pool.free_queue.num_blocks:
             return False
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
         if copy_on_write:
             self._copy_on_write(state, idx)
-        self._append_blocks(state, num_needed - copy_on_write)
+            num_needed -= 1
+        if num_needed:
+            self._append_blocks(state, num_needed)
         state.num_scheduled_tokens = num_total_tokens
         return True
 
