@@ -13,7 +13,8 @@
   pages it needs; a leaf left empty disappears and its parent may become a leaf. SGLang evicts whole
   leaves; taking pages is the same order at page granularity.
 - Time is a logical clock the tree advances itself (one tick per match or insert), never the wall
-  clock, so a simulation is deterministic.
+  clock, so a simulation is deterministic. A match and an insert both count as an access of the
+  nodes on their path (SGLang updates `last_access_time` in both).
 
 A sequence's blocks that the tree holds are always a prefix of its block table: an insert stops
 where the tree already holds the same content in other blocks (a twin computed concurrently),
@@ -151,11 +152,11 @@ class RadixTree:
         """
         bs = self.block_size
         node, pos = self.root, 0
+        self.clock += 1  # an insert uses the path it walks: LRU counts it as an access, as SGLang does
         while pos < num_tokens:
             key = stream.block_key(pos, pos + bs)
             child = node.children.get(key)
             if child is None:
-                self.clock += 1
                 new = RadixNode(node, key, stream, pos, blocks[pos // bs : num_tokens // bs], self.clock)
                 for block in new.blocks:
                     self._register(block)
@@ -170,6 +171,7 @@ class RadixTree:
                 return node
             if num_pages < len(child.blocks):
                 child = self._split(child, num_pages)
+            child.last_access = self.clock
             node, pos = child, pos + num_pages * bs
             if num_pages * bs < n - n % bs:
                 return node  # the content goes on, in another sequence's blocks
