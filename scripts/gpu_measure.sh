@@ -47,7 +47,7 @@ run python -m pytest -m gpu tests -q 2>&1 | tee "$OUT/pytest_gpu.txt" \
 run python benchmarks/bench_kernels.py --out "$OUT/kernels" ${QUICK:+--quick}
 
 # (3) Step-time profile for the simulator (engine.cost_model=profile).
-run python -m kvbench.profile --out "$PROFILE" --block-sizes 16 --layouts paged,contiguous \
+run kvbench profile --out "$PROFILE" --block-sizes 16 --layouts paged,contiguous \
     hardware="$HARDWARE" model="$MODEL" engine.device=cuda engine.dtype="$DTYPE"
 
 # (4) The same throughput trace (every request at t = 0, so both engines see one schedule) on the
