@@ -33,12 +33,15 @@ def fail(err: BaseException) -> int:
 
 
 def one_line(err: BaseException) -> str:
-    """The message on one line; Hydra's list of a group's options becomes "(valid: a, b, ...)"."""
+    """The message on one line; Hydra's list of a group's options becomes "(valid: a, b, ...)", and
+    the first line of the error's cause (OmegaConf naming the bad key) follows in parentheses."""
     options = getattr(err, "options", None)  # hydra.errors.MissingConfigException
     first, *rest = str(err).strip().splitlines() or [type(err).__name__]
     if options:
         return f"{first} (valid: {', '.join(options)})"
-    return "; ".join([first, *(line.strip() for line in rest if line.strip())])
+    text = " ".join([first, *(line.strip() for line in rest if line.strip())])
+    cause = str(err.__cause__).strip().splitlines()[:1] if err.__cause__ else []
+    return f"{text} ({cause[0]})" if cause and cause[0] not in text else text
 
 
 def run_command(command: str, main: Callable[[list[str]], int], args: list[str]) -> int:

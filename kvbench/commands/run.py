@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def _run(cfg: DictConfig) -> None:
 
 
 def main(args: list[str]) -> int:
+    # Hydra then raises a bad override or config instead of printing its own multi-line report and
+    # exiting 1, so it fails as every command does (commands/errors.py: one line, exit 2).
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     sys.argv = ["kvbench run", *args]
     _run()
     return 0

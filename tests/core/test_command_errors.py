@@ -3,6 +3,10 @@ Ctrl-C exits with 130 and no traceback."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from kvbench.cli import main as kvbench
@@ -44,3 +48,16 @@ def test_a_bug_is_not_dressed_as_an_input_error():
 
     with pytest.raises(ZeroDivisionError):
         run_command("run", buggy, [])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("strategy=nonexistent", "Could not find 'strategy/nonexistent' (valid: contiguous, "),
+    ("strategy.bogus=1", "(Key 'bogus' not in 'PagedConfig')"),
+])
+def test_a_bad_override_of_kvbench_run_fails_the_same_way(override, message, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("KVBENCH_DEBUG", "HYDRA_FULL_ERROR")}
+    result = subprocess.run([sys.executable, "-m", "kvbench.cli", "run", override], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("kvbench: error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr
