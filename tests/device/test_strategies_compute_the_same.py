@@ -84,9 +84,8 @@ def test_every_sequence_generates_the_dense_models_tokens(strategy, run_device, 
 def test_every_strategy_gives_the_same_tokens_sha256(run_device, dense_continuations):
     shas = {}
     for strategy in PRESETS:
-        run, recorder = run_device(
-            [f"strategy={strategy}", *STRATEGY_OVERRIDES.get(strategy, []), ROOMY_POOL, *WORKLOAD, "engine.record_logits=false"]
-        )
+        overrides = [f"strategy={strategy}", *STRATEGY_OVERRIDES.get(strategy, []), ROOMY_POOL, *WORKLOAD]
+        run, recorder = run_device([*overrides, "engine.record_logits=false"])
         requests_by_id = {r.request_id: r for r in run.workload.requests}
         for request_id, text in generated_texts(recorder).items():
             request = requests_by_id[request_id]
