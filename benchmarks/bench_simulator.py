@@ -14,13 +14,22 @@ import pytest
 from kvbench.compose import compose
 from kvbench.runner import build, simulate
 
-STRATEGIES = ["paged", "paged_cow", "paged_prefix", "contiguous", "orca_max", "orca_pow2", "orca_oracle"]
+STRATEGIES = [
+    "paged", "paged_cow", "paged_prefix", "contiguous", "orca_max", "orca_pow2", "orca_oracle",
+    "paged_radix", "paged_radix-16", "vattention", "hf_dynamic", "hf_static",
+]
+# Overrides a case needs: radix at paged_prefix's granularity; vattention's 64 KiB pages need a
+# model whose K per token and layer divides them (Llama-2-13B's 10 KiB does not).
+OVERRIDES = {
+    "paged_radix-16": ["strategy=paged_radix", "strategy.block_size=16"],
+    "vattention": ["strategy=vattention", "model=llama-3-8b"],
+}
 WORKLOAD = ["workload=sharegpt", "workload.num_requests=10000", "workload.arrival=offline"]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_replay_10k_sharegpt_offline(benchmark, strategy):
-    cfg = compose([f"strategy={strategy}", *WORKLOAD])
+    cfg = compose([*OVERRIDES.get(strategy, [f"strategy={strategy}"]), *WORKLOAD])
     simulated_tokens = sum(r.num_prompt_tokens + r.num_output_tokens for r in build(cfg).workload.requests)
 
     def fresh_run():

@@ -44,6 +44,16 @@ class SchedulerConfig:
     # Chunked prefill admits a waiting request only when its whole prompt (and recomputed output)
     # fits, not just its first chunk: vLLM 0.33.0's `scheduler_reserve_full_isl` (default on).
     reserve_full_prompt: bool = True
+    # Order of the waiting queue: "fcfs" (arrival), or "lpm" (longest cached prefix first, SGLang's
+    # cache-aware policy; ties keep arrival order). Meaningful with a prefix-caching strategy.
+    policy: str = "fcfs"
+    # "continuous" (Orca, vLLM: requests join and leave every step) or "static" (Transformers'
+    # `generate`: a batch is admitted together and none joins until its longest member ends).
+    batching: str = "continuous"
+
+
+POLICIES = ("fcfs", "lpm")
+BATCHING = ("continuous", "static")
 
 
 class SchedulerError(RuntimeError):
@@ -112,6 +122,8 @@ class Scheduler:
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
         self.reserve_full_prompt = config.reserve_full_prompt
+        self.policy = config.policy
+        self.batching = config.batching
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
             8192 if config.chunked_prefill else max_model_len
         )
@@ -145,6 +157,10 @@ class Scheduler:
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
 
     def _check_config(self, max_model_len: int) -> None:
+        if self.batching not in BATCHING:
+            raise ConfigError(f"scheduler.batching={self.batching!r} must be one of {', '.join(BATCHING)}")
+        if self.policy not in POLICIES:
+            raise ConfigError(f"scheduler.policy={self.policy!r} must be one of {', '.join(POLICIES)}")
         if self.max_num_seqs < 1:
             raise ConfigError(f"scheduler.max_num_seqs={self.max_num_seqs} must be >= 1")
         if self.max_num_batched_tokens < self.max_num_seqs:
@@ -263,8 +279,12 @@ class Scheduler:
         return budget
 
     def _admit(self, step: StepPlan, budget: int) -> None:
+        if self.batching == "static" and self.running:
+            return  # the batch (admitted in one step) runs until its longest member ends
         if not self.waiting:
             self._blocked_head = None
+        elif self.policy == "lpm" and len(self.waiting) > 1:
+            self._order_by_prefix_match()
         while self.waiting and budget > 0:
             group = self.waiting[0]
             if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
@@ -302,6 +322,15 @@ class Scheduler:
             step.num_prefix_query_tokens += group.num_prefill_target_tokens
             step.prefills.append(PrefillChunk(seq, num_hit, num_new))
             budget -= num_new
+
+    def _order_by_prefix_match(self) -> None:
+        """Longest cached prefix first (stable: ties keep arrival order), as SGLang's `lpm` policy."""
+        head = self.waiting[0]
+        cached = self.strategy.cached_prefix_tokens
+        ranked = sorted(self.waiting, key=lambda g: -cached(g.seqs[0], g.num_prefill_target_tokens))
+        self.waiting = deque(ranked)
+        if ranked[0] is not head:
+            self._blocked_at = None  # a new head: it has not been refused yet
 
     def _allocate_or_preempt(self, seq: Sequence, num_computed: int, num_new: int) -> int | None:
         """Allocate for a running sequence, preempting the latest-admitted requests until it fits.

@@ -167,3 +167,38 @@ class TokenSequence:
             for seg, lo, hi in self._pieces(start, end)
         ]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:
+    """How many tokens `a[a_start:]` and `b[b_start:]` share from their start, at most `max_len`.
+
+    Segment by segment, not token by token: two synthetic pieces agree only at the same stream and
+    position (then for their whole overlap), explicit ids are compared, and the two kinds never agree.
+    """
+    pieces_a = list(a._pieces(a_start, a_start + max_len))
+    pieces_b = list(b._pieces(b_start, b_start + max_len))
+    matched = 0
+    ia = ib = 0
+    skip_a = skip_b = 0  # tokens of the current piece already matched
+    while ia < len(pieces_a) and ib < len(pieces_b):
+        seg_a, lo_a, hi_a = pieces_a[ia]
+        seg_b, lo_b, hi_b = pieces_b[ib]
+        lo_a += skip_a
+        lo_b += skip_b
+        n = min(hi_a - lo_a, hi_b - lo_b)
+        if isinstance(seg_a, Synthetic) and isinstance(seg_b, Synthetic):
+            if seg_a.key != seg_b.key or lo_a != lo_b:
+                return matched
+        elif isinstance(seg_a, Explicit) and isinstance(seg_b, Explicit):
+            ids_a, ids_b = seg_a.ids[lo_a : lo_a + n], seg_b.ids[lo_b : lo_b + n]
+            if ids_a != ids_b:
+                return matched + next(i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y)
+        else:
+            return matched
+        matched += n
+        skip_a, skip_b = skip_a + n, skip_b + n
+        if lo_a + n == hi_a:
+            ia, skip_a = ia + 1, 0
+        if lo_b + n == hi_b:
+            ib, skip_b = ib + 1, 0
+    return matched

@@ -50,11 +50,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from omegaconf import MISSING
 
 from kvbench.tokens import TokenSequence
+
+if TYPE_CHECKING:
+    from kvbench.model_spec import ModelSpec
 
 
 @dataclass
@@ -145,13 +148,21 @@ class KVCacheStrategy(ABC):
     # Events it counts in `self.counters` (cumulative), beyond STANDARD_EVENTS: each becomes a
     # steps.csv column (per step) and a summary.json field (the run's total).
     counted_events: ClassVar[tuple[str, ...]] = ()
+    # The largest block the strategy accepts (vattention's blocks are pages of up to 2 MiB per layer).
+    max_block_size: ClassVar[int] = 256
+
+    @classmethod
+    def configure(cls, config: StrategyConfig, model: ModelSpec, tensor_parallel: int) -> StrategyConfig:
+        """Settings that follow from the model, filled in before the pool is sized (vattention's
+        tokens per page). Most strategies take their config as it is."""
+        return config
 
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         block_size = config.block_size
         if block_size < 1 or block_size & (block_size - 1):
-            raise ValueError(f"strategy.block_size={block_size} must be a power of two (1 to 256)")
-        if block_size > 256:
-            raise ValueError(f"strategy.block_size={block_size} is larger than 256")
+            raise ValueError(f"strategy.block_size={block_size} must be a power of two (1 to {self.max_block_size})")
+        if block_size > self.max_block_size:
+            raise ValueError(f"strategy.block_size={block_size} is larger than {self.max_block_size}")
         if num_blocks < 1:
             raise ValueError(f"the KV budget holds {num_blocks} blocks of {block_size} tokens: less than one")
         self.config = config

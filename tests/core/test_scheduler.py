@@ -19,8 +19,11 @@ V0 = SchedulerConfig(max_num_seqs=16, max_num_batched_tokens=128, chunked_prefil
 STRATEGY_VARIANTS = [(name, {}) for name in STRATEGIES.names()] + [
     ("contiguous", {"reservation": "oracle", "allocator": "buddy"}),
     ("contiguous", {"reservation": "pow2", "allocator": "first_fit"}),
+    ("paged_radix", {"eviction": "lfu"}),
+    ("vattention", {"deferred_reclamation": True}),
+    ("hf_dynamic", {"growth": "double"}),
 ]
-IDS = [f"{n}-{'-'.join(o.values()) or 'default'}" for n, o in STRATEGY_VARIANTS]
+IDS = [f"{n}-{'-'.join(map(str, o.values())) or 'default'}" for n, o in STRATEGY_VARIANTS]
 
 
 @pytest.mark.parametrize("config", [CHUNKED, V0], ids=["chunked", "v0"])

@@ -39,7 +39,14 @@ EXERCISED = {
     "orca_max": ("preemptions", "fork_copied_blocks"),
     "orca_pow2": ("preemptions", "fork_copied_blocks"),
     "orca_oracle": ("preemptions", "fork_copied_blocks"),
+    "paged_radix": ("prefix_hit_tokens", "evicted_blocks"),  # token pages: shares too well to preempt, never copies
+    "vattention": ("preemptions", "fork_copied_blocks", "pages_mapped", "pages_unmapped"),
+    "hf_dynamic": ("preemptions", "fork_copied_blocks", "reallocations", "tokens_copied"),
+    "hf_static": ("preemptions", "fork_copied_blocks"),
 }
+# Settings a strategy needs for the two-layer test model: vattention's smallest real page (64 KiB)
+# would hold 1024 of its tokens, more than the pool; 1 KiB pages hold 16.
+STRATEGY_OVERRIDES = {"vattention": ["strategy.page_bytes=1024"]}
 
 
 def sha_of(texts: dict[int, str]) -> str:
@@ -56,7 +63,7 @@ def generated_texts(recorder) -> dict[int, str]:
 
 @pytest.mark.parametrize("strategy", PRESETS)
 def test_every_sequence_generates_the_dense_models_tokens(strategy, run_device, dense_continuations, max_logit_error):
-    run, recorder = run_device([f"strategy={strategy}", SMALL_POOL, *WORKLOAD])
+    run, recorder = run_device([f"strategy={strategy}", *STRATEGY_OVERRIDES.get(strategy, []), SMALL_POOL, *WORKLOAD])
     engine = run.executor.engine
     dense = dense_continuations(engine, run.workload.requests)
     generated = generated_texts(recorder)
@@ -77,7 +84,8 @@ def test_every_sequence_generates_the_dense_models_tokens(strategy, run_device, 
 def test_every_strategy_gives_the_same_tokens_sha256(run_device, dense_continuations):
     shas = {}
     for strategy in PRESETS:
-        run, recorder = run_device([f"strategy={strategy}", ROOMY_POOL, *WORKLOAD, "engine.record_logits=false"])
+        overrides = [f"strategy={strategy}", *STRATEGY_OVERRIDES.get(strategy, []), ROOMY_POOL, *WORKLOAD]
+        run, recorder = run_device([*overrides, "engine.record_logits=false"])
         requests_by_id = {r.request_id: r for r in run.workload.requests}
         for request_id, text in generated_texts(recorder).items():
             request = requests_by_id[request_id]

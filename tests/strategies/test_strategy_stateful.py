@@ -18,10 +18,12 @@ VARIANTS = [(name, {}) for name in STRATEGIES.names()] + [
     ("contiguous", {"reservation": reservation, "allocator": allocator})
     for reservation in ("max", "pow2", "oracle")
     for allocator in ("first_fit", "buddy")
+] + [("paged_radix", {"eviction": "lfu"}), ("paged_radix", {"eviction": "fifo"}), ("vattention", {"deferred_reclamation": True}),
+    ("hf_dynamic", {"growth": "double"}),
 ]
 
 
-@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=[f"{n}-{'-'.join(o.values()) or 'default'}" for n, o in VARIANTS])
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=[f"{n}-{'-'.join(map(str, o.values())) or 'default'}" for n, o in VARIANTS])
 def test_strategy_state_machine(name, options, strategy_machine):
     strategy_machine(name, options)
 
