@@ -42,7 +42,9 @@ def one_line(err: BaseException) -> str:
     if options:
         return f"{first} (valid: {', '.join(options)})"
     text = " ".join([first, *(line.strip() for line in rest if line.strip())])
-    cause = str(err.__cause__).strip().splitlines()[:1] if err.__cause__ else []
+    # A composition error's cause was already condensed into the message (kvbench.compose_errors).
+    cause = str(err.__cause__).strip().splitlines()[:1] if err.__cause__ and not isinstance(
+        err.__cause__, COMPOSE_ERRORS) else []
     return f"{text} ({cause[0]})" if cause and cause[0] not in text else text
 
 

@@ -35,7 +35,7 @@ def test_importing_kvbench_and_its_reports_leaves_matplotlibs_backend_alone():
 
 @pytest.mark.parametrize("overrides, message", [
     (["workload.rat=1"], "workload.rat: no such setting in workload"),
-    (["strategy=pagd"], "strategy=pagd: no such choice; choose from contiguous, orca_max"),
+    (["strategy=pagd"], "strategy=pagd: no such choice; choose from contiguous, hf_dynamic"),
     (["workload.rate=fast"], "workload.rate=fast: 'fast' is not a float"),
     (["seed=abc"], "seed=abc: 'abc' is not an integer"),
     (["workload.rate"], "workload.rate: not an override"),

@@ -51,8 +51,8 @@ def test_a_bug_is_not_dressed_as_an_input_error():
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("strategy=nonexistent", "Could not find 'strategy/nonexistent' (valid: contiguous, "),
-    ("strategy.bogus=1", "(Key 'bogus' not in 'PagedConfig')"),
+    ("strategy=nonexistent", "strategy=nonexistent: no such choice; choose from contiguous, "),
+    ("strategy.bogus=1", "strategy.bogus: no such setting in strategy (PagedConfig)"),
 ])
 def test_a_bad_override_of_kvbench_run_fails_the_same_way(override, message, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KVBENCH_DEBUG", "HYDRA_FULL_ERROR")}

@@ -70,16 +70,15 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
 def test_reports_read_parquet_tables_as_they_read_csv(tmp_path, rate_sweep):
     from kvbench.results import read_table
 
-    sweep = shutil.copytree(rate_sweep, tmp_path / "parquet_sweep")
+    sweep = shutil.copytree(rate_sweep, tmp_path / "csv_sweep")  # the fixture's runs wrote Parquet
     for run in (p for p in sweep.iterdir() if p.is_dir()):
         for table in ("steps", "requests"):
-            pd.read_csv(run / f"{table}.csv").to_parquet(run / f"{table}.parquet")
-            (run / f"{table}.csv").unlink()
-    run = job_dir(sweep, 0)
-    assert read_table(run, "steps", ["batch_size"]).equals(
-        pd.read_csv(job_dir(rate_sweep, 0) / "steps.csv", usecols=["batch_size"]))
-    assert main([str(sweep), "--out", str(tmp_path / "parquet")]) == 0
-    assert main([str(rate_sweep), "--out", str(tmp_path / "csv")]) == 0
+            pd.read_parquet(run / f"{table}.parquet").to_csv(run / f"{table}.csv", index=False)
+            (run / f"{table}.parquet").unlink()
+    assert read_table(job_dir(sweep, 0), "steps", ["batch_size"]).equals(
+        pd.read_parquet(job_dir(rate_sweep, 0) / "steps.parquet", columns=["batch_size"]))
+    assert main([str(rate_sweep), "--out", str(tmp_path / "parquet")]) == 0
+    assert main([str(sweep), "--out", str(tmp_path / "csv")]) == 0
     for name in ("latency_vs_rate.csv", "timeline.csv", "latency_cdf.csv", "batch_size_cdf.csv"):
         parquet = pd.read_csv(tmp_path / "parquet" / "figures" / name).drop(columns=["run_name"], errors="ignore")
         csv = pd.read_csv(tmp_path / "csv" / "figures" / name).drop(columns=["run_name"], errors="ignore")

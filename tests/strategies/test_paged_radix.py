@@ -66,7 +66,7 @@ def test_a_finished_sequence_stays_cached_and_unlocked_leaves_are_evicted_lru(st
 
 @pytest.mark.parametrize(
     ("eviction", "table"),
-    [("lru", [2, 3, 1, 0]), ("fifo", [2, 3, 1, 0]), ("lfu", [2, 3, 5, 4])],
+    [("lru", [4, 5, 1, 0]), ("fifo", [4, 5, 1, 0]), ("lfu", [4, 5, 3, 2])],
 )
 def test_the_eviction_policy_picks_the_leaf(strategy_factory, seq_factory, eviction, table):
     st = strategy_factory("paged_radix", num_blocks=6, block_size=1, eviction=eviction)
@@ -78,7 +78,9 @@ def test_the_eviction_policy_picks_the_leaf(strategy_factory, seq_factory, evict
         assert st.allocate(s, 2, 1) is not None and st.free(i, 2)
     cold = TokenSequence.synthetic("cold", 2)
     assert st.allocate(seq_factory(3, cold, final=2), 0, 2) is not None and st.free(3, 2)
-    # "cold" was inserted and used last, but never hit: LRU and FIFO evict "hot", LFU evicts "cold".
+    # Block 2 (a hit's uncomputed token, never cached) was reused first each time, so "cold" holds 2
+    # and 3. "cold" was inserted and used last, but never hit: after the never-used 4 and 5, LRU and
+    # FIFO evict "hot" (1, 0), LFU evicts "cold" (3, 2).
     assert st.allocate(seq_factory(4, 4, final=4), 0, 4) is not None
     assert st.block_table(4) == table
     check(st)
