@@ -13,4 +13,6 @@ python -m pip install \
     "transformers>=5.16" "openai" "openai-harmony" "pybase64" "cachetools" "msgspec" "uvloop" \
     "prometheus_client" "xgrammar" "fastapi" "partial-json-parser" "llguidance" "einops" "pillow" \
     "cloudpickle" "py-cpuinfo"
-python -c "from kvbench.oracle.vllm_replay import vllm_available; v = vllm_available(); print('vLLM oracle:', v); assert v == '${VLLM_VERSION}'"
+# Checked from outside the checkout: there its kernels/ and kvbench/ folders would shadow the
+# installed packages (vLLM imports a top-level `kernels` package when one is importable).
+(cd / && python -c "from kvbench.oracle.vllm_replay import vllm_available; v = vllm_available(); print('vLLM oracle:', v); assert v == '${VLLM_VERSION}'")

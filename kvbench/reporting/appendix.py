@@ -343,15 +343,11 @@ def parse_args(args: list[str]) -> argparse.Namespace:
 
 def main(args: list[str]) -> int:
     ns = parse_args(args)
-    try:
-        bound = LatencyBound.parse(ns.latency_bound)
-        run_set = load_runs(ns.inputs)
-        if not run_set.records:
-            raise InputError(f"no complete run under {', '.join(ns.inputs)}: "
-                             + "; ".join(f"{p.path} ({p.status})" for p in run_set.problems))
-    except (InputError, ValueError) as err:
-        print(f"kvbench appendix: error: {err}", file=sys.stderr)
-        return 2
+    bound = LatencyBound.parse(ns.latency_bound)  # bad input raises: the command layer prints it, exit 2
+    run_set = load_runs(ns.inputs)
+    if not run_set.records:
+        raise InputError(f"no complete run under {', '.join(ns.inputs)}: "
+                         + "; ".join(f"{p.path} ({p.status})" for p in run_set.problems))
     out_dir = ns.out
     reports = make_report(run_set, out_dir, bound)
     command = " ".join(["kvbench appendix", *map(_relative, ns.inputs), "--out", _relative(ns.out),
@@ -364,7 +360,3 @@ def main(args: list[str]) -> int:
         print(f"kvbench appendix: left out: {problem.path} ({problem.status}): {problem.detail}", file=sys.stderr)
     print(f"appendix of {len(run_set.records)} runs: {out_dir / MARKDOWN}, {out_dir / LATEX}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

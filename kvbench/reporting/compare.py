@@ -160,24 +160,21 @@ def parse_args(args: list[str]) -> argparse.Namespace:
 
 
 def main(args: list[str]) -> int:
+    """Exit 1 on a regression; bad input raises InputError or ValueError (the command layer prints
+    it in one line, exit 2)."""
     ns = parse_args(args)
-    try:
-        if not ns.tolerance >= 0:
-            raise ValueError(f"--tolerance {ns.tolerance}: must be a fraction >= 0, such as 0.05")
-        base, new = load_runs([ns.base]), load_runs([ns.new])
-        for side, run_set in (("BASE", base), ("NEW", new)):
-            if not run_set.records:
-                raise InputError(f"{side} {run_set.inputs[0]}: no complete run")
-        specs = metric_specs(ns.metric, ns.tolerance, numeric_fields(base, new), ns.only_metrics)
-        matching = match_runs(base, new, ns.match)
-    except (InputError, ValueError) as err:
-        print(f"kvbench compare: error: {err}", file=sys.stderr)
-        return 2
+    if not ns.tolerance >= 0:
+        raise ValueError(f"--tolerance {ns.tolerance}: must be a fraction >= 0, such as 0.05")
+    base, new = load_runs([ns.base]), load_runs([ns.new])
+    for side, run_set in (("BASE", base), ("NEW", new)):
+        if not run_set.records:
+            raise InputError(f"{side} {run_set.inputs[0]}: no complete run")
+    specs = metric_specs(ns.metric, ns.tolerance, numeric_fields(base, new), ns.only_metrics)
+    matching = match_runs(base, new, ns.match)
     notes = findings(matching, base, new)
     if not matching.pairs:
         print("\n".join(notes), file=sys.stderr)
-        print(f"kvbench compare: error: no run of {ns.new} matches a run of {ns.base} by {ns.match}", file=sys.stderr)
-        return 2
+        raise InputError(f"no run of {ns.new} matches a run of {ns.base} by {ns.match}")
     deltas = deltas_table(matching, base, new, specs)
     regressions = deltas[deltas["verdict"].isin(FAILING)]
     print(text_table(deltas))
@@ -215,7 +212,3 @@ def main(args: list[str]) -> int:
     print(verdict_line)
     print(f"charts and tables: {out_dir}")
     return 1 if len(regressions) or missing else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

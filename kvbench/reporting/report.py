@@ -145,29 +145,20 @@ def parse_args(args: list[str]) -> argparse.Namespace:
 
 
 def main(args: list[str]) -> int:
+    """Bad input raises InputError or ValueError: the command layer prints it in one line, exit 2."""
     ns = parse_args(args)
-    try:
-        bound = LatencyBound.parse(ns.latency_bound)
-        if ns.out is None and len(ns.inputs) > 1:
-            raise InputError("several inputs: name the output directory with --out")
-        out_dir = ns.out if ns.out is not None else Path(ns.inputs[0]) / "report"
-        run_set = load_runs(ns.inputs)
-    except (InputError, ValueError) as err:
-        print(f"kvbench report: error: {err}", file=sys.stderr)
-        return 2
+    bound = LatencyBound.parse(ns.latency_bound)
+    if ns.out is None and len(ns.inputs) > 1:
+        raise InputError("several inputs: name the output directory with --out")
+    out_dir = ns.out if ns.out is not None else Path(ns.inputs[0]) / "report"
+    run_set = load_runs(ns.inputs)
     reports = make_report(run_set, out_dir, bound)
     (out_dir / REPORT).write_text(report_markdown(run_set, reports, out_dir))
     for problem in run_set.problems:
         print(f"kvbench report: left out: {_shown_path(problem.path)} ({problem.status}): {problem.detail}",
               file=sys.stderr)
     if not run_set.records:
-        print(f"kvbench report: error: no complete run under {', '.join(map(str, ns.inputs))}; "
-              f"see {out_dir / REPORT}", file=sys.stderr)
-        return 2
+        raise InputError(f"no complete run under {', '.join(map(str, ns.inputs))}; see {out_dir / REPORT}")
     num_figures = sum(len(r.charts) for r in reports)
     print(f"{len(run_set.records)} runs, {num_figures} figures: {out_dir / REPORT}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

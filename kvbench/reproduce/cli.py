@@ -44,8 +44,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
 def main(args: list[str]) -> int:
     options = parse_args(args)
     if options.alpaca and not Path(options.alpaca).expanduser().is_file():
-        print(f"kvbench reproduce: error: --alpaca {options.alpaca}: no such file", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(f"--alpaca {options.alpaca}: no such file")
     scale = vllm_paper.QUICK if options.quick else vllm_paper.FULL
     out_dir = options.out or Path("results/reproduce") / f"{options.paper}{'-quick' if options.quick else ''}"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+from kvbench.cli import main as kvbench_cli
 from kvbench.reporting.appendix import main
 from kvbench.reporting.latex import escape, verbatim
 from kvbench.reporting.series import slug
@@ -107,5 +108,5 @@ def test_latex_escaping_and_wrapping():
 
 def test_no_complete_run_is_bad_input(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert kvbench_cli(["appendix", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no complete run" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from kvbench.cli import main as kvbench_cli
 from kvbench.reporting.compare import main
 from kvbench.reporting.deltas import DEFAULT_METRICS, MetricSpec, judge, metric_spec
 from kvbench.reporting.sweeps import job_dir
@@ -150,10 +151,10 @@ def test_two_run_directories_are_compared_directly(tmp_path, rate_sweep, capsys)
 
 def test_bad_input_exits_2(tmp_path, rate_sweep, capsys):
     (tmp_path / "empty").mkdir()
-    assert main([str(rate_sweep), str(tmp_path / "absent")]) == 2
-    assert main([str(rate_sweep), str(tmp_path / "empty")]) == 2
-    assert main([str(rate_sweep), str(rate_sweep), "--metric", "happiness"]) == 2
-    assert main([str(rate_sweep), str(rate_sweep), "--metric", "requests_per_s:-1"]) == 2
+    assert kvbench_cli(["compare", str(rate_sweep), str(tmp_path / "absent")]) == 2
+    assert kvbench_cli(["compare", str(rate_sweep), str(tmp_path / "empty")]) == 2
+    assert kvbench_cli(["compare", str(rate_sweep), str(rate_sweep), "--metric", "happiness"]) == 2
+    assert kvbench_cli(["compare", str(rate_sweep), str(rate_sweep), "--metric", "requests_per_s:-1"]) == 2
     err = capsys.readouterr().err
     assert "no such directory" in err and "no complete run" in err and "happiness" in err
 

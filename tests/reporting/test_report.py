@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import kvbench.runner
+from kvbench.cli import main as kvbench_cli
 from kvbench.reporting.report import main
 from kvbench.reporting.sweeps import job_dir
 
@@ -53,18 +54,18 @@ def test_a_partial_sweep_lists_what_is_missing_and_charts_the_rest(tmp_path, rat
 
 def test_an_empty_directory_is_bad_input_and_says_so(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert kvbench_cli(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no complete run" in capsys.readouterr().err
     text = (tmp_path / "out" / "report.md").read_text()
     assert "No complete run was found" in text and "no run directories here" in text
 
 
 def test_bad_arguments_exit_2(tmp_path, capsys):
-    assert main([str(tmp_path / "absent")]) == 2
+    assert kvbench_cli(["report", str(tmp_path / "absent")]) == 2
     assert "no such directory" in capsys.readouterr().err
-    assert main([str(tmp_path), str(tmp_path), ]) == 2
+    assert kvbench_cli(["report", str(tmp_path), str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err
-    assert main([str(tmp_path), "--latency-bound", "soon"]) == 2
+    assert kvbench_cli(["report", str(tmp_path), "--latency-bound", "soon"]) == 2
 
 
 def test_reports_read_parquet_tables_as_they_read_csv(tmp_path, rate_sweep):

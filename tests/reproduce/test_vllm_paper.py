@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from kvbench.cli import main as kvbench_cli
 from kvbench.reproduce.cli import main
 from kvbench.reproduce.vllm_paper import QUICK, run_specs, sharing_saving, waste_parts, within
 from kvbench.results import SUMMARY, is_complete
@@ -65,7 +66,7 @@ def test_a_second_run_resumes_without_running_again(reproduction, alpaca_file):
 
 
 def test_a_missing_alpaca_file_is_an_error(tmp_path, capsys):
-    assert main(["vllm-paper", "--quick", "--out", str(tmp_path), "--alpaca", str(tmp_path / "nope.json")]) == 2
+    assert kvbench_cli(["reproduce", "vllm-paper", "--quick", "--out", str(tmp_path), "--alpaca", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
