@@ -249,6 +249,12 @@ class KVCacheStrategy(ABC):
         if self.record_block_copies:
             self._block_copies.extend(pairs)
 
+    def _count_fork_copies(self, pairs: list[tuple[int, int]]) -> None:
+        """A fork copied these (src, dst) blocks: log them for an executor that moves K/V, and count
+        them as `fork_copied_blocks`."""
+        self._log_copies(pairs)
+        self.counters["fork_copied_blocks"] += len(pairs)
+
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
         """Free slots that cannot serve this allocation, which failed: holes too small for it."""
         return 0

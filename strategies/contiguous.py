@@ -92,10 +92,7 @@ class ContiguousStrategy(KVCacheStrategy):
         run = self._reserve(child, num_computed_tokens)
         if run is None:
             return False
-        self.runs.sync(parent, num_computed_tokens)
-        num_copied_blocks = ceil_div(num_computed_tokens, self.block_size)
-        self._log_copies((parent.start + i, run.start + i) for i in range(num_copied_blocks))
-        self.counters["fork_copied_blocks"] += num_copied_blocks
+        self._count_fork_copies(self.runs.fork_copies(parent, run, num_computed_tokens))
         return True
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:

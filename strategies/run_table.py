@@ -8,7 +8,7 @@ held (the allocator may round a run up), so usage is O(1).
 
 from __future__ import annotations
 
-from kvbench.strategies.base import PoolSnapshot, PoolUsage
+from kvbench.strategies.base import PoolSnapshot, PoolUsage, ceil_div
 
 
 class SeqRun:
@@ -44,6 +44,12 @@ class RunTable:
         self.token_slots += num_tokens - run.num_tokens
         self.reserved_slots -= num_tokens - run.num_tokens
         run.num_tokens = num_tokens
+
+    def fork_copies(self, parent: SeqRun, child: SeqRun, num_computed_tokens: int) -> list[tuple[int, int]]:
+        """Sync the parent to the fork point; the (src, dst) blocks a copying fork moves into the child."""
+        self.sync(parent, num_computed_tokens)
+        num_blocks = ceil_div(num_computed_tokens, self.block_size)
+        return [(parent.start + i, child.start + i) for i in range(num_blocks)]
 
     def remove(self, seq_id: int, num_computed_tokens: int) -> SeqRun:
         """Forget a sequence; the caller returns its run to the allocator."""

@@ -182,8 +182,7 @@ class VAttentionStrategy(KVCacheStrategy):
         for _ in range(num_blocks):
             self._grow_reservation(run)
         self._sync(run, num_computed_tokens)
-        self._log_copies(zip(parent.pages[:num_blocks], run.pages))
-        self.counters["fork_copied_blocks"] += num_blocks
+        self._count_fork_copies(list(zip(parent.pages[:num_blocks], run.pages)))
         return True
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:
