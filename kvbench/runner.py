@@ -15,6 +15,7 @@ from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
 from kvbench.host_memory import on_host, runs_on_host
+from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.interrupts import signals_interrupt
 from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
 from kvbench.model_spec import ModelSpec
@@ -93,6 +94,7 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
     """
     scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
     recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names(), step_sink)
+    itl = scheduler.token_events = InterTokenLatencies()  # the run's ITL distribution (kvbench.inter_token_latency)
     bar = tqdm(
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
         disable=not progress or None, dynamic_ncols=True, leave=False,
@@ -101,6 +103,7 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
         for result in run_steps(scheduler, executor):
             recorder.record_step(result.step, result.start_s, result.duration_s, result.usage, strategy.counters,
                                  len(result.finished))
+            itl.step_done(result.step, result.start_s + result.duration_s)
             if result.finished:
                 recorder.record_finished(result.finished, executor.request_fields)
                 bar.update(len(result.finished))
@@ -170,15 +173,16 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
         recorder = simulate(run, progress, directory.steps.write)
         requests = recorder.requests_table()
+        itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
         summary = rounded({
             **summary_header(run),
             **summarize(recorder.step_totals, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
             **event_totals(recorder.step_totals),
-            **vllm_metrics(requests, recorder.end_time_s, slo),
+            **vllm_metrics(requests, recorder.end_time_s, slo, itl),
             **run.executor.summary_fields(),
         })
-        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo))
+        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
         directory.complete(recorder.empty_steps_table(), requests, summary)
         log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
                  summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable
 from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from kvbench.lazy_decode import LazyDecodeSet
 from kvbench.request import Request
 from kvbench.sequence import Phase, RequestState, Sequence
 from kvbench.strategies.base import KVCacheStrategy, PoolUsage
+
+if TYPE_CHECKING:
+    from kvbench.inter_token_latency import InterTokenLatencies
 
 
 @dataclass
@@ -155,6 +159,8 @@ class Scheduler:
         self._blocked_head: tuple[Sequence, int] | None = None  # (seq, num_new_tokens) that failed
         self._step: StepPlan | None = None
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
+        # Told of each prefill's token and each preemption (kvbench.inter_token_latency); None: nobody.
+        self.token_events: InterTokenLatencies | None = None
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
@@ -360,6 +366,8 @@ class Scheduler:
         return victim is not needy
 
     def _preempt(self, group: RequestState) -> None:
+        if self.token_events is not None:
+            self.token_events.preempted(group, self._lazy_tick)
         for seq in group.seqs:
             if seq in self.lazy:
                 self.lazy.remove(seq, self._lazy_tick)
@@ -435,6 +443,9 @@ class Scheduler:
         seq = group.seqs[0]
         seq.num_output_tokens += 1
         group.num_generated_tokens += 1
+        if self.token_events is not None:
+            last = seq.num_output_tokens == group.request.num_output_tokens
+            self.token_events.prefill_token(group, end_time_s, self._lazy_tick, last)
         if group.first_token_time_s is None:
             group.first_token_time_s = end_time_s
         del self._prefilling[group.admit_order]

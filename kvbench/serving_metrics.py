@@ -9,11 +9,9 @@ same for `tpot` (time per output token after the first), `itl` (inter-token late
 `vllm bench serve --goodput ttft:500 tpot:50`), null when no SLO is set. Statistics follow vLLM:
 numpy's linear-interpolation percentiles, the population standard deviation.
 
-ITL: kvbench's scheduler does not stop at every token (it advances decoding sequences in bulk), so
-it keeps no per-token times. The mean ITL is still exact: a request's inter-token gaps add up to
-its time from first to last token, so the mean over all gaps is the sum of those times over the
-number of gaps. The median, std and percentiles of ITL need every gap and are written as null
-(`itl_distribution_recorded: false`) rather than guessed.
+ITL: the scheduler advances decoding sequences in bulk and keeps no per-token times; the run's
+`InterTokenLatencies` (kvbench.inter_token_latency) aggregates the gaps per step, from which the
+mean, std, median and percentiles are exact, as numpy computes them over every gap.
 """
 
 from __future__ import annotations
@@ -26,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from kvbench.inter_token_latency import InterTokenLatencies
 
 PERCENTILES = (90, 99)
 VLLM_RESULT = "vllm_bench_serve.json"
@@ -73,16 +73,15 @@ def good_requests(requests: pd.DataFrame, slo: SLOConfig) -> pd.Series:
     return good
 
 
-def vllm_metrics(requests: pd.DataFrame, duration_s: float, slo: SLOConfig | None = None) -> dict:
-    """The flat vLLM-named figures for summary.json (see the module docstring)."""
+def vllm_metrics(
+    requests: pd.DataFrame, duration_s: float, slo: SLOConfig | None = None, itl: InterTokenLatencies | None = None,
+) -> dict:
+    """The flat vLLM-named figures for summary.json (see the module docstring); the ITL figures are
+    null without the run's `itl`."""
     per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
     output_tokens = int(output_lengths(requests).sum())
     input_tokens = int(requests["num_prompt_tokens"].sum())
-    gaps = (requests["num_output_tokens"] - 1).clip(lower=0)
-    decode_s = (requests["finish_time_s"] - requests["first_token_time_s"]).where(gaps > 0, 0.0)
-    num_gaps = int(gaps.sum())
-    itl = {f"{kind}_itl_ms": None for kind in ("median", "std", *(f"p{p}" for p in PERCENTILES))}
-    itl["mean_itl_ms"] = float(decode_s.sum() / num_gaps * 1000) if num_gaps else None
+    itl_ms = (itl or InterTokenLatencies()).stats_ms(PERCENTILES)
     goodput = None
     if slo is not None and slo.is_set():
         goodput = per_s(int(good_requests(requests, slo).sum()))
@@ -96,20 +95,20 @@ def vllm_metrics(requests: pd.DataFrame, duration_s: float, slo: SLOConfig | Non
         "total_token_throughput": per_s(output_tokens + input_tokens),
         **_stats("ttft", requests["ttft_s"].to_numpy(dtype=float) * 1000),
         **_stats("tpot", requests["tpot_s"].to_numpy(dtype=float) * 1000),
-        **dict(sorted(itl.items())),
-        "itl_distribution_recorded": False,
+        **dict(sorted(itl_ms.items())),
         **_stats("e2el", requests["latency_s"].to_numpy(dtype=float) * 1000),
     }
 
 
-def vllm_result(summary: dict, requests: pd.DataFrame, request_rate: float | None, slo: SLOConfig | None) -> dict:
+def vllm_result(summary: dict, requests: pd.DataFrame, request_rate: float | None, slo: SLOConfig | None,
+                itl: InterTokenLatencies | None = None) -> dict:
     """What `vllm bench serve --save-result` writes, filled from a kvbench run (loads into the same tools).
 
-    Fields vLLM takes from a live server (generated texts, per-token ITLs) are empty; `kvbench` says
-    which run this is.
+    Fields vLLM takes from a live server (generated texts) are empty, and so are the per-request
+    lists of ITLs (the run keeps their distribution, not every gap); `kvbench` says which run this is.
     """
     duration_s = float(summary.get("duration_s") or 0.0)
-    metrics = vllm_metrics(requests, duration_s, slo)
+    metrics = vllm_metrics(requests, duration_s, slo, itl)
     goodput_config = {k: v for k, v in
                       (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2el", slo.e2el_ms)) if v is not None} \
         if slo is not None else {}

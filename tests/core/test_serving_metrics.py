@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.metrics import SUMMARY_SIGNIFICANT_DIGITS, rounded
+from kvbench.scheduler import StepPlan
 from kvbench.serving_metrics import VLLM_RESULT, SLOConfig, vllm_metrics
 
 REQUESTS = pd.DataFrame({
@@ -40,11 +42,14 @@ def test_vllm_names_in_milliseconds_with_vllms_statistics():
     assert m["request_goodput"] is None  # no SLO set
 
 
-def test_the_mean_itl_is_exact_and_its_distribution_is_not_guessed():
+def test_itl_figures_come_from_the_runs_distribution_and_are_null_without_it():
     m = vllm_metrics(REQUESTS, duration_s=5.0)
-    # Gaps: 4 over 0.4 s, 0, 10 over 1.0 s, 2 over 0.1 s -> 1.5 s over 16 gaps.
-    assert m["mean_itl_ms"] == pytest.approx(1500 / 16)
-    assert m["median_itl_ms"] is None and m["p99_itl_ms"] is None and m["itl_distribution_recorded"] is False
+    assert m["mean_itl_ms"] is None and m["median_itl_ms"] is None and m["p99_itl_ms"] is None
+    itl = InterTokenLatencies()
+    itl.step_done(StepPlan(0, tick=1), 1.0)
+    itl.step_done(StepPlan(1, tick=2, num_decode_requests=3), 1.25)
+    m = vllm_metrics(REQUESTS, duration_s=5.0, itl=itl)
+    assert (m["mean_itl_ms"], m["median_itl_ms"], m["std_itl_ms"], m["p99_itl_ms"]) == (250, 250, 0, 250)
 
 
 def test_goodput_counts_requests_meeting_every_slo():
@@ -84,3 +89,10 @@ def test_every_run_directory_holds_a_vllm_save_result_json(tmp_path):
     assert saved["ttfts"] == pytest.approx(requests["ttft_s"].tolist())
     assert saved["goodput"] == {"ttft": 200.0, "tpot": 40.0} and summary["request_goodput"] is not None
     assert saved["request_rate"] == 2.0
+    # Single-sample requests: their gaps add up to first token -> finish, so the mean ITL is that over
+    # the number of gaps; the distribution is recorded (exactness: tests/core/test_inter_token_latency.py).
+    gaps = requests["num_output_tokens"] - 1
+    decode_s = (requests["finish_time_s"] - requests["first_token_time_s"])[gaps > 0].sum()
+    assert summary["mean_itl_ms"] == pytest.approx(decode_s / gaps.sum() * 1000, rel=1e-9)
+    assert summary["p90_itl_ms"] <= summary["p99_itl_ms"] and summary["std_itl_ms"] >= 0
+    assert saved["median_itl_ms"] == pytest.approx(summary["median_itl_ms"], rel=1e-11)
