@@ -56,8 +56,10 @@ class PagedRadixStrategy(KVCacheStrategy):
         # to there, then must call again so the chunk it computed is inserted.
         self._chunk_end: dict[int, int] = {}
 
-    def _register(self, block) -> None:
-        self.pool.cache(block, block.block_id)  # the tree is the index: the pool only marks it cached
+    def _register(self, blocks) -> None:
+        cache = self.pool.cache
+        for block in blocks:
+            cache(block, block.block_id)  # the tree is the index: the pool only marks it cached
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
         return self.tree.match(seq.stream, (num_tokens - 1) // self.block_size * self.block_size).num_tokens
@@ -66,13 +68,14 @@ class PagedRadixStrategy(KVCacheStrategy):
         return self.tree.num_inserts
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
+        seq_id = seq.seq_id
         num_total_tokens = num_computed_tokens + num_new_tokens
-        state = self.tables.seqs.get(seq.seq_id)
+        state = self.tables.seqs.get(seq_id)
         if state is None:
             match = self.tree.match(seq.stream, num_computed_tokens)
             if match.num_tokens != num_computed_tokens:
                 raise ValueError(
-                    f"seq {seq.seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
+                    f"seq {seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
                     f"({match.num_tokens} tokens)"
                 )
             num_reviving = sum(1 for block in match.blocks if block.ref_cnt == 0)
@@ -80,21 +83,24 @@ class PagedRadixStrategy(KVCacheStrategy):
             if num_needed > self.pool.num_free_blocks - num_reviving:
                 return None
             # Locked before new blocks are taken, so the eviction they cause cannot take the hit.
-            self.locked[seq.seq_id] = self.tree.lock_match(match)
+            self.locked[seq_id] = self.tree.lock_match(match)
             state = self.tables.admit(seq, match.blocks, num_total_tokens)
-        elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
-            return None
-        elif self._chunk_end[seq.seq_id]:
-            # The first call after a prefill chunk (the headroom stopped there): insert the chunk.
-            # Decoded tokens wait for the finish, so how often the scheduler calls changes nothing.
-            self._insert(seq.seq_id, state, min(num_computed_tokens, self._chunk_end[seq.seq_id]))
-        self._chunk_end[seq.seq_id] = num_total_tokens if num_new_tokens > 1 else 0
-        return self.headroom(seq.seq_id)
+        else:
+            if not self.tables.grow(state, num_computed_tokens, num_new_tokens):
+                return None
+            chunk_end = self._chunk_end[seq_id]
+            if chunk_end:
+                # The first call after a prefill chunk (the headroom stopped there): insert the chunk.
+                # Decoded tokens wait for the finish, so how often the scheduler calls changes nothing.
+                self._insert(seq_id, state, min(num_computed_tokens, chunk_end))
+        chunk_end = self._chunk_end[seq_id] = num_total_tokens if num_new_tokens > 1 else 0
+        return self._headroom(state, chunk_end)
 
     def headroom(self, seq_id: int) -> int:
-        state = self.tables.seqs[seq_id]
+        return self._headroom(self.tables.seqs[seq_id], self._chunk_end[seq_id])
+
+    def _headroom(self, state: SeqBlocks, chunk_end: int) -> int:
         headroom = self.tables.headroom(state)
-        chunk_end = self._chunk_end[seq_id]
         if chunk_end // self.block_size * self.block_size > state.num_tokens:
             return min(headroom, chunk_end - state.num_tokens)
         return headroom

@@ -72,10 +72,10 @@ class Match:
 
 
 class RadixTree:
-    def __init__(self, block_size: int, eviction: str, register: Callable[[Block], None]):
+    def __init__(self, block_size: int, eviction: str, register: Callable[[list[Block]], None]):
         self.block_size = block_size
         self.priority = LEAF_PRIORITIES[eviction]
-        self._register = register  # called for every block the tree takes in (the pool marks it cached)
+        self._register = register  # called with the blocks the tree takes in (the pool marks them cached)
         self.clock = 0
         self.root = RadixNode(None, None, None, 0, [], 0)
         self.root.lock_ref = 1  # never evicted
@@ -158,8 +158,7 @@ class RadixTree:
             child = node.children.get(key)
             if child is None:
                 new = RadixNode(node, key, stream, pos, blocks[pos // bs : num_tokens // bs], self.clock)
-                for block in new.blocks:
-                    self._register(block)
+                self._register(new.blocks)
                 node.children[key] = new
                 self._tails[new.blocks[-1].block_id] = new
                 self.num_inserts += 1
@@ -215,19 +214,17 @@ class RadixTree:
 
     def evict_page(self) -> Block:
         """Take the tail page of the unlocked leaf ranked first. IndexError when there is none."""
-        heap = self._heap
+        heap, tails = self._heap, self._tails
         while heap:
             _, version, node = heap[0]
-            if (
-                version != node.heap_version or node.lock_ref or node.children or not node.blocks
-                or node.blocks[-1].ref_cnt
-            ):
+            blocks = node.blocks
+            if version != node.heap_version or node.lock_ref or node.children or not blocks or blocks[-1].ref_cnt:
                 heapq.heappop(heap)  # stale: locked, grew a child, held, or gone (re-pushed when that ends)
                 continue
-            block = node.blocks.pop()
-            del self._tails[block.block_id]
-            if node.blocks:
-                self._tails[node.blocks[-1].block_id] = node
+            block = blocks.pop()
+            del tails[block.block_id]
+            if blocks:
+                tails[blocks[-1].block_id] = node
             else:
                 heapq.heappop(heap)
                 parent = node.parent
