@@ -123,7 +123,7 @@ def _with_series(group: pd.DataFrame) -> pd.DataFrame:
             match = rows.copy()
             for key, value in zip(varying, values):
                 match &= group[key] == value
-            suffix = ", ".join(f"{k.removeprefix(STRATEGY_PREFIX)}={v}" for k, v in zip(varying, values))
+            suffix = ", ".join(f"{k.removeprefix(STRATEGY_PREFIX)}={format_value(v)}" for k, v in zip(varying, values))
             group.loc[match, "series"] = f"{preset} ({suffix})" if suffix else preset
             group.loc[match, "label"] = f"{display_name(preset)}, {suffix}" if suffix else display_name(preset)
             group.loc[match, "color"] = variant_color(preset, index, len(variants))

@@ -24,15 +24,20 @@ STRATEGY_COLORS = {
     "paged": "#0072B2",
     "paged_cow": "#009E73",
     "paged_prefix": "#56B4E9",
+    "paged_radix": "#66A61E",
+    "vattention": "#E7298A",
+    "hf_dynamic": "#A6761D",
+    "hf_static": "#882255",
 }
 # Line styles, so that strategies with equal results (orca_pow2 and orca_oracle under a buddy
 # allocator, say) stay visible where their lines overlap.
 STRATEGY_LINESTYLES = {
     "orca_max": "-", "orca_pow2": "--", "orca_oracle": ":", "contiguous": "-.",
     "paged": "-", "paged_cow": "--", "paged_prefix": ":",
+    "paged_radix": "-.", "vattention": "-", "hf_dynamic": "--", "hf_static": ":",
 }
-# For names outside the built-in presets: distinct from the colours above.
-FALLBACK_COLORS = ("#6A3D9A", "#B15928", "#1B9E77", "#E7298A", "#666666", "#A6761D", "#7570B3", "#66A61E", "#E41A1C")
+# For names outside the built-in presets: no grey or purple (the memory categories' hues).
+FALLBACK_COLORS = ("#B15928", "#1B9E77", "#E41A1C", "#FF7F00", "#01665E", "#FDBF6F", "#B2DF8A", "#FB9A99")
 
 # The memory vocabulary of strategies/base.py, in stacking order, with its legend name. Cached blocks
 # are free memory that still holds a prefix: any allocation may take them (evicting the prefix), so
@@ -66,6 +71,10 @@ DISPLAY_NAMES = {
     "paged": "vLLM (paged)",
     "paged_cow": "vLLM (paged + CoW)",
     "paged_prefix": "vLLM (prefix caching)",
+    "paged_radix": "SGLang (radix)",
+    "vattention": "vAttention",
+    "hf_dynamic": "HF DynamicCache",
+    "hf_static": "HF StaticCache",
 }
 # Figures are drawn at the width they are printed at (a US-letter or A4 page with 1-inch margins),
 # so that 8-point labels print at 8 points in a paper's appendix.

@@ -52,3 +52,35 @@ def test_offline_and_gappy_config_values_are_labelled_cleanly():
     from kvbench.reporting.runs import format_value
 
     assert format_value(1000.0) == "1000" and format_value(float("nan")) == "unset" and format_value(0.5) == "0.5"
+
+
+def test_every_shipped_strategy_has_a_known_name_and_a_colour_apart_from_memory():
+    from kvbench.reporting.styles import FALLBACK_COLORS, MEMORY_COLORS, display_name
+    from kvbench.strategies import STRATEGIES
+
+    def distance(a, b):
+        return sum((x - y) ** 2 for x, y in zip(mcolors.to_rgb(a), mcolors.to_rgb(b))) ** 0.5
+
+    # Plugins' names get a fallback colour: none of those may look like memory either.
+    for color in [*(strategy_color(name) for name in STRATEGIES.names()), *FALLBACK_COLORS]:
+        for memory in MEMORY_COLORS.values():
+            assert distance(memory, color) > 0.25, (memory, color)
+    for name in STRATEGIES.names():
+        assert display_name(name) != name, name
+    shipped = [strategy_color(name) for name in STRATEGIES.names()]
+    assert len(set(shipped)) == len(shipped)
+
+
+def test_variant_labels_print_config_values_as_written():
+    """A key only some runs set is read back as floats: 65536.0 must print as 65536."""
+    import pandas as pd
+
+    from kvbench.reporting.series import PRESET_COLUMNS, scenarios
+
+    runs = pd.DataFrame([{**dict.fromkeys(PRESET_COLUMNS, "x"), "strategy": strategy, "cfg.seed": 0,
+                          "cfg.strategy.page_bytes": page_bytes}
+                         for strategy, page_bytes in [("paged", float("nan")), ("vattention", 65536.0),
+                                                      ("vattention", 2097152.0)]])
+    (scenario,) = scenarios(runs)
+    assert sorted(scenario.labels().values()) == [
+        "vAttention, page_bytes=2097152", "vAttention, page_bytes=65536", "vLLM (paged)"]
