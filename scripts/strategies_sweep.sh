@@ -10,6 +10,7 @@ out=results/sweeps/strategies
 common=(model=llama-3-8b hardware=a100-40gb kv_cache_bytes=4294967296 seed=0)
 strategies=paged,paged_prefix,paged_radix,vattention,orca_max,orca_oracle,hf_dynamic,hf_static
 for workload in ${WORKLOADS:-sharegpt mooncake}; do
+  rm -rf "${out:?}/$workload"  # a rerun replaces the previous sweep (runs refuse to write over a run)
   extra=(workload.num_requests=300)
   if [[ $workload == mooncake ]]; then extra+=(workload.path="$(realpath "$mooncake")"); else extra+=(workload.rate=8); fi
   kvbench run -m "${common[@]}" workload=$workload "${extra[@]}" strategy=$strategies \
@@ -19,6 +20,7 @@ for workload in ${WORKLOADS:-sharegpt mooncake}; do
     hydra.sweep.dir=$out/$workload/radix16
   kvbench run -m "${common[@]}" workload=$workload "${extra[@]}" strategy=vattention \
     strategy.page_bytes=262144,2097152 hydra.sweep.dir=$out/$workload/vattention_pages
+  rm -rf "docs/strategies/$workload"  # no chart of an earlier report left behind
   kvbench report $out/$workload --out docs/strategies/$workload
   rm -f docs/strategies/$workload/figures/*.pdf  # PNG and CSV are enough in the repository
   sed -i 's/ (\[PDF\]([^)]*), / (/' docs/strategies/$workload/report.md

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from kvbench.reporting.charts.common import Chart, Skipped, rate_note, representative_runs
 from kvbench.reporting.series import Scenario
@@ -105,7 +106,8 @@ def _draw_row(axes, run: pd.Series, sampled: pd.DataFrame, first: bool, last: bo
         if category in MEMORY_HATCHES:
             stack.set_hatch(MEMORY_HATCHES[category])
             stack.set_edgecolor("0.6")
-    mem_ax.set_ylabel(f"{run['label']}\nKV pool (GiB)", color=run["color"])
+    # One line per part of a variant's label ("vAttention", "page_bytes=65536"): a row is short.
+    mem_ax.set_ylabel(run["label"].replace(", ", "\n") + "\nKV pool (GiB)", color=run["color"])
     mem_ax.set_ylim(0, float(np.sum(layers, axis=0).max()) * 1.02)
     mem_ax.margins(x=0)
     running_ax.step(times_s, sampled["batch_size"], where="post", color=run["color"], linewidth=1.1)
@@ -125,3 +127,4 @@ def _draw_row(axes, run: pd.Series, sampled: pd.DataFrame, first: bool, last: bo
     if last:
         for ax in axes:
             ax.set_xlabel("time (s)")
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # the narrow panels' tick labels would collide
