@@ -3,8 +3,10 @@
 
     python scripts/prefix_hit_table.py [MOONCAKE_JSONL] > table.md
 
-Llama-3-8B, simulator; a 2 GiB KV pool (16,384 tokens) so the cache competes for room and the
-queue builds up (where the waiting order matters).
+Llama-3-8B, simulator, in two pools: 2 GiB (16,384 tokens), where the cache competes for room, the
+queue builds up (where the waiting order matters) and requests are preempted (a recomputed request
+queries its prompt again and hits what it inserted before it left, so hit counts then also follow
+the preemptions); and the A100-40GB's default pool, where nothing is preempted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ CASES = [  # (label, overrides)
     ("paged_radix, page 1", ["strategy=paged_radix"]),
     ("paged_radix, page 1, lpm", ["strategy=paged_radix", "scheduler.policy=lpm"]),
 ]
-COMMON = ["model=llama-3-8b", "kv_cache_bytes=2147483648", "seed=0"]
+COMMON = ["model=llama-3-8b", "hardware=a100-40gb", "seed=0"]
+POOLS = {"2 GiB": ["kv_cache_bytes=2147483648"], "default": []}  # default: what the A100-40GB leaves for KV
 
 
 def main() -> None:
@@ -38,14 +41,17 @@ def main() -> None:
     }
     rows = []
     for workload, workload_overrides in workloads.items():
-        for label, overrides in CASES:
-            recorder = simulate(build(compose([*COMMON, *workload_overrides, *overrides])), progress=False)
-            steps = recorder.steps_table()
-            hit, query = int(steps["prefix_hit_tokens"].sum()), int(steps["prefix_query_tokens"].sum())
-            evicted = int(steps["evicted_blocks"].sum()) if "evicted_blocks" in steps else 0
-            rows.append({"workload": workload, "strategy": label, "hit tokens": hit,
-                         "hit rate": f"{hit / query:.1%}", "evicted blocks": evicted,
-                         "duration (s)": f"{recorder.end_time_s:.1f}"})
+        for pool, pool_overrides in POOLS.items():
+            for label, overrides in CASES:
+                run = build(compose([*COMMON, *pool_overrides, *workload_overrides, *overrides]))
+                recorder = simulate(run, progress=False)
+                counts = recorder.step_totals.counts
+                hit, query = counts["prefix_hit_tokens"], counts["prefix_query_tokens"]
+                pool_tokens = run.budget.num_blocks * run.budget.block_size
+                rows.append({"workload": workload, "KV pool": f"{pool} ({pool_tokens:,} tokens)", "strategy": label,
+                             "hit tokens": hit, "hit rate": f"{hit / query:.1%}",
+                             "preemptions": counts["preemptions"], "evicted blocks": counts.get("evicted_blocks", 0),
+                             "duration (s)": f"{recorder.end_time_s:.1f}"})
     print(table(list(rows[0]), [list(row.values()) for row in rows]))
 
 
