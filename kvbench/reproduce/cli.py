@@ -33,7 +33,8 @@ ALPACA_SKIPPED = (
 def parse_args(args: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="kvbench reproduce", description=__doc__)
     parser.add_argument("paper", choices=PAPERS)
-    parser.add_argument("--quick", action="store_true", help="a small version (about 40 CPU-seconds), for tests and a first look")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small version (about a minute of CPU time, most of it charts), for a first look")
     parser.add_argument("--out", type=Path, help="output folder (default results/reproduce/<paper>[-quick])")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs in parallel (default: CPUs)")
     parser.add_argument("--alpaca", metavar="PATH", help="alpaca_data.json, for the Alpaca experiments")
