@@ -55,7 +55,8 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     hardware = to_object(cfg.hardware)
     strategy_cfg = STRATEGIES.get(cfg.strategy.name).configure(to_object(cfg.strategy), model, hardware.tensor_parallel)
     pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
-    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
+    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks,
+                       cfg.scheduler.max_num_seqs)
     max_model_len = model.config.max_model_len
     strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
     if strategy.max_seq_kv_tokens() < max_model_len:

@@ -10,7 +10,9 @@ finishes.
 - Tokens per page follow from the model: a page holds one layer's K (or V) for
   `page_bytes / (num_kv_heads / tensor_parallel * head_dim * dtype_bytes)` tokens, the same for
   every layer, so a kvbench block is those tokens' pages over every layer, K and V, and TP worker:
-  `2 * num_layers * tensor_parallel` pages mapped together. The waste is at most one partly filled
+  `2 * num_layers * tensor_parallel` pages mapped together. In a quantized KV format the bytes are
+  the format's (`ModelSpec.kv_tensor_bytes_per_token`, scales included); an MLA model caches one
+  latent per layer, whole on every worker, so its block is `num_layers * tensor_parallel` pages. The waste is at most one partly filled
   page per layer per K/V per worker and request (the paper's Table 8).
 - `deferred_reclamation`: a finished request's pages stay mapped to its virtual run, and the next
   request admitted takes that run over (most recently freed first) and grows into them without
@@ -64,18 +66,19 @@ class VAttentionStrategy(KVCacheStrategy):
     @classmethod
     def configure(cls, config: VAttentionConfig, model, tensor_parallel: int) -> VAttentionConfig:
         c = model.config
-        if c.num_kv_heads % tensor_parallel:
+        if c.num_kv_heads % tensor_parallel and not model.is_mla:
             raise ValueError(
                 f"model.num_kv_heads={c.num_kv_heads} does not split over hardware.tensor_parallel={tensor_parallel}"
             )
-        layer_k_bytes_per_token = c.num_kv_heads // tensor_parallel * c.head_dim * c.dtype_bytes
+        # In the model's KV format, scales included; an MLA latent is one tensor per layer, whole on every worker.
+        layer_k_bytes_per_token = model.kv_tensor_bytes_per_token(tensor_parallel)
         if config.page_bytes % layer_k_bytes_per_token:
             raise ValueError(
                 f"strategy.page_bytes={config.page_bytes} is not a whole number of tokens of one layer's K "
                 f"({layer_k_bytes_per_token} bytes per token per worker)"
             )
         config.block_size = config.page_bytes // layer_k_bytes_per_token
-        config.pages_per_block = 2 * c.num_layers * tensor_parallel
+        config.pages_per_block = model.kv_tensors_per_layer * c.num_layers * tensor_parallel
         return config
 
     def __init__(self, config: VAttentionConfig, num_blocks: int, max_model_len: int):
