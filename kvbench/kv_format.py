@@ -80,6 +80,13 @@ class KVFormat:
     def is_quantized(self) -> bool:
         return self.element_bits < 8 * self.full_bytes_per_element or self.group_size > 0
 
+    def payload_bytes(self, num_elements: int) -> int:
+        """Bytes of the quantized elements alone (what a page of the element tensor holds per token)."""
+        payload_bits = num_elements * self.element_bits
+        if payload_bits % 8:
+            raise ValueError(f"model.kv_dtype={self.dtype.value}: {num_elements} elements are not a whole number of bytes")
+        return payload_bits // 8
+
     def vector_bytes(self, num_elements: int) -> int:
         """Pool bytes of one token's vector of `num_elements` (one layer's K, V or latent), scales included."""
         if self.group_size and num_elements % self.group_size:
@@ -87,11 +94,8 @@ class KVFormat:
                 f"model.kv_dtype={self.dtype.value}: a layer's {num_elements} KV elements per token (per worker) "
                 f"are not a whole number of quantization groups of {self.group_size}"
             )
-        payload_bits = num_elements * self.element_bits
-        if payload_bits % 8:
-            raise ValueError(f"model.kv_dtype={self.dtype.value}: {num_elements} elements are not a whole number of bytes")
         groups = num_elements // self.group_size if self.group_size else 0
-        return payload_bits // 8 + groups * self.scale_bytes_per_group
+        return self.payload_bytes(num_elements) + groups * self.scale_bytes_per_group
 
     def residual_bytes(self, num_elements: int) -> int:
         """Full-precision bytes of one vector of the residual window (per token)."""

@@ -109,6 +109,10 @@ class ModelSpec:
         """Pool bytes of one layer's K (or V, or latent) of one token on one worker, in the KV format."""
         return self.kv_format.vector_bytes(self.kv_tensor_elements(tensor_parallel))
 
+    def kv_tensor_payload_bytes_per_token(self, tensor_parallel: int = 1) -> int:
+        """As kv_tensor_bytes_per_token without the quantization scales (kept in tensors of their own)."""
+        return self.kv_format.payload_bytes(self.kv_tensor_elements(tensor_parallel))
+
     def kv_layer_bytes_per_token(self, tensor_parallel: int = 1) -> int:
         """Pool bytes of one layer's cache of one token on one worker (K and V, or the latent)."""
         return self.kv_tensors_per_layer * self.kv_tensor_bytes_per_token(tensor_parallel)

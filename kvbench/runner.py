@@ -17,6 +17,7 @@ from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
 from kvbench.host_memory import on_host, runs_on_host
 from kvbench.interrupts import signals_interrupt
 from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
+from kvbench.kv_format import KVDtype
 from kvbench.model_spec import ModelSpec
 from kvbench.results import ResultsConfig, RunDirectory
 from kvbench.run_claim import RunClaim
@@ -124,6 +125,10 @@ def summary_header(run: Run) -> dict:
         "seed": run.cfg.seed,
         "num_blocks": run.budget.num_blocks,
         "kv_cache_bytes": run.budget.kv_cache_bytes,
+        # The KV format (model.kv_dtype; `auto` is the model's dtype) and what a token costs in it.
+        "kv_dtype": KVDtype(run.model.config.kv_dtype).value,
+        "kv_bytes_per_token": run.budget.kv_bytes_per_token,
+        "kv_residual_bytes": run.budget.kv_residual_bytes,
         "num_dropped_requests": run.workload.num_dropped_too_long,
         "num_skipped_rows": run.workload.num_skipped_bad_rows,
     }

@@ -10,10 +10,12 @@ finishes.
 - Tokens per page follow from the model: a page holds one layer's K (or V) for
   `page_bytes / (num_kv_heads / tensor_parallel * head_dim * dtype_bytes)` tokens, the same for
   every layer, so a kvbench block is those tokens' pages over every layer, K and V, and TP worker:
-  `2 * num_layers * tensor_parallel` pages mapped together. In a quantized KV format the bytes are
-  the format's (`ModelSpec.kv_tensor_bytes_per_token`, scales included); an MLA model caches one
-  latent per layer, whole on every worker, so its block is `num_layers * tensor_parallel` pages. The waste is at most one partly filled
+  `2 * num_layers * tensor_parallel` pages mapped together. The waste is at most one partly filled
   page per layer per K/V per worker and request (the paper's Table 8).
+- KV formats (kvbench/kv_format.py): the element bytes are the format's
+  (`ModelSpec.kv_tensor_payload_bytes_per_token`); quantization scales sit in tensors of their own,
+  counted per token in the pool's bytes per token (not rounded to pages). An MLA model caches one
+  latent per layer, whole on every worker: `num_layers * tensor_parallel` pages per block.
 - `deferred_reclamation`: a finished request's pages stay mapped to its virtual run, and the next
   request admitted takes that run over (most recently freed first) and grows into them without
   mapping; another request that finds no unmapped page reclaims (unmaps) idle runs' pages, oldest
@@ -41,7 +43,7 @@ class VAttentionConfig(StrategyConfig):
     name: str = "vattention"
     page_bytes: int = 64 * KiB  # 64 KiB, 128 KiB, 256 KiB (vAttention's driver) or 2 MiB (stock CUDA)
     deferred_reclamation: bool = False
-    # Set from the model by `configure` (leave at 0): pages per block, 2 * num_layers * tensor_parallel.
+    # Set from the model by `configure` (leave at 0): pages per block, 2 * num_layers * tensor_parallel (MLA: 1 *).
     pages_per_block: int = 0
 
 
@@ -70,8 +72,11 @@ class VAttentionStrategy(KVCacheStrategy):
             raise ValueError(
                 f"model.num_kv_heads={c.num_kv_heads} does not split over hardware.tensor_parallel={tensor_parallel}"
             )
-        # In the model's KV format, scales included; an MLA latent is one tensor per layer, whole on every worker.
-        layer_k_bytes_per_token = model.kv_tensor_bytes_per_token(tensor_parallel)
+        # In the model's KV format; an MLA latent is one tensor per layer, whole on every worker.
+        # Quantization scales live in tensors of their own (as KIVI's and vLLM's caches keep them), so
+        # a page's tokens follow the elements alone; the scales' bytes are counted per token in the
+        # pool's bytes per token, not rounded to pages of their own.
+        layer_k_bytes_per_token = model.kv_tensor_payload_bytes_per_token(tensor_parallel)
         if config.page_bytes % layer_k_bytes_per_token:
             raise ValueError(
                 f"strategy.page_bytes={config.page_bytes} is not a whole number of tokens of one layer's K "
