@@ -93,7 +93,8 @@ def kv_budget(
         else:
             source = f"kv_cache_bytes={kv_cache_bytes}"
         if residual_bytes:
-            source += f" - {residual_bytes / GiB:.2f} GiB of residual windows ({max_num_seqs} sequences)"
+            source += (f" - {residual_bytes:,} bytes of full-precision residual windows ({max_num_seqs} sequences; "
+                       "lower scheduler.max_num_seqs or model.kv_residual_tokens)")
             kv_cache_bytes -= residual_bytes
         num_blocks = kv_cache_bytes // block_bytes if kv_cache_bytes > 0 else 0
         if num_blocks < 1:

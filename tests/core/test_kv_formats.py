@@ -106,7 +106,7 @@ def test_exact_block_counts_on_tiny_pools(kv_dtype, max_num_seqs, num_blocks, kv
 
 
 def test_a_budget_eaten_by_residual_windows_says_so():
-    with pytest.raises(ValueError, match="residual windows \\(256 sequences\\)"):
+    with pytest.raises(ValueError, match="residual windows \\(256 sequences; lower scheduler.max_num_seqs"):
         kv_budget(ANY_GPU, spec("tiny", "model.kv_dtype=int4"), 16, kv_cache_bytes=100_000, max_num_seqs=256)
 
 
