@@ -50,6 +50,7 @@ from kvbench.kernels.validation import (
     TRITON_DTYPES,
     check_block_tables,
     check_decode_args,
+    check_fp8_decode_args,
     check_out,
     check_start_slots,
     check_triton_device,
@@ -293,8 +294,6 @@ def launch_decode(
             query, key_cache, value_cache, context_lens, TRITON_DTYPES
         )
     else:
-        from kvbench.kernels.fp8_kv import check_fp8_decode_args
-
         cache, group_size = check_fp8_decode_args(query, key_cache, value_cache, context_lens)
     device = key_cache.device
     check_triton_device(device, query.dtype)

@@ -17,39 +17,7 @@ from __future__ import annotations
 import torch
 
 from kvbench.kernels.reference import ref_paged_decode_attention
-from kvbench.kernels.validation import (
-    TRITON_DTYPES,
-    KVCacheShape,
-    check_heads_tensor,
-    check_index_tensor,
-    check_kv_cache,
-    check_query_heads,
-)
-
-FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
-MIN_FP8_CAPABILITY = (8, 9)
-
-
-def check_fp8_decode_args(
-    query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor, context_lens: torch.Tensor
-) -> tuple[KVCacheShape, int]:
-    """As check_decode_args, for an fp8 pool read by a query of a compute dtype."""
-    cache = check_kv_cache(key_cache, value_cache, FP8_KV_DTYPES)
-    if query.dtype not in TRITON_DTYPES + (torch.float64,):
-        raise TypeError(f"query must be one of {TRITON_DTYPES + (torch.float64,)}, got {query.dtype}")
-    device = key_cache.device
-    num_q_heads = check_heads_tensor("query", query, cache, query.dtype, device)
-    group_size = check_query_heads(num_q_heads, cache.num_kv_heads)
-    check_index_tensor("context_lens", context_lens, torch.int32, 1, device)
-    if context_lens.shape[0] != query.shape[0]:
-        raise ValueError(f"context_lens has {context_lens.shape[0]} entries, query has {query.shape[0]} rows")
-    if device.type == "cuda" and torch.cuda.get_device_capability(device) < MIN_FP8_CAPABILITY:
-        raise ValueError(
-            f"an fp8 KV pool in Triton needs compute capability {MIN_FP8_CAPABILITY} or newer, "
-            f"this GPU has {torch.cuda.get_device_capability(device)}: use model.kv_dtype=auto"
-        )
-    return cache, group_size
-
+from kvbench.kernels.validation import FP8_KV_DTYPES, check_fp8_decode_args, check_index_tensor, check_kv_cache
 
 def quantize_fp8(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
     """``x / scale`` in `fp8`, saturated at its largest finite value."""
