@@ -74,11 +74,16 @@ def attend_kv_tile(
     CONTIGUOUS: tl.constexpr,
     MASKED: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    k_scale,
+    v_scale,
+    KV_FP8: tl.constexpr,
 ):
     """Fold context positions ``[tile_start, tile_start + BLOCK_N)`` into (acc, l_i, m_i).
 
     ``row_limit[r]`` is the last position row ``r`` may see (causality); ``MASKED`` is False for
-    tiles the caller knows are fully visible to every row, which skips the score mask.
+    tiles the caller knows are fully visible to every row, which skips the score mask. With
+    ``KV_FP8`` the pool holds fp8 values and a tile is dequantized as it is loaded (value x the
+    per-tensor ``k_scale``/``v_scale``, in the query's dtype); otherwise the scales are unread.
     """
     pos = tile_start + tl.arange(0, BLOCK_N)
     pos_ok = pos < kv_len
@@ -92,6 +97,8 @@ def attend_kv_tile(
     kv_offs = slots[:, None] * stride_slot + kv_head * stride_head + offs_d[None, :]
     kv_mask = pos_ok[:, None] & d_mask[None, :]
     k = tl.load(k_cache_ptr + kv_offs, mask=kv_mask, other=0.0)
+    if KV_FP8:
+        k = (k.to(tl.float32) * k_scale).to(q.dtype)
     scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
     if MASKED:
         visible = (pos[None, :] <= row_limit[:, None]) & pos_ok[None, :]
@@ -104,6 +111,8 @@ def attend_kv_tile(
     p = tl.exp2(scores - m_new[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
     v = tl.load(v_cache_ptr + kv_offs, mask=kv_mask, other=0.0)
+    if KV_FP8:
+        v = (v.to(tl.float32) * v_scale).to(q.dtype)
     # p is cast to the cache dtype so fp16/bf16 use tensor cores; accumulation stays fp32.
     acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
     return acc, l_i, m_new

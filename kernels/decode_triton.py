@@ -50,6 +50,7 @@ from kvbench.kernels.validation import (
     TRITON_DTYPES,
     check_block_tables,
     check_decode_args,
+    check_fp8_decode_args,
     check_out,
     check_start_slots,
     check_triton_device,
@@ -90,6 +91,9 @@ def _decode_kernel(
     CONTIGUOUS: tl.constexpr,
     SPLIT_K: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    k_scale,
+    v_scale,
+    KV_FP8: tl.constexpr,
 ):
     seq = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -146,6 +150,9 @@ def _decode_kernel(
             CONTIGUOUS,
             False,
             DOT_PRECISION,
+            k_scale,
+            v_scale,
+            KV_FP8,
         )
     for tile in range(tl.maximum(first_tile, full_tiles), end_tile):
         acc, l_i, m_i = attend_kv_tile(
@@ -171,6 +178,9 @@ def _decode_kernel(
             CONTIGUOUS,
             True,
             DOT_PRECISION,
+            k_scale,
+            v_scale,
+            KV_FP8,
         )
 
     has_keys = l_i > 0.0
@@ -266,21 +276,27 @@ def launch_decode(
     num_splits: int | None,
     max_context_len: int | None,
     out: torch.Tensor | None,
+    kv_scales: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Check arguments, pick the split factor and grid, and run decode attention.
 
     Exactly one of ``block_tables`` (paged mode) and ``start_slots`` (contiguous mode) is given.
+    ``kv_scales`` (k_scale, v_scale) marks an fp8 pool (see kvbench.kernels.fp8_kv), dequantized
+    in the kernel.
     ``max_context_len`` only feeds the automatic split choice; when it is None the paged mode
     uses the block-table capacity (no device sync) and the contiguous mode reads
     ``context_lens.max()`` (one sync).
     """
     if (block_tables is None) == (start_slots is None):
         raise ValueError("pass exactly one of block_tables (paged) or start_slots (contiguous)")
-    cache, group_size = check_decode_args(
-        query, key_cache, value_cache, context_lens, TRITON_DTYPES
-    )
+    if kv_scales is None:
+        cache, group_size = check_decode_args(
+            query, key_cache, value_cache, context_lens, TRITON_DTYPES
+        )
+    else:
+        cache, group_size = check_fp8_decode_args(query, key_cache, value_cache, context_lens)
     device = key_cache.device
-    check_triton_device(device, key_cache.dtype)
+    check_triton_device(device, query.dtype)
     num_seqs, num_q_heads = query.shape[0], query.shape[1]
     contiguous = start_slots is not None
     if contiguous:
@@ -313,7 +329,8 @@ def launch_decode(
         # Unread placeholders: the kernel writes straight to `out`.
         split_out, split_lse = out, out
     block_d = max(MIN_DOT_SIZE, triton.next_power_of_2(cache.head_dim))
-    tile_tokens, num_stages = pipeline_config(cache.head_dim, key_cache.dtype)
+    # An fp8 pool is dequantized into the query's dtype: tiles are sized for that.
+    tile_tokens, num_stages = pipeline_config(cache.head_dim, query.dtype)
     _decode_kernel[(num_seqs, cache.num_kv_heads, num_splits)](
         out,
         split_out,
@@ -346,7 +363,10 @@ def launch_decode(
         BLOCK_N=tile_tokens,
         CONTIGUOUS=contiguous,
         SPLIT_K=split_k,
-        DOT_PRECISION=dot_precision(key_cache.dtype),
+        DOT_PRECISION=dot_precision(query.dtype),
+        k_scale=1.0 if kv_scales is None else float(kv_scales[0]),
+        v_scale=1.0 if kv_scales is None else float(kv_scales[1]),
+        KV_FP8=kv_scales is not None,
         num_warps=4,
         num_stages=num_stages,
     )

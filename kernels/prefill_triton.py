@@ -127,6 +127,9 @@ def _prefill_kernel(
             False,
             False,
             DOT_PRECISION,
+            1.0,
+            1.0,
+            False,
         )
     for tile in range(full_tiles, end_tile):
         acc, l_i, m_i = attend_kv_tile(
@@ -152,6 +155,9 @@ def _prefill_kernel(
             False,
             True,
             DOT_PRECISION,
+            1.0,
+            1.0,
+            False,
         )
 
     o = acc / l_i[:, None]

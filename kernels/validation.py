@@ -265,3 +265,29 @@ def check_prefill_args(
         )
     check_block_tables(block_tables, num_seqs, device)
     return cache, group_size
+
+
+# An fp8 KV pool (kernels/fp8_kv.py): one byte per element, read by queries of a compute dtype.
+FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+MIN_FP8_CAPABILITY = (8, 9)
+
+
+def check_fp8_decode_args(
+    query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor, context_lens: torch.Tensor
+) -> tuple[KVCacheShape, int]:
+    """As check_decode_args, for an fp8 pool read by a query of a compute dtype."""
+    cache = check_kv_cache(key_cache, value_cache, FP8_KV_DTYPES)
+    if query.dtype not in TRITON_DTYPES + (torch.float64,):
+        raise TypeError(f"query must be one of {TRITON_DTYPES + (torch.float64,)}, got {query.dtype}")
+    device = key_cache.device
+    num_q_heads = check_heads_tensor("query", query, cache, query.dtype, device)
+    group_size = check_query_heads(num_q_heads, cache.num_kv_heads)
+    check_index_tensor("context_lens", context_lens, torch.int32, 1, device)
+    if context_lens.shape[0] != query.shape[0]:
+        raise ValueError(f"context_lens has {context_lens.shape[0]} entries, query has {query.shape[0]} rows")
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < MIN_FP8_CAPABILITY:
+        raise ValueError(
+            f"an fp8 KV pool in Triton needs compute capability {MIN_FP8_CAPABILITY} or newer, "
+            f"this GPU has {torch.cuda.get_device_capability(device)}: use model.kv_dtype=auto"
+        )
+    return cache, group_size

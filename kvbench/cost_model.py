@@ -1,6 +1,6 @@
 """How long a step takes in the simulator: a roofline over the step's work, or a measured profile.
 
-Roofline: a step reads every weight once, reads the K/V of every context token its decodes and
+Roofline: a step reads every weight once (for an MoE model, the active experts'), reads the K/V of every context token its decodes and
 prefills attend to, writes the K/V of its new tokens, and does the matmul and attention FLOPs of its
 tokens. Its time is the larger of bytes / (bandwidth x efficiency) and FLOPs / (peak x efficiency)
 on one GPU (tensor parallelism splits both), plus the all-reduces of tensor parallelism. CPU time
@@ -58,8 +58,10 @@ class RooflineCostModel:
         self._flops_per_token = model.flops_per_token
         self._lm_head_flops = model.lm_head_flops
         self._attention_flops_per_pair = model.attention_flops_per_pair
-        self._weight_bytes = model.weight_bytes
-        self._kv_bytes_per_token = model.kv_bytes_per_token
+        # The weights one token reads (an MoE model's active experts) and the KV every worker reads
+        # (in the model's KV format; an MLA latent is replicated on every worker).
+        self._weight_bytes = model.active_weight_bytes
+        self._kv_bytes_per_token = model.kv_pool_bytes_per_token(tp)
         self._bytes_per_s = hardware.mem_bandwidth_bytes_per_s * hardware.bandwidth_efficiency * tp
         self._flops_per_s = hardware.peak_flops * hardware.flops_efficiency * tp
         # Two all-reduces of the hidden states per layer; a ring moves 2 (tp - 1) / tp of the data.

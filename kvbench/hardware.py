@@ -38,6 +38,9 @@ class KVBudget:
     num_blocks: int
     block_size: int
     kv_bytes_per_token: int
+    # Full-precision residual windows (int8/int4 KV) of the running sequences, held beside the pool
+    # and taken off the budget before it was cut into blocks (ModelSpec.kv_residual_bytes_per_seq).
+    kv_residual_bytes: int = 0
 
     @property
     def num_token_slots(self) -> int:
@@ -61,16 +64,24 @@ def kv_budget(
     block_size: int,
     kv_cache_bytes: int | None = None,
     num_blocks: int | None = None,
+    max_num_seqs: int = 0,
 ) -> KVBudget:
-    """The KV pool: `num_blocks` if given, else `kv_cache_bytes` if given, else derived."""
+    """The KV pool: `num_blocks` if given, else `kv_cache_bytes` if given, else derived.
+
+    Bytes per token over all workers come from the model's KV format (`kv_pool_bytes_per_token`).
+    A format with a full-precision residual (int8/int4) first sets aside one residual window for
+    each of `max_num_seqs` running sequences (with `num_blocks=` the pool is given and the windows are
+    held beside it).
+    """
     if hardware.tensor_parallel < 1:
         raise ValueError(f"hardware.tensor_parallel={hardware.tensor_parallel} must be >= 1")
     if not 0 < hardware.gpu_memory_utilization <= 1:
         raise ValueError(f"hardware.gpu_memory_utilization={hardware.gpu_memory_utilization} must be in (0, 1]")
     if num_blocks is not None and kv_cache_bytes is not None:
         raise ValueError("set num_blocks= or kv_cache_bytes=, not both")
-    per_token = model.kv_bytes_per_token
+    per_token = model.kv_pool_bytes_per_token(hardware.tensor_parallel)
     block_bytes = block_size * per_token
+    residual_bytes = max_num_seqs * model.kv_residual_bytes_per_seq(hardware.tensor_parallel)
     if num_blocks is None:
         if kv_cache_bytes is None:
             kv_cache_bytes = derived_kv_cache_bytes(hardware, model)
@@ -81,6 +92,10 @@ def kv_budget(
             )
         else:
             source = f"kv_cache_bytes={kv_cache_bytes}"
+        if residual_bytes:
+            source += (f" - {residual_bytes:,} bytes of full-precision residual windows ({max_num_seqs} sequences; "
+                       "lower scheduler.max_num_seqs or model.kv_residual_tokens)")
+            kv_cache_bytes -= residual_bytes
         num_blocks = kv_cache_bytes // block_bytes if kv_cache_bytes > 0 else 0
         if num_blocks < 1:
             raise ValueError(
@@ -95,4 +110,4 @@ def kv_budget(
             f"({num_blocks * block_bytes / GiB:,.0f} GiB), more than the {MAX_NUM_BLOCKS:,} kvbench accepts: "
             "set a smaller kv_cache_bytes= or num_blocks=, or a larger strategy.block_size="
         )
-    return KVBudget(num_blocks * block_bytes, num_blocks, block_size, per_token)
+    return KVBudget(num_blocks * block_bytes, num_blocks, block_size, per_token, residual_bytes)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import MISSING
 
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
@@ -68,6 +69,13 @@ def sidecar_path(csv_path: Path) -> Path:
 def config_fields(config) -> dict:
     """A config dataclass as plain JSON values (enums by value)."""
     return {k: v.value if isinstance(v, Enum) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _schema_default(key: str):
+    """The ModelConfig default of a field, as config_fields writes it (None for a required field)."""
+    field = ModelConfig.__dataclass_fields__.get(key)
+    default = None if field is None or field.default in (dataclasses.MISSING, MISSING) else field.default
+    return default.value if isinstance(default, Enum) else default
 
 
 class StepTimeGrid:
@@ -209,9 +217,11 @@ class ProfileTable:
         """Fail unless this profile was measured for this model, hardware and block size."""
         profiled_model = self.meta.get("model", {})
         asked = {k: v for k, v in config_fields(model).items() if k not in MODEL_FIELDS_NOT_TIMED}
-        differing = sorted(k for k in asked if profiled_model.get(k) != asked[k])
+        # A profile measured before a model field existed was measured at that field's default.
+        profiled = {k: profiled_model.get(k, _schema_default(k)) for k in asked}
+        differing = sorted(k for k in asked if profiled[k] != asked[k])
         if differing:
-            details = ", ".join(f"model.{k}={asked[k]} (profiled: {profiled_model.get(k)})" for k in differing)
+            details = ", ".join(f"model.{k}={asked[k]} (profiled: {profiled[k]})" for k in differing)
             raise ProfileError(f"{self.where} was measured for another model: {details}")
         profiled_hardware = self.meta.get("hardware", {}).get("name")
         if profiled_hardware != hardware.name:

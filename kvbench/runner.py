@@ -18,6 +18,7 @@ from kvbench.host_memory import on_host, runs_on_host
 from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.interrupts import signals_interrupt
 from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
+from kvbench.kv_format import KVDtype
 from kvbench.model_spec import ModelSpec
 from kvbench.results import ResultsConfig, RunDirectory
 from kvbench.run_claim import RunClaim
@@ -56,7 +57,8 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     hardware = to_object(cfg.hardware)
     strategy_cfg = STRATEGIES.get(cfg.strategy.name).configure(to_object(cfg.strategy), model, hardware.tensor_parallel)
     pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
-    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks)
+    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks,
+                       cfg.scheduler.max_num_seqs)
     max_model_len = model.config.max_model_len
     strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
     if strategy.max_seq_kv_tokens() < max_model_len:
@@ -126,6 +128,10 @@ def summary_header(run: Run) -> dict:
         "seed": run.cfg.seed,
         "num_blocks": run.budget.num_blocks,
         "kv_cache_bytes": run.budget.kv_cache_bytes,
+        # The KV format (model.kv_dtype; `auto` is the model's dtype) and what a token costs in it.
+        "kv_dtype": KVDtype(run.model.config.kv_dtype).value,
+        "kv_bytes_per_token": run.budget.kv_bytes_per_token,
+        "kv_residual_bytes": run.budget.kv_residual_bytes,
         "num_dropped_requests": run.workload.num_dropped_too_long,
         "num_skipped_rows": run.workload.num_skipped_bad_rows,
     }

@@ -49,6 +49,15 @@ RANGES: tuple[tuple[str, Range], ...] = (
     ("kv_cache_bytes", POSITIVE),
     ("num_blocks", Range(1, MAX_NUM_BLOCKS)),
     ("strategy.block_size", COUNT),
+    # MLA and MoE sizes are 0 on models without them; the KIVI residual may be 0.
+    ("model.kv_lora_rank", NON_NEGATIVE),
+    ("model.q_lora_rank", NON_NEGATIVE),
+    ("model.qk_*_head_dim", NON_NEGATIVE),
+    ("model.v_head_dim", NON_NEGATIVE),
+    ("model.*experts*", NON_NEGATIVE),
+    ("model.moe_intermediate_size", NON_NEGATIVE),
+    ("model.first_dense_layers", NON_NEGATIVE),
+    ("model.kv_residual_tokens", NON_NEGATIVE),
     ("model.*", COUNT),  # layer, head and vocabulary counts, lengths, dtype_bytes
     ("hardware.interconnect_bytes_per_s", NON_NEGATIVE),
     ("hardware.activation_reserve_bytes", NON_NEGATIVE),

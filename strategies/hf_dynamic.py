@@ -63,9 +63,8 @@ class HFDynamicStrategy(KVCacheStrategy):
 
     @classmethod
     def configure(cls, config: HFDynamicConfig, model, tensor_parallel: int) -> HFDynamicConfig:
-        c = model.config
-        config.layer_bytes_per_token = max(1, c.num_kv_heads // tensor_parallel) * c.head_dim * c.dtype_bytes
-        config.kv_bytes_per_token = model.kv_bytes_per_token
+        config.layer_bytes_per_token = model.kv_tensor_bytes_per_token(tensor_parallel)  # in the KV format
+        config.kv_bytes_per_token = model.kv_pool_bytes_per_token(tensor_parallel)
         return config
 
     def __init__(self, config: HFDynamicConfig, num_blocks: int, max_model_len: int):

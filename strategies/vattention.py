@@ -12,6 +12,10 @@ finishes.
   every layer, so a kvbench block is those tokens' pages over every layer, K and V, and TP worker:
   `2 * num_layers * tensor_parallel` pages mapped together. The waste is at most one partly filled
   page per layer per K/V per worker and request (the paper's Table 8).
+- KV formats (kvbench/kv_format.py): the element bytes are the format's
+  (`ModelSpec.kv_tensor_payload_bytes_per_token`); quantization scales sit in tensors of their own,
+  counted per token in the pool's bytes per token (not rounded to pages). An MLA model caches one
+  latent per layer, whole on every worker: `num_layers * tensor_parallel` pages per block.
 - `deferred_reclamation`: a finished request's pages stay mapped to its virtual run, and the next
   request admitted takes that run over (most recently freed first) and grows into them without
   mapping; another request that finds no unmapped page reclaims (unmaps) idle runs' pages, oldest
@@ -39,7 +43,7 @@ class VAttentionConfig(StrategyConfig):
     name: str = "vattention"
     page_bytes: int = 64 * KiB  # 64 KiB, 128 KiB, 256 KiB (vAttention's driver) or 2 MiB (stock CUDA)
     deferred_reclamation: bool = False
-    # Set from the model by `configure` (leave at 0): pages per block, 2 * num_layers * tensor_parallel.
+    # Set from the model by `configure` (leave at 0): pages per block, 2 * num_layers * tensor_parallel (MLA: 1 *).
     pages_per_block: int = 0
 
 
@@ -64,18 +68,22 @@ class VAttentionStrategy(KVCacheStrategy):
     @classmethod
     def configure(cls, config: VAttentionConfig, model, tensor_parallel: int) -> VAttentionConfig:
         c = model.config
-        if c.num_kv_heads % tensor_parallel:
+        if c.num_kv_heads % tensor_parallel and not model.is_mla:
             raise ValueError(
                 f"model.num_kv_heads={c.num_kv_heads} does not split over hardware.tensor_parallel={tensor_parallel}"
             )
-        layer_k_bytes_per_token = c.num_kv_heads // tensor_parallel * c.head_dim * c.dtype_bytes
+        # In the model's KV format; an MLA latent is one tensor per layer, whole on every worker.
+        # Quantization scales live in tensors of their own (as KIVI's and vLLM's caches keep them), so
+        # a page's tokens follow the elements alone; the scales' bytes are counted per token in the
+        # pool's bytes per token, not rounded to pages of their own.
+        layer_k_bytes_per_token = model.kv_tensor_payload_bytes_per_token(tensor_parallel)
         if config.page_bytes % layer_k_bytes_per_token:
             raise ValueError(
                 f"strategy.page_bytes={config.page_bytes} is not a whole number of tokens of one layer's K "
                 f"({layer_k_bytes_per_token} bytes per token per worker)"
             )
         config.block_size = config.page_bytes // layer_k_bytes_per_token
-        config.pages_per_block = 2 * c.num_layers * tensor_parallel
+        config.pages_per_block = model.kv_tensors_per_layer * c.num_layers * tensor_parallel
         return config
 
     def __init__(self, config: VAttentionConfig, num_blocks: int, max_model_len: int):

@@ -66,10 +66,12 @@ def describe(group: str, body: dict, description: str) -> str:
         params = f"{spec.num_params / 1e9:5.1f}B" if spec.num_params >= 1e8 else f"{spec.num_params / 1e6:5.2f}M"
         kv = spec.kv_bytes_per_token
         kv_text = f"{kv // 1024} KiB" if kv >= 1024 else f"{kv} B"
-        return (
-            f"{params} params, {c.num_layers} layers, {c.num_heads}/{c.num_kv_heads} q/kv heads, "
-            f"{kv_text} KV/token, max {c.max_model_len} tokens"
-        )
+        heads = (f"{c.num_heads} heads, MLA latent {c.kv_lora_rank}+{c.qk_rope_head_dim}" if spec.is_mla
+                 else f"{c.num_heads}/{c.num_kv_heads} q/kv heads")
+        if spec.config.num_experts:
+            params += f" ({spec.num_active_params / 1e9:.1f}B active)"
+        kv_format = "" if spec.kv_format.dtype.value == "auto" else f" {spec.kv_format.name}"
+        return f"{params} params, {c.num_layers} layers, {heads}, {kv_text}{kv_format} KV/token, max {c.max_model_len} tokens"
     if group == "hardware":
         return (
             f"{body['memory_bytes'] / GiB:.0f} GiB, {float(body['mem_bandwidth_bytes_per_s']) / 1e9:.0f} GB/s, "

@@ -50,6 +50,11 @@ class DeviceEngine:
                 f"engine=device runs the model on one device: hardware.tensor_parallel={hardware.tensor_parallel} "
                 "must be 1 (shrink the model with model.num_layers=... to fit one GPU)"
             )
+        if model.is_mla or model.config.num_experts:
+            raise ValueError(
+                f"engine=device builds a dense decoder with K/V heads: model={model.config.name} "
+                "(model.attention=mla or model.num_experts > 0) runs in the simulator only (engine=sim)"
+            )
         started = time.perf_counter()
         c = model.config
         self.device = torch_device(device)
@@ -62,7 +67,8 @@ class DeviceEngine:
         self.decoder = Decoder(c, random_weights(c, self.dtype, self.device, seed))
         self.block_size = budget.block_size
         self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
-        self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device)
+        self.kv_format = model.kv_format
+        self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device, self.kv_format)
         self.book = TokenBook(c.vocab_size, record_logits)
         self.record_logits = record_logits
         self.warmup_s = 0.0

@@ -4,6 +4,10 @@ All stores of a layer come before any attention of that layer: requests admitted
 may share prefix-cache blocks that an earlier request of the step is writing, and a sequence's
 prefill attends to its own new tokens through the pool. Prefill tokens attend with the prefill
 kernel (chunks, cached prefixes), decode tokens with the decode kernel.
+
+In a quantized KV format (model.kv_dtype) the new K/V go through the format's reference
+quantize/dequantize before they are stored (kernels/quant_reference.py): the pool keeps the
+engine's dtype and holds exactly the values the quantized cache would return.
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ from kvbench.device.kv_pool import KVPool
 from kvbench.device.step_inputs import DeviceStepInputs
 from kvbench.device.timing import StepTimer
 from kvbench.kernels import paged_decode_attention, paged_prefill_attention, store_kv
+from kvbench.kernels.quant_reference import fake_quantize
+from kvbench.kv_format import KVFormat
 
 
 class StepAttention:
     """The `AttentionFn` of one step: called once per layer by the decoder."""
 
-    def __init__(self, pool: KVPool, inputs: DeviceStepInputs, scale: float, backend: str, timer: StepTimer):
+    def __init__(self, pool: KVPool, inputs: DeviceStepInputs, scale: float, backend: str, timer: StepTimer,
+                 kv_format: KVFormat | None = None):
         self.pool = pool
+        self.kv_format = kv_format if kv_format is not None and kv_format.is_quantized else None
         self.inputs = inputs
         self.scale = scale
         self.backend = backend
@@ -30,6 +38,8 @@ class StepAttention:
         inputs, backend = self.inputs, self.backend
         key_cache, value_cache = self.pool.layer(layer)
         with self.timer.section("store_kv"):
+            if self.kv_format is not None:  # a quantized format: store what its cache would give back
+                k, v = fake_quantize(k, self.kv_format), fake_quantize(v, self.kv_format)
             store_kv(k, v, key_cache, value_cache, inputs.slot_mapping, backend=backend)
         out = torch.empty_like(q)
         num_prefill = inputs.num_prefill_tokens

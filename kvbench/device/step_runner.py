@@ -17,6 +17,7 @@ from kvbench.device.kv_pool import KVPool
 from kvbench.device.step_attention import StepAttention
 from kvbench.device.step_inputs import StepInputs
 from kvbench.device.timing import StepTimer
+from kvbench.kv_format import KVFormat
 
 
 @dataclass
@@ -28,8 +29,10 @@ class StepOutput:
 
 
 class StepRunner:
-    def __init__(self, decoder: Decoder, pool: KVPool, backend: str, device: torch.device):
+    def __init__(self, decoder: Decoder, pool: KVPool, backend: str, device: torch.device,
+                 kv_format: KVFormat | None = None):
         self.decoder = decoder
+        self.kv_format = kv_format
         self.pool = pool
         self.backend = backend
         self.device = device
@@ -45,7 +48,7 @@ class StepRunner:
             with timer.section("copy_blocks"):
                 for src, dst in device_inputs.copy_groups:
                     self.pool.copy_blocks(src, dst, self.backend)
-        attention = StepAttention(self.pool, device_inputs, self.decoder.scale, self.backend, timer)
+        attention = StepAttention(self.pool, device_inputs, self.decoder.scale, self.backend, timer, self.kv_format)
         logits = self.decoder.forward(
             device_inputs.token_ids, device_inputs.positions, attention, device_inputs.sample_rows
         )

@@ -78,6 +78,9 @@ def scenario_label(run: pd.Series, free_keys: list[str]) -> str:
     parts = [run["workload"], run["model"], hardware, engine]
     if run["scheduler"] not in (None, "default") and isinstance(run["scheduler"], str):
         parts.append(f"scheduler {run['scheduler']}")
+    kv_dtype = run.get("kv_dtype")  # summary field; runs from before KV formats lack it
+    if isinstance(kv_dtype, str) and kv_dtype != "auto" and f"{CONFIG_PREFIX}model.kv_dtype" not in free_keys:
+        parts.append(f"KV {kv_dtype}")
     label = " · ".join(str(p) for p in parts)
     extra = ", ".join(f"{key.removeprefix(CONFIG_PREFIX)}={format_value(run[key])}" for key in free_keys)
     return f"{label} ({extra})" if extra else label
