@@ -110,6 +110,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         if block_ids is not None:
             for seq_id, seq in swapped.seqs.items():
                 state = self.tables.seqs[seq_id]
+                self.index.track(seq_id, seq.stream)
                 # Blocks shared with a sequence restored before it are registered already.
                 while (state.num_cached_blocks < len(state.blocks)
                        and state.blocks[state.num_cached_blocks].cache_key is not None):

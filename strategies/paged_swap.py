@@ -24,24 +24,44 @@ def num_swap_blocks(tables: PagedTables, seqs: list[tuple[int, int]]) -> int:
 
 
 def swap_out(tables: PagedTables, seqs: list[tuple[int, int]], free: Callable[[int, int], bool]) -> SwappedKV:
-    """Describe the group's token-holding blocks, then release each sequence with `free`."""
+    """Describe the group's token-holding blocks, then release each sequence with `free`.
+
+    Each copy's fill is what the group itself holds there, as the invariant checker counts it: a
+    block one of its sequences writes holds that writer's tokens and reserves up to its final
+    length; a block it only inherited (a prefix hit whose writer may still be computing it, a
+    fork's shared prefix) holds the inherited tokens, the writer's progress being no concern of
+    the copy.
+    """
+    bs = tables.block_size
     index: dict[int, int] = {}  # block id -> its position in the swapped blocks
-    fills: list[tuple[int, int]] = []
+    fills: list[list] = []  # per swapped block: [num_tokens, reserve_end, written by the group]
     swapped: dict[int, SwappedSeq] = {}
     for seq_id, num_computed_tokens in seqs:
         state = tables.seqs[seq_id]
-        tables.sync(state, num_computed_tokens)  # fills as of the computed tokens (free syncs the same)
+        tables.sync(state, num_computed_tokens)  # as free will
+        num_inherited = min(state.num_inherited_tokens, num_computed_tokens)
         indices = []
-        for block in _token_blocks(tables, seq_id, num_computed_tokens):
-            i = index.setdefault(block.block_id, len(index))
-            if i == len(fills):
-                fills.append((block.num_tokens, block.reserve_end))
-            indices.append(i)
-        swapped[seq_id] = SwappedSeq(indices, num_computed_tokens, min(state.num_inherited_tokens, num_computed_tokens),
-                                     state.final_num_kv_tokens, state.stream)
+        for i, block in enumerate(_token_blocks(tables, seq_id, num_computed_tokens)):
+            j = index.setdefault(block.block_id, len(index))
+            if j == len(fills):
+                fills.append([0, 0, False])
+            fill = fills[j]
+            if i >= num_inherited // bs:
+                num_tokens, reserve_end = _clamp(num_computed_tokens - i * bs, bs), _clamp(state.final_num_kv_tokens - i * bs, bs)
+                if fill[2]:
+                    num_tokens, reserve_end = max(fill[0], num_tokens), max(fill[1], reserve_end)
+                fills[j] = [num_tokens, max(reserve_end, num_tokens), True]
+            elif not fill[2]:
+                fill[0] = fill[1] = max(fill[0], _clamp(num_inherited - i * bs, bs))
+            indices.append(j)
+        swapped[seq_id] = SwappedSeq(indices, num_computed_tokens, num_inherited, state.final_num_kv_tokens, state.stream)
     for seq_id, num_computed_tokens in seqs:
         free(seq_id, num_computed_tokens)
-    return SwappedKV(list(index), fills, swapped)
+    return SwappedKV(list(index), [(num_tokens, reserve_end) for num_tokens, reserve_end, _ in fills], swapped)
+
+
+def _clamp(num_tokens: int, block_size: int) -> int:
+    return min(block_size, max(0, num_tokens))
 
 
 def swap_in(tables: PagedTables, swapped: SwappedKV) -> list[int] | None:
