@@ -76,3 +76,9 @@ def test_swap_runs_report_their_copies_and_recompute_runs_do_not(tmp_path):
 def test_a_swap_space_smaller_than_a_block_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="hardware.cpu_swap_bytes=1000 holds no block"):
         _run(tmp_path, "none", ["scheduler.preemption=swap", "hardware.cpu_swap_bytes=1000"])
+
+
+def test_hardware_without_a_host_link_runs_recompute_and_refuses_swap(tmp_path):
+    _run(tmp_path, "no_link", ["hardware.host_link_bytes_per_s=0"])
+    with pytest.raises(ValueError, match="hardware.host_link_bytes_per_s=0.0 must be > 0"):
+        _run(tmp_path, "no_link_swap", ["hardware.host_link_bytes_per_s=0", "scheduler.preemption=swap"])
