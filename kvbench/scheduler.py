@@ -177,6 +177,10 @@ class Scheduler:
         self.swapped: deque[SwappedGroup] = deque()  # swapped-out requests, oldest first
         self.swap_space = SwapSpace(num_swap_blocks) if self.preemption == "swap" else None
         self.swap_stats = SwapStats()
+        # Swap-outs go into the next plan made: one made while completing a step (a fork found no
+        # room) must be copied before the next step reuses the blocks it freed.
+        self._pending_swap_out_blocks = 0
+        self._pending_swap_out_copies: list[tuple[int, int]] = []
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
@@ -260,6 +264,8 @@ class Scheduler:
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
         step.num_waiting_requests = len(self.waiting)
+        if self._pending_swap_out_blocks:
+            self._flush_swap_outs(step)
         if self.with_block_tables:
             self._attach_block_tables(step)
         self._next_step += 1
@@ -440,16 +446,22 @@ class Scheduler:
         self._drop_running(group)
         group.num_preemptions += 1
         group.phase = Phase.SWAPPED
-        step = self._step
-        step.num_preemptions += 1
-        step.num_swap_out_blocks += kv.num_blocks
+        self._step.num_preemptions += 1
+        self._pending_swap_out_blocks += kv.num_blocks
         if self.with_block_tables:
-            step.swap_out_copies = (step.swap_out_copies or []) + list(zip(kv.src_block_ids, host_block_ids))
+            self._pending_swap_out_copies += zip(kv.src_block_ids, host_block_ids)
         stats.num_swap_outs += 1
         stats.swap_out_blocks += kv.num_blocks
         in_use = self.swap_space.num_blocks - self.swap_space.num_free_blocks
         stats.max_swapped_blocks = max(stats.max_swapped_blocks, in_use)
         return True
+
+    def _flush_swap_outs(self, step: StepPlan) -> None:
+        step.num_swap_out_blocks = self._pending_swap_out_blocks
+        if self.with_block_tables:
+            step.swap_out_copies = self._pending_swap_out_copies
+        self._pending_swap_out_blocks = 0
+        self._pending_swap_out_copies = []
 
     def _swap_in(self, step: StepPlan, budget: int) -> int:
         """Resume swapped requests, oldest first, while they fit; they decode in this step."""

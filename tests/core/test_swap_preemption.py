@@ -7,9 +7,12 @@ import dataclasses
 import pytest
 
 from kvbench.errors import ConfigError
+from kvbench.executors.base import Executor
 from kvbench.request import Request
 from kvbench.scheduler import Scheduler, SchedulerConfig
+from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES
+from kvbench.strategies.paged_cow import PagedCowConfig, PagedCowStrategy
 from kvbench.tokens import TokenSequence
 
 from .test_scheduler import CHUNKED, V0
@@ -115,3 +118,54 @@ def test_a_strategy_that_cannot_swap_says_why(name, strategy_factory):
 def test_an_unknown_preemption_mode_names_the_setting(strategy_factory):
     with pytest.raises(ConfigError, match="scheduler.preemption='spill' must be one of recompute, swap"):
         Scheduler(strategy_factory("paged", num_blocks=64), SchedulerConfig(preemption="spill"), [], 128, seed=0)
+
+
+class SeenAtExecution(Executor):
+    """Counts the swap copies a plan carries when it is executed."""
+
+    def __init__(self):
+        self.swap_out_blocks = self.swap_in_blocks = 0
+        self.last_plan = None
+
+    def execute(self, plan) -> float:
+        self.last_plan = plan
+        self.swap_out_blocks += plan.num_swap_out_blocks
+        self.swap_in_blocks += plan.num_swap_in_blocks
+        return 0.01
+
+
+class ForkNeedsRoom(PagedCowStrategy):
+    """Shares on fork, but refuses one unless a copy of the parent's table would fit: the forks of
+    beam search, at the end of a step, then preempt the requests admitted after them."""
+
+    def fork(self, parent_id, child, num_computed_tokens):
+        if len(self.tables.seqs[parent_id].blocks) > self.pool.num_free_blocks:
+            return False
+        return super().fork(parent_id, child, num_computed_tokens)
+
+
+@pytest.mark.parametrize("config", [SWAP_CHUNKED, SWAP_V0], ids=["chunked", "v0"])
+def test_every_swap_is_in_a_plan_before_it_runs_even_one_made_while_forking(config):
+    """A swap-out made while completing a step (a fork found no room) belongs to the next plan:
+    the step already run cannot copy out the blocks the next one may reuse."""
+    beams = Request(request_id=0, arrival_time_s=0.0, prompt=TokenSequence.synthetic(("p", 0), 20),
+                    num_output_tokens=20, beam_width=3)
+    requests = [beams] + [Request(request_id=i, arrival_time_s=0.001 * i, prompt=TokenSequence.synthetic(("p", i), 8),
+                                  num_output_tokens=40) for i in range(1, 6)]
+    scheduler = Scheduler(ForkNeedsRoom(PagedCowConfig(block_size=4), 40, 128), config, requests, 128, seed=0,
+                          num_swap_blocks=100)
+    executor = SeenAtExecution()
+    completing = []
+    swap_out = scheduler._swap_out
+
+    def watched_swap_out(group):  # note swap-outs made inside complete()
+        swapped = swap_out(group)
+        completing.append(swapped and scheduler._step is executor.last_plan)
+        return swapped
+
+    scheduler._swap_out = watched_swap_out
+    for _ in run_steps(scheduler, executor):
+        pass
+    assert any(completing), "a fork should have swapped a request out while a step completed"
+    stats = scheduler.swap_stats
+    assert executor.swap_out_blocks == stats.swap_out_blocks and executor.swap_in_blocks == stats.swap_in_blocks
