@@ -424,7 +424,8 @@ class Scheduler:
     # -- swap preemption (preemption=swap) ---------------------------------------------------------
 
     def _swap_out(self, group: RequestState) -> bool:
-        """Swap a decoding request out whole; False (nothing changed) when it must recompute."""
+        """Swap a decoding request out whole; False when it must be recomputed instead (its
+        sequences have then left the lazy set, their counts exact, for `_preempt` to free)."""
         stats = self.swap_stats
         request = group.request
         if group.phase is not Phase.DECODE or request.beam_width > 1 or len(group.seqs) != request.num_seqs:
