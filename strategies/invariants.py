@@ -158,7 +158,9 @@ def check_swap(
                 raise InvariantError(f"seq {seq_id} is swapped out twice")
             seen_seqs.add(seq_id)
             if -(-seq.num_tokens // bs) != len(seq.block_indices):
-                raise InvariantError(f"swapped seq {seq_id}: {seq.num_tokens} tokens in {len(seq.block_indices)} blocks")
+                raise InvariantError(
+                    f"swapped seq {seq_id}: {seq.num_tokens} tokens in {len(seq.block_indices)} blocks"
+                )
             for i, index in enumerate(seq.block_indices):
                 num_tokens, reserve_end = kv.block_fills[index]
                 if not 0 <= num_tokens <= bs or num_tokens < min(bs, seq.num_tokens - i * bs):

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kvbench.strategies import paged_swap
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV
+from kvbench.strategies.base import (
+    KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV,
+)
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.paged_tables import PagedTables
 from kvbench.strategies.registry import register
@@ -25,6 +27,7 @@ class PagedCowConfig(StrategyConfig):
 @register("paged_cow", PagedCowConfig)
 class PagedCowStrategy(KVCacheStrategy):
     supports_swap = True
+
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
         self.pool = BlockPool(num_blocks, self.block_size)

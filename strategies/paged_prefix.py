@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from kvbench.strategies import paged_swap
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV
+from kvbench.strategies.base import (
+    KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV,
+)
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
 from kvbench.strategies.paged_tables import PagedTables

@@ -44,7 +44,9 @@ def run_specs(paper: tuple[str, ...], block_sizes: tuple[int, ...], num_requests
     ]
 
 
-def microbenchmark(paper: tuple[str, ...], num_tokens: int, block_sizes: tuple[int, ...]) -> dict[int, tuple[float, float]]:
+def microbenchmark(
+    paper: tuple[str, ...], num_tokens: int, block_sizes: tuple[int, ...]
+) -> dict[int, tuple[float, float]]:
     """block size -> (swap out + in seconds, recompute seconds) for one sequence of `num_tokens`."""
     cfg, _ = compose_run(paper)
     model = ModelSpec(OmegaConf.to_object(cfg.model))
@@ -74,7 +76,8 @@ def rows(runs: dict[str, dict], paper: tuple[str, ...], block_sizes: tuple[int, 
     crossover = next((b for b in block_sizes if swap_s[b] < recompute_s), None)
     ratio_large = recompute_s / swap_s[largest]
     out = [
-        row("Fig. 19a", f"swap out + in of a mean ShareGPT sequence ({num_tokens} tokens), block {smallest} → {largest}",
+        row("Fig. 19a",
+            f"swap out + in of a mean ShareGPT sequence ({num_tokens} tokens), block {smallest} → {largest}",
             "high at small blocks, falling with size", f"{ms(swap_s[smallest])} → {ms(swap_s[largest])}",
             "same trend" if falling else "differs",
             ", ".join(f"{b}: {ms(swap_s[b])}" for b in block_sizes), LINK_CALIBRATION),
@@ -84,7 +87,8 @@ def rows(runs: dict[str, dict], paper: tuple[str, ...], block_sizes: tuple[int, 
         row("§7.3", "smallest block size at which swapping beats recomputing (microbenchmark)",
             "recompute wins small, swap wins large", str(crossover) if crossover else "none: recompute always wins",
             "same shape" if crossover and crossover > smallest else "differs", "", LINK_CALIBRATION),
-        row("§7.3", f"recompute ÷ swap at block size {largest} (microbenchmark)", "≤ 1.2× (\"never higher than 20%\")",
+        row("§7.3", f"recompute ÷ swap at block size {largest} (microbenchmark)",
+            "≤ 1.2× (\"never higher than 20%\")",
             times(ratio_large), "inside" if ratio_large <= 1.2 else "outside",
             "kvbench's recompute is one prefill alone, which streams all the weights once; recomputed "
             "beside other work, a step shares that cost", LINK_CALIBRATION),
