@@ -24,6 +24,16 @@ class HardwareConfig:
     mem_bandwidth_bytes_per_s: float = MISSING  # per GPU, datasheet
     peak_flops: float = MISSING  # per GPU, dense fp16/bf16 tensor cores, datasheet
     interconnect_bytes_per_s: float = 0.0  # per GPU, one direction (NVLink), for tensor parallelism
+    # The link between a GPU and host memory (PCIe, NVLink-C2C), per GPU, one direction: what swap
+    # preemption (scheduler.preemption=swap) and host-memory KV tiers move K/V over.
+    host_link_bytes_per_s: float = 0.0
+    # Fixed cost of one host<->device copy call (a cudaMemcpyAsync: launch and DMA set-up). A swap
+    # moves each block of each layer's K and V as its own copy, as vLLM v0's swap_blocks does, so
+    # small blocks pay this many times: the reason the PagedAttention paper (§7.3) finds swapping
+    # slow at small block sizes. An assumption of the order NVIDIA's small-transfer timings show,
+    # not a measurement (see docs/swap.md).
+    host_link_latency_s: float = 5e-6
+    cpu_swap_bytes: int = 4 * GiB  # host memory for swapped-out KV, all GPUs together (vLLM's swap_space=4 GiB)
     # Shares of the datasheet rates that real kernels reach; the roofline divides by them.
     bandwidth_efficiency: float = 0.8
     flops_efficiency: float = 0.6
@@ -49,6 +59,13 @@ class KVBudget:
     @property
     def block_bytes(self) -> int:
         return self.block_size * self.kv_bytes_per_token
+
+
+def num_swap_blocks(hardware: HardwareConfig, budget: KVBudget) -> int:
+    """Blocks of the GPU pool's size that `hardware.cpu_swap_bytes` holds (the swap space)."""
+    if hardware.cpu_swap_bytes < 0:
+        raise ValueError(f"hardware.cpu_swap_bytes={hardware.cpu_swap_bytes} must be >= 0")
+    return hardware.cpu_swap_bytes // budget.block_bytes
 
 
 def derived_kv_cache_bytes(hardware: HardwareConfig, model: ModelSpec) -> int:

@@ -70,6 +70,13 @@ class InterTokenLatencies:
             self._resume_from[group] = computed_tick
         # In prefill: its last token (if any) was recorded when it was preempted before.
 
+    def resumed(self, group: RequestState, computed_tick: int) -> None:
+        """`group` was swapped back in and decodes from the tick after `computed_tick`, its gap
+        counted from its last token before the swap-out (whose tick has ended by now)."""
+        before = self._resume_from.pop(group)
+        before_s = self._tick_end_s[before] if isinstance(before, int) else before
+        self._joined[group] = (before_s, computed_tick)
+
     def step_done(self, step: StepPlan, end_time_s: float) -> None:
         """After the scheduler completed `step` at `end_time_s`."""
         if step.tick is None:

@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
-from kvbench.hardware import HardwareConfig, KVBudget, kv_budget
+from kvbench.hardware import HardwareConfig, KVBudget, kv_budget, num_swap_blocks
+from kvbench.host_link import check_host_link
 from kvbench.host_memory import on_host, runs_on_host
 from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.interrupts import signals_interrupt
@@ -75,11 +76,13 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
             f"workload={choices['workload']} has no request that fits model.max_model_len={max_model_len} "
             f"({workload.num_dropped_too_long} dropped)"
         )
+    if cfg.scheduler.preemption == "swap":
+        check_swap_space(hardware, budget)
     engine_cfg = to_object(cfg.engine)
     executor_cls = EXECUTORS.get(engine_cfg.name)
     scheduler = Scheduler(
         strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed,
-        with_block_tables=executor_cls.needs_block_tables,
+        with_block_tables=executor_cls.needs_block_tables, num_swap_blocks=num_swap_blocks(hardware, budget),
     )
     executor = executor_cls(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
     return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
@@ -112,6 +115,22 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
                 bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
     recorder.flush_steps()
     return recorder
+
+
+def check_swap_space(hardware: HardwareConfig, budget: KVBudget) -> None:
+    """Swap preemption needs a host link and room for at least one block."""
+    check_host_link(hardware)
+    if num_swap_blocks(hardware, budget) < 1:
+        raise ConfigError(
+            f"scheduler.preemption=swap: hardware.cpu_swap_bytes={hardware.cpu_swap_bytes} holds no block of "
+            f"{budget.block_bytes} bytes, so every preemption would recompute: enlarge it"
+        )
+
+
+def swap_summary(run: Run) -> dict:
+    """Swap preemption's counts and transfer time (nothing with scheduler.preemption=recompute)."""
+    fields = run.scheduler.summary_fields(run.budget.block_bytes)
+    return fields | {"swap_transfer_s": run.executor.swap_transfer_s} if fields else {}
 
 
 def summary_header(run: Run) -> dict:
@@ -187,6 +206,7 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
             **event_totals(recorder.step_totals),
             **vllm_metrics(requests, recorder.end_time_s, slo, itl),
             **run.executor.summary_fields(),
+            **swap_summary(run),
         })
         write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
         directory.complete(recorder.empty_steps_table(), requests, summary)

@@ -17,6 +17,13 @@ When a running sequence cannot get a block, the latest-admitted request is preem
 its blocks are freed and it goes back to the head of the queue; a single-sequence request keeps its
 output so far and recomputes prompt + output, a request with several sequences (even one preempted
 while forking them) restarts.
+
+With `preemption=swap` (vLLM v0's swap mode), a decoding request is instead swapped out whole (all
+its sequences; blocks they share move once) into the host swap space, and swapped back in before
+any waiting request is admitted, oldest first, in a step that preempted nothing; it resumes
+decoding where it stopped. A request that cannot swap (mid-prefill, beam search, preempted while
+forking its samples) is recomputed; so is one that finds the swap space full (counted). See
+docs/swap.md.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from kvbench.lazy_decode import LazyDecodeSet
 from kvbench.request import Request
 from kvbench.sequence import Phase, RequestState, Sequence
 from kvbench.strategies.base import KVCacheStrategy, PoolUsage
+from kvbench.swap_space import SwappedGroup, SwapSpace, SwapStats
 
 if TYPE_CHECKING:
     from kvbench.inter_token_latency import InterTokenLatencies
@@ -54,10 +62,14 @@ class SchedulerConfig:
     # "continuous" (Orca, vLLM: requests join and leave every step) or "static" (Transformers'
     # `generate`: a batch is admitted together and none joins until its longest member ends).
     batching: str = "continuous"
+    # How a preempted request gives up its memory: "recompute" (free it, prefill again later) or
+    # "swap" (copy it to the host swap space, hardware.cpu_swap_bytes, and back; see docs/swap.md).
+    preemption: str = "recompute"
 
 
 POLICIES = ("fcfs", "lpm")
 BATCHING = ("continuous", "static")
+PREEMPTION = ("recompute", "swap")
 
 
 class SchedulerError(RuntimeError):
@@ -93,10 +105,14 @@ class StepPlan:
     num_preemptions: int = 0
     num_prefix_hit_tokens: int = 0
     num_prefix_query_tokens: int = 0
+    num_swap_out_blocks: int = 0  # blocks copied to the host swap space (before anything else runs)
+    num_swap_in_blocks: int = 0  # blocks copied back from it (then the step runs)
     # With block tables only (empty otherwise: a simulated step allocates nothing for them):
     decodes: Sequence_[tuple[Sequence, int]] = ()  # (seq, position it computes)
     block_tables: dict[int, list[int]] | None = None  # seq_id -> its table, after planning
     block_copies: Sequence_[tuple[int, int]] = ()  # (src, dst), applied before attention
+    swap_out_copies: list[tuple[int, int]] | None = None  # (pool block, host block), applied first
+    swap_in_copies: list[tuple[int, int]] | None = None  # (host block, pool block), applied next
 
     @property
     def batch_size(self) -> int:
@@ -118,7 +134,9 @@ class Scheduler:
         seed: int,
         lazy_decode: bool = True,
         with_block_tables: bool = False,
+        num_swap_blocks: int = 0,
     ):
+        """`num_swap_blocks`: the host swap space, in blocks (with `config.preemption="swap"`)."""
         self.strategy = strategy
         self.with_block_tables = with_block_tables
         # Block copies are logged only when a plan carries them (an executor that moves K/V).
@@ -128,6 +146,7 @@ class Scheduler:
         self.reserve_full_prompt = config.reserve_full_prompt
         self.policy = config.policy
         self.batching = config.batching
+        self.preemption = config.preemption
         self.max_num_batched_tokens = config.max_num_batched_tokens or (
             8192 if config.chunked_prefill else max_model_len
         )
@@ -159,14 +178,28 @@ class Scheduler:
         self._blocked_head: tuple[Sequence, int] | None = None  # (seq, num_new_tokens) that failed
         self._step: StepPlan | None = None
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
-        # Told of each prefill's token and each preemption (kvbench.inter_token_latency); None: nobody.
+        # Told of each prefill's token, preemption and swap-in (kvbench.inter_token_latency); None: nobody.
         self.token_events: InterTokenLatencies | None = None
+        self.swapped: deque[SwappedGroup] = deque()  # swapped-out requests, oldest first
+        self.swap_space = SwapSpace(num_swap_blocks) if self.preemption == "swap" else None
+        self.swap_stats = SwapStats()
+        # Swap-outs go into the next plan made: one made while completing a step (a fork found no
+        # room) must be copied before the next step reuses the blocks it freed.
+        self._pending_swap_out_blocks = 0
+        self._pending_swap_out_copies: list[tuple[int, int]] = []
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
             raise ConfigError(f"scheduler.batching={self.batching!r} must be one of {', '.join(BATCHING)}")
         if self.policy not in POLICIES:
             raise ConfigError(f"scheduler.policy={self.policy!r} must be one of {', '.join(POLICIES)}")
+        if self.preemption not in PREEMPTION:
+            raise ConfigError(f"scheduler.preemption={self.preemption!r} must be one of {', '.join(PREEMPTION)}")
+        if self.preemption == "swap" and not self.strategy.supports_swap:
+            raise ConfigError(
+                f"scheduler.preemption=swap: strategy {self.strategy.config.name} cannot swap: "
+                f"{self.strategy.swap_unsupported}"
+            )
         if self.max_num_seqs < 1:
             raise ConfigError(f"scheduler.max_num_seqs={self.max_num_seqs} must be >= 1")
         if self.max_num_batched_tokens < self.max_num_seqs:
@@ -183,7 +216,7 @@ class Scheduler:
     # -- state queries -----------------------------------------------------------------------------
 
     def has_work(self) -> bool:
-        return bool(self._arrivals or self.waiting or self.running)
+        return bool(self._arrivals or self.waiting or self.running or self.swapped)
 
     def next_arrival_time_s(self) -> float | None:
         return self._arrivals[0].arrival_time_s if self._arrivals else None
@@ -199,7 +232,7 @@ class Scheduler:
         """Plan the next step at time `now_s`; None when nothing can run before the next arrival."""
         while self._arrivals and self._arrivals[0].arrival_time_s <= now_s:
             self._enqueue(RequestState(self._arrivals.popleft()))
-        if not self.running and not self.waiting:
+        if not self.running and not self.waiting and not self.swapped:
             return None
         step = self._step = StepPlan(step_index=self._next_step, layout=self.strategy.layout)
         if self.chunked_prefill:
@@ -210,14 +243,19 @@ class Scheduler:
             budget = self.max_num_batched_tokens - len(self.lazy) - num_beam_seqs
             budget = self._schedule_partial_prefills(step, budget)
             if not step.num_preemptions:  # vLLM 0.33.0: no admission in a step that preempted
-                self._admit(step, budget)
+                if self.swapped:
+                    budget = self._swap_in(step, budget)
+                if not self.swapped:  # vLLM v0: swapped requests resume before new ones are admitted
+                    self._admit(step, budget)
         else:
-            if not (self._decode_next and (len(self.lazy) or self._beams)):
+            if not (self._decode_next and (len(self.lazy) or self._beams)) and not self.swapped:
                 self._admit(step, self.max_num_batched_tokens)
             if not step.prefills:
                 self.tick += 1
                 step.tick = self.tick
                 self._schedule_decodes(step)
+                if self.swapped and not step.num_preemptions:
+                    self._swap_in(step, self.max_num_batched_tokens - len(self.lazy) - len(step.beam_seqs))
         # Preemptions late in planning may have removed groups scheduled earlier in the step.
         if step.beam_seqs:
             step.beam_seqs = [seq for seq in step.beam_seqs if seq.group.phase is Phase.DECODE]
@@ -232,6 +270,8 @@ class Scheduler:
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
         step.num_waiting_requests = len(self.waiting)
+        if self._pending_swap_out_blocks:
+            self._flush_swap_outs(step)
         if self.with_block_tables:
             self._attach_block_tables(step)
         self._next_step += 1
@@ -368,6 +408,8 @@ class Scheduler:
     def _preempt(self, group: RequestState) -> None:
         if self.token_events is not None:
             self.token_events.preempted(group, self._lazy_tick)
+        if self.swap_space is not None and self._swap_out(group):
+            return
         for seq in group.seqs:
             if seq in self.lazy:
                 self.lazy.remove(seq, self._lazy_tick)
@@ -386,6 +428,86 @@ class Scheduler:
         seq.num_computed_tokens = seq.synced_tokens = 0
         group.phase = Phase.WAITING
         self.waiting.appendleft(group)
+
+    # -- swap preemption (preemption=swap) ---------------------------------------------------------
+
+    def _swap_out(self, group: RequestState) -> bool:
+        """Swap a decoding request out whole; False when it must be recomputed instead (its
+        sequences have then left the lazy set, their counts exact, for `_preempt` to free)."""
+        stats = self.swap_stats
+        request = group.request
+        if group.phase is not Phase.DECODE or request.beam_width > 1 or len(group.seqs) != request.num_seqs:
+            stats.num_recompute_preemptions += 1
+            return False
+        for seq in group.seqs:
+            if seq in self.lazy:
+                self.lazy.remove(seq, self._lazy_tick)  # its counts exact as of the last computed tick
+        seqs = [(seq.seq_id, seq.num_computed_tokens) for seq in group.seqs]
+        num_blocks = self.strategy.num_swap_blocks(seqs)
+        # A request whose blocks and next tokens exceed the pool could never be swapped back in.
+        if num_blocks > self.swap_space.num_free_blocks or num_blocks + len(seqs) > self.strategy.num_blocks:
+            stats.swap_fallback_recomputes += 1
+            return False  # _preempt frees it (lazy.remove already made its counts exact)
+        kv = self.strategy.swap_out(seqs)
+        host_block_ids = self.swap_space.allocate(kv.num_blocks)
+        self.swapped.append(SwappedGroup(group, kv, host_block_ids))
+        self._num_room_frees += 1
+        self._drop_running(group)
+        group.num_preemptions += 1
+        group.phase = Phase.SWAPPED
+        self._step.num_preemptions += 1
+        self._pending_swap_out_blocks += kv.num_blocks
+        if self.with_block_tables:
+            self._pending_swap_out_copies += zip(kv.src_block_ids, host_block_ids)
+        stats.num_swap_outs += 1
+        stats.swap_out_blocks += kv.num_blocks
+        in_use = self.swap_space.num_blocks - self.swap_space.num_free_blocks
+        stats.max_swapped_blocks = max(stats.max_swapped_blocks, in_use)
+        return True
+
+    def _flush_swap_outs(self, step: StepPlan) -> None:
+        step.num_swap_out_blocks = self._pending_swap_out_blocks
+        if self.with_block_tables:
+            step.swap_out_copies = self._pending_swap_out_copies
+        self._pending_swap_out_blocks = 0
+        self._pending_swap_out_copies = []
+
+    def _swap_in(self, step: StepPlan, budget: int) -> int:
+        """Resume swapped requests, oldest first, while they fit; they decode in this step."""
+        while self.swapped:
+            entry = self.swapped[0]
+            group = entry.group
+            if self.num_running_seqs + len(group.seqs) > self.max_num_seqs or len(group.seqs) > budget:
+                break
+            block_ids = self.strategy.swap_in(entry.kv)
+            if block_ids is None:
+                break
+            self.swapped.popleft()
+            self.swap_space.free(entry.host_block_ids)
+            step.num_swap_in_blocks += entry.kv.num_blocks
+            if self.with_block_tables:
+                step.swap_in_copies = (step.swap_in_copies or []) + list(zip(entry.host_block_ids, block_ids))
+            self.swap_stats.num_swap_ins += 1
+            self.swap_stats.swap_in_blocks += entry.kv.num_blocks
+            group.phase = Phase.DECODE
+            group.admit_order = self._next_admit_order
+            self._next_admit_order += 1
+            self.running[group.admit_order] = group
+            self.num_running_seqs += len(group.seqs)
+            for seq in group.seqs:
+                # Room for the token it computes now (swap_in kept a spare block per sequence).
+                headroom = self.strategy.allocate(seq, seq.num_computed_tokens, 1)
+                assert headroom is not None, "swap_in left no room for the next token"
+                seq.synced_tokens = seq.num_computed_tokens
+                self.lazy.add(seq, step.tick - 1)  # exact as of the tick before: it decodes in this one
+            if self.token_events is not None:
+                self.token_events.resumed(group, step.tick - 1)
+            budget -= len(group.seqs)
+        return budget
+
+    def summary_fields(self, block_bytes: int) -> dict:
+        """Swap preemption's counts for summary.json (none with preemption=recompute)."""
+        return self.swap_stats.summary_fields(block_bytes) if self.swap_space is not None else {}
 
     def _free(self, seq: Sequence) -> None:
         if self.strategy.free(seq.seq_id, seq.num_computed_tokens):

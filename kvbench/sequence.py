@@ -12,6 +12,7 @@ class Phase(Enum):
     WAITING = "waiting"
     PREFILL = "prefill"  # admitted, prompt (or recompute) not fully computed yet
     DECODE = "decode"
+    SWAPPED = "swapped"  # preempted by swap: its K/V waits in the swap space (scheduler.preemption=swap)
     FINISHED = "finished"
 
 

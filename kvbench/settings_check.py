@@ -60,6 +60,8 @@ RANGES: tuple[tuple[str, Range], ...] = (
     ("model.kv_residual_tokens", NON_NEGATIVE),
     ("model.*", COUNT),  # layer, head and vocabulary counts, lengths, dtype_bytes
     ("hardware.interconnect_bytes_per_s", NON_NEGATIVE),
+    ("hardware.host_link_*", NON_NEGATIVE),  # 0: no host link (swap preemption refuses it)
+    ("hardware.cpu_swap_bytes", NON_NEGATIVE),
     ("hardware.activation_reserve_bytes", NON_NEGATIVE),
     ("hardware.*_efficiency", SHARE),
     ("hardware.gpu_memory_utilization", SHARE),

@@ -15,6 +15,10 @@ The seam with the scheduler (check-then-commit, as nano-vllm's can_allocate / al
   the headroom granted, or None having changed nothing.
 - `fork(parent_id, child, num_computed_tokens) -> bool`, `free(seq_id, num_computed_tokens) -> bool`
   (whether it made room), `block_table(seq_id)`, `headroom(seq_id)`, `usage()`, `snapshot()`.
+- Swap preemption (`scheduler.preemption=swap`), for strategies with `supports_swap`:
+  `num_swap_blocks(seqs)` (pure), `swap_out(seqs) -> SwappedKV`, `swap_in(swapped) -> list[int] | None`.
+  A whole request moves at once (all its sequences, blocks they share once), as vLLM v0 swapped a
+  sequence group; the others raise with `swap_unsupported`, the reason swap has no meaning there.
 
 The rules. The scheduler relies on each; `tests/strategies/test_strategy_stateful.py` checks every
 registered strategy (installed plugins included) against them, and `invariants.check` after every call:
@@ -139,6 +143,35 @@ class PoolSnapshot:
     extra_held: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> held blocks beyond its table
 
 
+@dataclass(slots=True)
+class SwappedSeq:
+    """One sequence of a swapped-out request, as `swap_in` restores it."""
+
+    block_indices: list[int]  # its table, as indices into SwappedKV.src_block_ids
+    num_tokens: int  # synced length at swap-out (its computed tokens)
+    num_inherited_tokens: int
+    final_num_kv_tokens: int
+    stream: TokenSequence
+
+
+@dataclass(slots=True)
+class SwappedKV:
+    """A request's K/V taken out of the pool by `swap_out`: what `swap_in` needs to put it back.
+
+    Only blocks holding tokens move (a table's empty tail is freed, and allocated again on
+    resume); a block several sequences share moves once. `block_fills[i]` is block i's
+    (num_tokens, reserve_end), so a restored request holds exactly the memory it held before.
+    """
+
+    src_block_ids: list[int]  # pool blocks copied out, each once, in the order first met
+    block_fills: list[tuple[int, int]]
+    seqs: dict[int, SwappedSeq]  # seq_id -> how it is rebuilt
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.src_block_ids)
+
+
 class KVCacheStrategy(ABC):
     """Base of all strategies. Register with `@kvbench.strategies.register("name", NameConfig)`."""
 
@@ -150,6 +183,9 @@ class KVCacheStrategy(ABC):
     counted_events: ClassVar[tuple[str, ...]] = ()
     # The largest block the strategy accepts (vattention's blocks are pages of up to 2 MiB per layer).
     max_block_size: ClassVar[int] = 256
+    # Whether it implements swap_out / swap_in (scheduler.preemption=swap), and if not, why.
+    supports_swap: ClassVar[bool] = False
+    swap_unsupported: ClassVar[str] = "it does not implement swap_out / swap_in"
 
     @classmethod
     def configure(cls, config: StrategyConfig, model: ModelSpec, tensor_parallel: int) -> StrategyConfig:
@@ -254,6 +290,26 @@ class KVCacheStrategy(ABC):
         them as `fork_copied_blocks`."""
         self._log_copies(pairs)
         self.counters["fork_copied_blocks"] += len(pairs)
+
+    def num_swap_blocks(self, seqs: list[tuple[int, int]]) -> int:
+        """Blocks `swap_out(seqs)` would move (pure): the distinct blocks holding the tokens of
+        these (seq_id, num_computed_tokens)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot swap: {self.swap_unsupported}")
+
+    def swap_out(self, seqs: list[tuple[int, int]]) -> SwappedKV:
+        """Take a whole request, its sequences as (seq_id, num_computed_tokens), out of the pool.
+
+        Its blocks are released as by `free` (so a prefix-caching strategy keeps their content
+        cached); what comes back describes the blocks to copy out and how to rebuild the tables.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot swap: {self.swap_unsupported}")
+
+    def swap_in(self, swapped: SwappedKV) -> list[int] | None:
+        """Put a swapped-out request back: pool blocks for `swapped.src_block_ids`' copies, in that
+        order, its sequences' tables rebuilt with the same sharing and lengths. None, changing
+        nothing, when the pool lacks the blocks plus one spare per sequence (its next token may
+        need a block, or a copy of a shared last block)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot swap: {self.swap_unsupported}")
 
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
         """Free slots that cannot serve this allocation, which failed: holes too small for it."""

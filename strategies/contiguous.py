@@ -42,6 +42,10 @@ class ContiguousConfig(StrategyConfig):
 @register("contiguous", ContiguousConfig)
 class ContiguousStrategy(KVCacheStrategy):
     layout = "contiguous"
+    swap_unsupported = (
+        "a reservation is one run sized at admission, and Orca-style engines preempt by dropping it "
+        "(recompute); swapping would need a free run of the same length on resume, not modelled"
+    )
 
     def __init__(self, config: ContiguousConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)

@@ -60,6 +60,7 @@ def allocated_tokens(num_tokens: int, layer_bytes_per_token: int) -> int:
 class HFDynamicStrategy(KVCacheStrategy):
     layout = "contiguous"
     counted_events = ("reallocations", "tokens_copied", "bytes_copied")
+    swap_unsupported = "Transformers' generate never preempts a request, so it has nothing to swap"
 
     @classmethod
     def configure(cls, config: HFDynamicConfig, model, tensor_parallel: int) -> HFDynamicConfig:

@@ -31,6 +31,7 @@ class HFStaticConfig(StrategyConfig):
 @register("hf_static", HFStaticConfig)
 class HFStaticStrategy(KVCacheStrategy):
     layout = "contiguous"
+    swap_unsupported = "Transformers' generate never preempts a request, so it has nothing to swap"
 
     def __init__(self, config: HFStaticConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)

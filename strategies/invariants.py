@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, SwappedKV
 
 
 class InvariantError(AssertionError):
@@ -124,3 +124,52 @@ def check(strategy: KVCacheStrategy) -> None:
     )
     if total != usage.pool_slots:
         raise InvariantError(f"breakdown sums to {total} slots, pool has {usage.pool_slots}")
+
+
+def check_swap(
+    strategy: KVCacheStrategy, swapped: list[tuple[SwappedKV, list[int]]], num_host_blocks: int,
+    free_host_ids: list[int],
+) -> None:
+    """Swap preemption's invariants: every block is in exactly one place, or counted as a copy.
+
+    `swapped`: each swapped-out request's K/V and its host block ids (host_ids[i] holds the copy of
+    kv.src_block_ids[i]); `free_host_ids`: the swap space's free blocks. A swapped sequence is in
+    the swap space and not in the pool, every host block is held by one request or free, a request
+    holds one host block per distinct block it swapped (blocks its sequences shared count once),
+    and each swapped table covers exactly its tokens. A swapped block whose pool block is still
+    held (by a sequence outside the request) is a copy: it was counted in `num_blocks`, and the
+    pool's own check above accounts for the original.
+    """
+    snap = strategy.snapshot()
+    bs = snap.block_size
+    held: list[int] = []
+    seen_seqs: set[int] = set()
+    for kv, host_ids in swapped:
+        if len(host_ids) != kv.num_blocks or len(set(kv.src_block_ids)) != kv.num_blocks:
+            raise InvariantError(f"{kv.num_blocks} swapped blocks ({kv.src_block_ids}) in host blocks {host_ids}")
+        if len(kv.block_fills) != kv.num_blocks:
+            raise InvariantError(f"{len(kv.block_fills)} block fills for {kv.num_blocks} swapped blocks")
+        held += host_ids
+        used: set[int] = set()
+        for seq_id, seq in kv.seqs.items():
+            if seq_id in snap.tables:
+                raise InvariantError(f"seq {seq_id} is both in the pool and in the swap space")
+            if seq_id in seen_seqs:
+                raise InvariantError(f"seq {seq_id} is swapped out twice")
+            seen_seqs.add(seq_id)
+            if -(-seq.num_tokens // bs) != len(seq.block_indices):
+                raise InvariantError(
+                    f"swapped seq {seq_id}: {seq.num_tokens} tokens in {len(seq.block_indices)} blocks"
+                )
+            for i, index in enumerate(seq.block_indices):
+                num_tokens, reserve_end = kv.block_fills[index]
+                if not 0 <= num_tokens <= bs or num_tokens < min(bs, seq.num_tokens - i * bs):
+                    raise InvariantError(f"swapped seq {seq_id}: block {i} holds {num_tokens} of its tokens")
+            used.update(seq.block_indices)
+        if used != set(range(kv.num_blocks)):
+            raise InvariantError(f"swapped blocks {sorted(set(range(kv.num_blocks)) - used)} belong to no sequence")
+    everything = held + list(free_host_ids)
+    if len(set(everything)) != len(everything) or set(everything) != set(range(num_host_blocks)):
+        raise InvariantError(
+            f"host blocks held {sorted(held)} and free {sorted(free_host_ids)} do not partition {num_host_blocks} blocks"
+        )

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
+from kvbench.strategies import paged_swap
+from kvbench.strategies.base import (
+    KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV,
+)
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.paged_tables import PagedTables
 from kvbench.strategies.registry import register
@@ -21,6 +24,8 @@ class PagedConfig(StrategyConfig):
 
 @register("paged", PagedConfig)
 class PagedStrategy(KVCacheStrategy):
+    supports_swap = True
+
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
         self.pool = BlockPool(num_blocks, self.block_size)
@@ -50,6 +55,15 @@ class PagedStrategy(KVCacheStrategy):
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:
         return self.tables.release(self.tables.drop(seq_id, num_computed_tokens))
+
+    def num_swap_blocks(self, seqs: list[tuple[int, int]]) -> int:
+        return paged_swap.num_swap_blocks(self.tables, seqs)
+
+    def swap_out(self, seqs: list[tuple[int, int]]) -> SwappedKV:
+        return paged_swap.swap_out(self.tables, seqs, self.free)
+
+    def swap_in(self, swapped: SwappedKV) -> list[int] | None:
+        return paged_swap.swap_in(self.tables, swapped)
 
     def block_table(self, seq_id: int) -> list[int]:
         return self.tables.block_table(seq_id)

@@ -17,7 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
+from kvbench.strategies import paged_swap
+from kvbench.strategies.base import (
+    KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV,
+)
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
 from kvbench.strategies.paged_tables import PagedTables
@@ -33,6 +36,7 @@ class PagedPrefixConfig(StrategyConfig):
 @register("paged_prefix", PagedPrefixConfig)
 class PagedPrefixStrategy(KVCacheStrategy):
     counted_events = ("evicted_blocks",)
+    supports_swap = True
     # Which cached block dies first; a plugin swaps it (examples/kvbench-prefix-mru).
     eviction_policy: ClassVar[type[EvictionPolicy]] = LRUFreeQueue
 
@@ -94,6 +98,27 @@ class PagedPrefixStrategy(KVCacheStrategy):
         freed = self.tables.release(state)
         self.index.forget(seq_id)
         return freed
+
+    def num_swap_blocks(self, seqs: list[tuple[int, int]]) -> int:
+        return paged_swap.num_swap_blocks(self.tables, seqs)
+
+    def swap_out(self, seqs: list[tuple[int, int]]) -> SwappedKV:
+        """Released as by `free`: the blocks' content stays cached in the pool until evicted."""
+        return paged_swap.swap_out(self.tables, seqs, self.free)
+
+    def swap_in(self, swapped: SwappedKV) -> list[int] | None:
+        """The restored full blocks are registered again (twins of any still cached copy)."""
+        block_ids = paged_swap.swap_in(self.tables, swapped)
+        if block_ids is not None:
+            for seq_id, seq in swapped.seqs.items():
+                state = self.tables.seqs[seq_id]
+                self.index.track(seq_id, seq.stream)
+                # Blocks shared with a sequence restored before it are registered already.
+                while (state.num_cached_blocks < len(state.blocks)
+                       and state.blocks[state.num_cached_blocks].cache_key is not None):
+                    state.num_cached_blocks += 1
+                self.index.register(seq_id, state, seq.num_tokens)
+        return block_ids
 
     def block_table(self, seq_id: int) -> list[int]:
         return self.tables.block_table(seq_id)

@@ -42,6 +42,10 @@ class PagedRadixConfig(StrategyConfig):
 @register("paged_radix", PagedRadixConfig)
 class PagedRadixStrategy(KVCacheStrategy):
     counted_events = ("evicted_blocks",)
+    swap_unsupported = (
+        "SGLang's radix cache keeps a preempted request's tokens in its tree (retract, then recompute "
+        "what was evicted); it has no swap space. Use paged_prefix, or tiered offload of the cache"
+    )
 
     def __init__(self, config: PagedRadixConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)

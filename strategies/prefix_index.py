@@ -94,6 +94,10 @@ class PrefixIndex:
             shared_keys = parent_chain.keys[: num_tokens // self.block_size]
             self.chains[child_id] = KeyChain(child_stream, self.block_size, shared_keys)
 
+    def track(self, seq_id: int, stream: TokenSequence) -> None:
+        """Know a sequence that arrives with its blocks (swapped back in), as a lookup would."""
+        self._chain(seq_id, stream)
+
     def forget(self, seq_id: int) -> None:
         del self.chains[seq_id]
 

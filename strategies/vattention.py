@@ -63,6 +63,10 @@ class VirtualRun:
 class VAttentionStrategy(KVCacheStrategy):
     layout = "contiguous"
     counted_events = ("pages_mapped", "pages_unmapped", "bytes_mapped", "pages_reused")
+    swap_unsupported = (
+        "vAttention's pages could move like blocks, but its virtual runs are not modelled across a "
+        "swap (not implemented); use paged"
+    )
     max_block_size = 1 << 16
 
     @classmethod

@@ -24,9 +24,11 @@ from kvbench.device.settings import (
     torch_dtype,
 )
 from kvbench.device.step_runner import StepRunner
+from kvbench.device.swap_pool import HostSwapPool
+from kvbench.device.timing import StepTimer
 from kvbench.device.token_book import TokenBook
 from kvbench.device.weights import random_weights, weight_bytes
-from kvbench.hardware import HardwareConfig, KVBudget
+from kvbench.hardware import HardwareConfig, KVBudget, num_swap_blocks
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import StepPlan
 
@@ -70,6 +72,9 @@ class DeviceEngine:
         self.kv_format = model.kv_format
         self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device, self.kv_format)
         self.book = TokenBook(c.vocab_size, record_logits)
+        self.swap_pool = HostSwapPool(self.pool, num_swap_blocks(hardware, budget))
+        self.swap_timer = StepTimer(self.device)
+        self.swap_time_s = 0.0
         self.record_logits = record_logits
         self.warmup_s = 0.0
         if warmup and self.device.type == "cuda":
@@ -82,6 +87,7 @@ class DeviceEngine:
         self.device_time_s = 0.0
 
     def execute(self, step: StepPlan) -> float:
+        swap_s = self._swap(step) if step.swap_out_copies or step.swap_in_copies else 0.0
         started = time.perf_counter()
         planned = plan_step_inputs(step, self.block_size, self.book)
         self.host_prepare_s += time.perf_counter() - started
@@ -96,8 +102,21 @@ class DeviceEngine:
         for i, (seq, position) in enumerate(planned.sampled):
             logits = out.logits[i] if out.logits is not None else None
             self.book.sampled(seq, position, int(out.token_ids[i]), logits)
-        self.device_time_s += out.duration_s
-        return out.duration_s
+        self.device_time_s += out.duration_s + swap_s
+        return out.duration_s + swap_s
+
+    def _swap(self, step: StepPlan) -> float:
+        """The step's swap copies, before anything else touches the pool: out first (the blocks
+        they free may be reused in this step), then in. Timed apart, and waited for, as vLLM v0 ran
+        them before the model."""
+        self.swap_timer.start()
+        if step.swap_out_copies:
+            self.swap_pool.swap_out(step.swap_out_copies)
+        if step.swap_in_copies:
+            self.swap_pool.swap_in(step.swap_in_copies)
+        swap_s = self.swap_timer.stop()
+        self.swap_time_s += swap_s
+        return swap_s
 
     def summary_fields(self) -> dict:
         sections = self.runner.timer.section_totals_s
@@ -110,6 +129,7 @@ class DeviceEngine:
             "device_time_s": self.device_time_s,
             **{field: sections.get(name, 0.0) for name, field in SECTION_FIELDS.items()},
             "copied_blocks": self.runner.num_copied_blocks,
+            **({"host_swap_pool_bytes": self.swap_pool.num_bytes} if self.swap_pool.num_bytes else {}),
             "host_prepare_s": self.host_prepare_s,
             "setup_s": self.setup_s,
             "warmup_s": self.warmup_s,

@@ -28,6 +28,8 @@ class Executor(ABC):
     # Whether it reads block tables and moves K/V, so that plans must carry the tables and the
     # block copies (`StepPlan.decodes`, `.block_tables`, `.block_copies`).
     needs_block_tables: ClassVar[bool] = False
+    # Seconds its steps spent on swap copies (`StepPlan.num_swap_*_blocks`), costed or measured.
+    swap_transfer_s: float = 0.0
 
     @abstractmethod
     def execute(self, plan: StepPlan) -> float:

@@ -59,7 +59,9 @@ class DeviceExecutor(Executor):
         )
 
     def execute(self, plan: StepPlan) -> float:
-        return self.engine.execute(plan)
+        duration_s = self.engine.execute(plan)
+        self.swap_transfer_s = self.engine.swap_time_s
+        return duration_s
 
     def summary_fields(self) -> dict:
         return self.engine.summary_fields()

@@ -9,6 +9,7 @@ from kvbench.cost_model import ProfileCostModel, RooflineCostModel, StepWork
 from kvbench.cpu_overhead import cpu_overhead
 from kvbench.executors.base import EXECUTORS, EngineConfig, Executor
 from kvbench.hardware import HardwareConfig, KVBudget
+from kvbench.host_link import HostLinkCost
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import StepPlan
 
@@ -29,6 +30,10 @@ class SimEngineConfig(EngineConfig):
     cpu_overhead_per_seq_s: float = 0.0  # per sequence with a token in the step
     cpu_overhead_per_token_s: float = 0.0  # per token the step computes
     profile_path: str | None = None  # the profile CSV (its JSON sidecar beside it), for cost_model=profile
+    # Swap preemption's copies (kvbench/host_link.py): false, the step waits for them (vLLM v0 ran
+    # them before the model on the same stream); true, they run on a copy stream beside the
+    # step's compute, which then takes the longer of the two.
+    swap_overlap: bool = False
 
 
 @EXECUTORS.register("sim", SimEngineConfig)
@@ -52,13 +57,28 @@ class SimExecutor(Executor):
             )
         else:
             self.cost_model = RooflineCostModel(model, hardware)
+        self.swap_overlap = config.swap_overlap
+        self._model, self._hardware, self._block_bytes = model, hardware, budget.block_bytes
+        self._host_link: HostLinkCost | None = None  # built at the first swap: only swap runs need a link
+
+    def _swap_s(self, plan: StepPlan) -> float:
+        if self._host_link is None:
+            self._host_link = HostLinkCost(self._model, self._hardware, self._block_bytes)
+        swap_s = self._host_link.transfer_s(plan.num_swap_out_blocks + plan.num_swap_in_blocks)
+        self.swap_transfer_s += swap_s
+        return swap_s
 
     def execute(self, plan: StepPlan) -> float:
         cpu_s = self.cpu.step_time_s(plan.num_decode_seqs + len(plan.prefills), plan.num_scheduled_tokens)
         if self.profile is not None:
             # The profile was measured per block-table layout; the strategy declares its own.
-            return self.profile.step_time_s(StepWork.of(plan), plan.layout) + cpu_s
-        return self.cost_model.step_time_s(StepWork.of(plan)) + cpu_s
+            device_s = self.profile.step_time_s(StepWork.of(plan), plan.layout)
+        else:
+            device_s = self.cost_model.step_time_s(StepWork.of(plan))
+        if plan.num_swap_out_blocks or plan.num_swap_in_blocks:
+            swap_s = self._swap_s(plan)
+            device_s = max(device_s, swap_s) if self.swap_overlap else device_s + swap_s
+        return device_s + cpu_s
 
     def summary_fields(self) -> dict:
         fields = {"cpu_overhead": self.config_cpu} if self.config_cpu != "none" else {}

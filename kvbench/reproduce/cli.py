@@ -21,6 +21,7 @@ EXPERIMENTS = {  # folder under runs/ -> what its report shows
     "sharing": "Figs. 14-15: parallel sampling and beam search",
     "prefix": "Fig. 16: a shared one-shot or five-shot prefix",
     "block_size": "Fig. 18b: block sizes 1 to 256",
+    "swap": "Fig. 19 / §7.3: preemption by recompute against swap over block sizes (ShareGPT 4 req/s)",
     "alpaca": "Fig. 13b: Alpaca at 30 req/s",
     "alpaca_sharing": "Fig. 15 and §6.3 on Alpaca",
 }

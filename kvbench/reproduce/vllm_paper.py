@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 
 from kvbench.hardware import GiB, kv_budget
 from kvbench.model_spec import ModelSpec
+from kvbench.reproduce import vllm_paper_swap
 from kvbench.reproduce.batch import RunSpec, compose_run
 
 CPU_OVERHEAD = "vllm-2023"
@@ -82,11 +83,14 @@ class Scale:
     prefix_rates: tuple[float, ...]
     widths: tuple[int, ...]  # parallel samples and beam widths
     block_sizes: tuple[int, ...]
+    # Fig. 19 (recompute against swap, vllm_paper_swap.py): block sizes and ShareGPT requests per run.
+    swap_block_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    swap_requests: int = 1000
 
 
 FULL = Scale(1000, (0.5, 1, 1.5, 2, 3, 4, 6, 8), (0.25, 0.5, 1, 2), (5, 10, 20, 40), (2, 4, 6),
              (1, 2, 4, 8, 16, 32, 64, 128, 256))
-QUICK = Scale(50, (2,), (), (), (2,), (1, 256))
+QUICK = Scale(50, (2,), (), (), (2,), (1, 256), swap_block_sizes=(1, 32), swap_requests=200)
 
 
 def _rate(rate: float) -> str:
@@ -126,6 +130,7 @@ def run_specs(scale: Scale, alpaca_path: str | None) -> list[RunSpec]:
     for block_size in scale.block_sizes:
         specs.append(RunSpec(f"block_size/bs_{block_size}",
                              (*PAPER, "strategy=paged", f"strategy.block_size={block_size}", n, offline)))
+    specs += vllm_paper_swap.run_specs(PAPER, scale.swap_block_sizes, scale.swap_requests)
     if alpaca_path:
         alpaca = ("workload=alpaca", f"workload.path={alpaca_path}", n)
         for system in SYSTEMS:
@@ -314,9 +319,14 @@ def alpaca_rows(runs: dict[str, dict], widths: tuple[int, ...]) -> list[Row]:
     return rows
 
 
+def ms(seconds: float) -> str:
+    return f"{1e3 * seconds:.1f} ms"
+
+
 def comparison(runs: dict[str, dict], scale: Scale, with_alpaca: bool) -> list[Row]:
     rows = [table1_row(), *basic_rows(runs), *sharing_rows(runs, scale.widths), *prefix_rows(runs),
-            *block_size_rows(runs, scale.block_sizes)]
+            *block_size_rows(runs, scale.block_sizes),
+            *vllm_paper_swap.rows(runs, PAPER, scale.swap_block_sizes, Row, ms, times)]
     if with_alpaca:
         rows += alpaca_rows(runs, scale.widths)
     return rows

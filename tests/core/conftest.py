@@ -15,7 +15,7 @@ from kvbench.sequence import RequestState
 from kvbench.strategies import STRATEGIES
 from kvbench.strategies.base import PoolUsage
 from kvbench.step_loop import run_steps
-from kvbench.strategies.invariants import check
+from kvbench.strategies.invariants import check, check_swap
 from kvbench.tokens import Synthetic, TokenSequence
 
 STEP_TIME_S = 0.01
@@ -47,6 +47,7 @@ class Trace:
     steps: list[StepPlan] = field(default_factory=list)
     usages: list[PoolUsage] = field(default_factory=list)
     finished: list[RequestState] = field(default_factory=list)
+    scheduler: Scheduler | None = None
 
     def rows(self) -> list[tuple]:
         """What must not depend on how the scheduler tracks decodes."""
@@ -65,16 +66,20 @@ class FixedStepTime(Executor):
 
 
 def drive(strategy, requests, config: SchedulerConfig, lazy: bool = True, check_every_step: bool = False,
-          max_model_len: int = 128) -> Trace:
-    """Run the scheduler to the end with a fixed step time."""
-    scheduler = Scheduler(strategy, config, requests, max_model_len, seed=0, lazy_decode=lazy)
-    trace = Trace()
+          max_model_len: int = 128, num_swap_blocks: int = 0, with_block_tables: bool = False) -> Trace:
+    """Run the scheduler to the end with a fixed step time (the swap space: `num_swap_blocks`)."""
+    scheduler = Scheduler(strategy, config, requests, max_model_len, seed=0, lazy_decode=lazy,
+                          num_swap_blocks=num_swap_blocks, with_block_tables=with_block_tables)
+    trace = Trace(scheduler=scheduler)
     for result in run_steps(scheduler, FixedStepTime()):
         trace.steps.append(result.step)
         trace.usages.append(result.usage)
         trace.finished.extend(result.finished)
         if check_every_step:
             check(strategy)
+            if scheduler.swap_space is not None:
+                check_swap(strategy, [(e.kv, e.host_block_ids) for e in scheduler.swapped],
+                           scheduler.swap_space.num_blocks, scheduler.swap_space.free_block_ids())
     return trace
 
 

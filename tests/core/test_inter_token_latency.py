@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 import numpy as np
@@ -27,9 +28,9 @@ class TokenCountedTime(Executor):
         return 0.01 + 0.0003 * plan.num_prefill_tokens + 0.0001 * plan.num_decode_seqs
 
 
-def run_with_every_token_time(strategy, requests, config, lazy=True):
+def run_with_every_token_time(strategy, requests, config, lazy=True, num_swap_blocks=0):
     """The aggregated recorder, and the brute force: each request's every token time, from the plans."""
-    scheduler = Scheduler(strategy, config, requests, 128, seed=0, lazy_decode=lazy)
+    scheduler = Scheduler(strategy, config, requests, 128, seed=0, lazy_decode=lazy, num_swap_blocks=num_swap_blocks)
     itl = scheduler.token_events = InterTokenLatencies()
     token_times_s: dict[int, list[float]] = defaultdict(list)
     clock_s, executor, num_preemptions = 0.0, TokenCountedTime(), 0
@@ -67,6 +68,21 @@ def test_the_aggregated_distribution_equals_numpy_over_every_gap(name, num_block
     assert stats["mean_itl_ms"] == pytest.approx(np.mean(gaps_ms), rel=1e-12)
     assert stats["std_itl_ms"] == pytest.approx(np.std(gaps_ms), rel=1e-9)
     assert stats["median_itl_ms"] == pytest.approx(np.median(gaps_ms), rel=1e-12)
+    for p in PERCENTILES:
+        assert stats[f"p{p}_itl_ms"] == pytest.approx(np.percentile(gaps_ms, p), rel=1e-12), p
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "v0"])
+def test_swapped_requests_resume_with_one_gap_from_their_last_token(chunked):
+    """A swapped-out request decodes again without a prefill: its gap spans the time it was away."""
+    config = dataclasses.replace(CHUNKED if chunked else V0, preemption="swap")
+    itl, gaps_ms, num_preemptions = run_with_every_token_time(
+        make_strategy("paged", 160), mixed_requests(), config, num_swap_blocks=64
+    )
+    assert num_preemptions > 0
+    stats = itl.stats_ms(PERCENTILES)
+    assert itl.num_gaps == len(gaps_ms)
+    assert stats["mean_itl_ms"] == pytest.approx(np.mean(gaps_ms), rel=1e-12)
     for p in PERCENTILES:
         assert stats[f"p{p}_itl_ms"] == pytest.approx(np.percentile(gaps_ms, p), rel=1e-12), p
 

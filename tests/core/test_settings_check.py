@@ -28,6 +28,8 @@ def compose_run(*overrides: str):
     (["workload.time_scale=inf"], "workload.time_scale=inf must be a finite number"),
     (["hardware.activation_reserve_bytes=-100000000000"], "hardware.activation_reserve_bytes=-100000000000 must be >= 0"),
     (["hardware.gpu_memory_utilization=1.5"], "hardware.gpu_memory_utilization=1.5 must be > 0 and <= 1"),
+    (["hardware.host_link_latency_s=-1e-6"], "hardware.host_link_latency_s=-1e-06 must be >= 0"),
+    (["hardware.cpu_swap_bytes=-1"], "hardware.cpu_swap_bytes=-1 must be >= 0"),
     (["hardware.tensor_parallel=3"], "hardware.tensor_parallel=3 must divide model.num_heads=40"),
     (["model=llama-3-70b", "hardware=a100-80gb", "hardware.tensor_parallel=3"],
      "hardware.tensor_parallel=3 must divide model.num_heads=64"),

@@ -13,7 +13,7 @@ from kvbench.reproduce.vllm_paper import QUICK, run_specs, sharing_saving, waste
 from kvbench.results import SUMMARY, is_complete
 
 EXPECTED_FIGURES = {"Table 1", "§6.1", "Fig. 2", "Fig. 13a", "Fig. 12", "Fig. 15 / §6.3", "Fig. 14", "Fig. 16",
-                    "Fig. 18b", "Fig. 13b", "Fig. 15", "§6.3"}
+                    "Fig. 18b", "Fig. 13b", "Fig. 15", "§6.3", "Fig. 19a", "Fig. 19b", "§7.3"}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,12 @@ def test_the_quick_reproduction_tabulates_every_experiment(reproduction):
     assert float(orca_max["kvbench"]) > 0
     markdown = (reproduction / "comparison.md").read_text()
     assert "| Table 1 |" in markdown and "Not run" not in markdown  # Alpaca was given
+    # Fig. 19: swapping many small blocks costs more than recomputing; larger blocks cost less.
+    swap_micro = next(row for row in rows if row["figure"] == "Fig. 19a" and row["quantity"].startswith("swap out"))
+    assert swap_micro["agreement"] == "same trend"
+    swap_runs = [json.loads((reproduction / "runs" / "swap" / "swap" / f"bs_{b}" / SUMMARY).read_text())
+                 for b in QUICK.swap_block_sizes]
+    assert all(s["num_swap_outs"] > 0 for s in swap_runs)
 
 
 def test_every_run_is_a_complete_kvbench_run_and_charts_exist(reproduction):
@@ -55,7 +61,7 @@ def test_every_run_is_a_complete_kvbench_run_and_charts_exist(reproduction):
                   "block_size/figures/block_size_sweep.png"):
         assert (report / chart).is_file(), chart
     assert len(list((report / "sharing").rglob("sharing.png"))) == 2  # parallel sampling and beam search
-    assert all((report / e / "report.md").is_file() for e in ("latency", "capacity", "sharing", "prefix", "alpaca"))
+    assert all((report / e / "report.md").is_file() for e in ("latency", "capacity", "sharing", "prefix", "alpaca", "swap"))
 
 
 def test_a_second_run_resumes_without_running_again(reproduction, alpaca_file):

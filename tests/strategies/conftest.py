@@ -1,7 +1,8 @@
 """Tiny pools and sequences for strategy tests, and the shared state machine every strategy runs.
 
 The machine drives a strategy through random admit / append / lazy write / fork / free sequences,
-checking the rules of strategies/base.py after every call (`strategy_machine` fixture).
+and swap out / swap in where the strategy swaps, checking the rules of strategies/base.py after
+every call (`strategy_machine` fixture).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from omegaconf import OmegaConf
 
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
-from kvbench.strategies.invariants import check
+from kvbench.strategies.invariants import check, check_swap
+from kvbench.swap_space import SwapSpace
 from kvbench.tokens import Synthetic, TokenSequence
 
 MAX_MODEL_LEN = 24
@@ -87,6 +89,8 @@ class StrategyMachine(RuleBasedStateMachine):
         self.version = self.strategy.prefix_cache_version()
         self.next_id = 0
         self.broken = False
+        self.swap_space = SwapSpace(num_blocks)  # as large as the pool: a swap-out may be refused below
+        self.swapped: list[tuple] = []  # (SwappedKV, host block ids, {seq_id: machine entry}), oldest first
 
     def _require(self, condition: bool, message: str) -> None:
         if not condition:
@@ -187,11 +191,60 @@ class StrategyMachine(RuleBasedStateMachine):
             self.refused.clear()
         self._note_cache_version()
 
+    @precondition(lambda self: self.live and self.strategy.supports_swap)
+    @rule(data=st.data())
+    def swap_out(self, data):
+        """Swap out any set of live sequences: blocks shared with one outside it become copies."""
+        seq_ids = data.draw(st.lists(st.sampled_from(sorted(self.live)), min_size=1, unique=True))
+        seqs = [(seq_id, self.live[seq_id]["computed"]) for seq_id in seq_ids]
+        num_blocks = self._refused_changes_nothing(lambda: self.strategy.num_swap_blocks(seqs))
+        if num_blocks > self.swap_space.num_free_blocks:
+            return  # the scheduler recomputes instead
+        tables = {seq_id: self.strategy.block_table(seq_id) for seq_id in seq_ids}
+        kv = self.strategy.swap_out(seqs)
+        self._require(kv.num_blocks == num_blocks, f"num_swap_blocks said {num_blocks}, swap_out moved {kv.num_blocks}")
+        for seq_id, seq in kv.seqs.items():
+            table = [kv.src_block_ids[i] for i in seq.block_indices]
+            self._require(table == tables[seq_id][: len(table)], f"seq {seq_id}: swapped table {table} != {tables[seq_id]}")
+        self.swapped.append((kv, self.swap_space.allocate(num_blocks), {s: self.live.pop(s) for s in seq_ids}))
+        self.refused.clear()  # its blocks were released, as by free
+        self._note_cache_version()
+
+    @precondition(lambda self: self.swapped)
+    @rule(data=st.data())
+    def swap_in(self, data):
+        index = data.draw(st.integers(0, len(self.swapped) - 1))
+        kv, host_ids, entries = self.swapped[index]
+        before = self.strategy.usage()
+        held_before = before.held_slots
+        num_free_blocks = (before.free_slots + before.cached_slots) // self.strategy.block_size
+        block_ids = self._refused_changes_nothing(lambda: self.strategy.swap_in(kv))
+        fits = kv.num_blocks + len(kv.seqs) <= num_free_blocks  # the blocks and a spare per sequence
+        self._require((block_ids is not None) == fits, f"swap_in of {kv.num_blocks} blocks with {num_free_blocks} "
+                      f"free returned {block_ids}")
+        if block_ids is None:
+            return
+        self._require(len(set(block_ids)) == kv.num_blocks, f"swap_in gave {block_ids} for {kv.num_blocks} blocks")
+        # Exactly the blocks copied in are new: the request holds what it held, in fresh blocks.
+        held_after = self.strategy.usage().held_slots
+        self._require(held_after - held_before == kv.num_blocks * self.strategy.block_size,
+                      f"swap_in of {kv.num_blocks} blocks took {held_after - held_before} slots")
+        for seq_id, seq in kv.seqs.items():
+            expected = [block_ids[i] for i in seq.block_indices]
+            self._require(self.strategy.block_table(seq_id) == expected, f"seq {seq_id}: restored table")
+            entries[seq_id]["synced"] = entries[seq_id]["computed"]
+        del self.swapped[index]
+        self.swap_space.free(host_ids)
+        self.live.update(entries)
+        self._note_cache_version()
+
     @invariant()
     def consistent(self):
         if hasattr(self, "strategy"):
             try:
                 check(self.strategy)
+                check_swap(self.strategy, [(kv, host) for kv, host, _ in self.swapped], self.swap_space.num_blocks,
+                           self.swap_space.free_block_ids())
             except AssertionError:
                 self.broken = True
                 raise
