@@ -89,6 +89,10 @@ class StepPlan:
     num_preemptions: int = 0
     num_prefix_hit_tokens: int = 0
     num_prefix_query_tokens: int = 0
+    # K/V loaded from tiers below the pool for this step's admissions (strategies/tiers.py): their
+    # transfer time, None when the strategy has no tiers; whether it overlaps the step's compute.
+    kv_load_s: float | None = None
+    kv_load_overlapped: bool = False
     # With block tables only (empty otherwise: a simulated step allocates nothing for them):
     decodes: Sequence_[tuple[Sequence, int]] = ()  # (seq, position it computes)
     block_tables: dict[int, list[int]] | None = None  # seq_id -> its table, after planning
@@ -155,6 +159,11 @@ class Scheduler:
         self._blocked_head: tuple[Sequence, int] | None = None  # (seq, num_new_tokens) that failed
         self._step: StepPlan | None = None
         self._decode_next = False  # v0: the last step preempted, so decode before admitting again
+        self._loads_kv = strategy.loads_kv
+
+    def submit(self, request: Request) -> None:
+        """Add a request arriving no earlier than those already queued (a fleet's router, kvbench/fleet.py)."""
+        self._arrivals.append(request)
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
@@ -226,6 +235,8 @@ class Scheduler:
         if not step.prefills and not step.num_decode_seqs:
             self._raise_stuck()
         step.num_waiting_requests = len(self.waiting)
+        if self._loads_kv:
+            step.kv_load_s, step.kv_load_overlapped = self.strategy.pop_kv_load()
         if self.with_block_tables:
             self._attach_block_tables(step)
         self._next_step += 1

@@ -137,6 +137,9 @@ class PoolSnapshot:
     # for every registered block a live sequence holds: the two must agree.
     cache_key_checks: list[tuple[int, object, object]] = field(default_factory=list)
     extra_held: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> held blocks beyond its table
+    # Tiers below the pool (strategies/tiers.py): each tier's block keys, least recently used first.
+    tiers: dict[str, list[object]] = field(default_factory=dict)
+    tier_capacity_blocks: dict[str, int] = field(default_factory=dict)
 
 
 class KVCacheStrategy(ABC):
@@ -237,6 +240,17 @@ class KVCacheStrategy(ABC):
     @abstractmethod
     def usage(self) -> PoolUsage:
         """Where the pool's slots are, as of the last calls (external fragmentation excluded)."""
+
+    @property
+    def loads_kv(self) -> bool:
+        """Whether admissions load K/V from tiers below the pool (strategies/tiers.py), so that
+        the scheduler asks `pop_kv_load` for every step."""
+        return False
+
+    def pop_kv_load(self) -> tuple[float, bool]:
+        """Seconds of K/V loads into the pool since the last call, and whether they overlap the
+        step's compute."""
+        return 0.0, False
 
     def pop_block_copies(self) -> list[tuple[int, int]]:
         """(src, dst) block copies made since the last call, oldest first: forks that copy and

@@ -52,16 +52,31 @@ class SimExecutor(Executor):
             )
         else:
             self.cost_model = RooflineCostModel(model, hardware)
+        self.kv_load_s: float | None = None  # loads from tiers below the pool; None: none modelled
+        self.kv_load_exposed_s = 0.0  # the part of it that lengthened steps
 
     def execute(self, plan: StepPlan) -> float:
         cpu_s = self.cpu.step_time_s(plan.num_decode_seqs + len(plan.prefills), plan.num_scheduled_tokens)
         if self.profile is not None:
             # The profile was measured per block-table layout; the strategy declares its own.
-            return self.profile.step_time_s(StepWork.of(plan), plan.layout) + cpu_s
-        return self.cost_model.step_time_s(StepWork.of(plan)) + cpu_s
+            step_s = self.profile.step_time_s(StepWork.of(plan), plan.layout) + cpu_s
+        else:
+            step_s = self.cost_model.step_time_s(StepWork.of(plan)) + cpu_s
+        if plan.kv_load_s is None:
+            return step_s
+        return self._with_kv_load(step_s, plan.kv_load_s, plan.kv_load_overlapped)
+
+    def _with_kv_load(self, step_s: float, load_s: float, overlapped: bool) -> float:
+        """A step that loads K/V from tiers below the pool: after the loads, or alongside them."""
+        total_s = max(step_s, load_s) if overlapped else step_s + load_s
+        self.kv_load_s = self.kv_load_s + load_s if self.kv_load_s is not None else load_s
+        self.kv_load_exposed_s += total_s - step_s
+        return total_s
 
     def summary_fields(self) -> dict:
         fields = {"cpu_overhead": self.config_cpu} if self.config_cpu != "none" else {}
+        if self.kv_load_s is not None:
+            fields |= {"kv_load_s": self.kv_load_s, "kv_load_exposed_s": self.kv_load_exposed_s}
         if self.profile is None:
             return fields
         return fields | {
