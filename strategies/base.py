@@ -191,6 +191,13 @@ class KVCacheStrategy(ABC):
         """Leading tokens of a new sequence with `num_tokens` known tokens whose KV is cached (rule 5)."""
         return 0
 
+    def probe_prefix_tokens(self, stream: TokenSequence, num_tokens: int, memo: dict) -> int:
+        """Leading tokens of a prompt this strategy holds cached, for a fleet's router deciding
+        where to send it (kvbench/routers.py): as `cached_prefix_tokens`, for a stream that is no
+        sequence yet. Pure. `memo` is shared by the replicas asked about one prompt, so work that
+        depends on the prompt alone (its block keys) is done once."""
+        return 0
+
     def prefix_cache_version(self) -> int:
         """Changes whenever content becomes findable by `cached_prefix_tokens` (rule 4).
 

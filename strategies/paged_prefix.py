@@ -23,9 +23,10 @@ from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, Se
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
 from kvbench.strategies.paged_tables import PagedTables
-from kvbench.strategies.prefix_index import PrefixIndex
+from kvbench.strategies.prefix_index import KeyChain, PrefixIndex
 from kvbench.strategies.registry import register
 from kvbench.strategies.tiers import TieredBlockPool, TieredCache, TiersConfig, enabled_tiers, tier_event_names
+from kvbench.tokens import TokenSequence
 
 
 @dataclass
@@ -65,12 +66,24 @@ class PagedPrefixStrategy(KVCacheStrategy):
         max_num_blocks = (num_tokens - 1) // self.block_size
         num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
         if self.tiers is not None:
-            num_hits += len(self._tier_run(seq, num_hits, max_num_blocks))
+            num_hits += len(self._tier_run(self.index.chain(seq.seq_id, seq.stream), num_hits, max_num_blocks))
         return num_hits * self.block_size
 
-    def _tier_run(self, seq: SeqView, first: int, max_num_blocks: int) -> list[int]:
+    def probe_prefix_tokens(self, stream: TokenSequence, num_tokens: int, memo: dict) -> int:
+        chain = memo.get(("paged_prefix", self.block_size))
+        if chain is None:
+            chain = memo[("paged_prefix", self.block_size)] = KeyChain(stream, self.block_size)
+        max_num_blocks = (num_tokens - 1) // self.block_size
+        lookup = self.pool.lookup
+        num_hits = 0
+        while num_hits < max_num_blocks and lookup(chain.key(num_hits)) is not None:
+            num_hits += 1
+        if self.tiers is not None:
+            num_hits += len(self._tier_run(chain, num_hits, max_num_blocks))
+        return num_hits * self.block_size
+
+    def _tier_run(self, chain: KeyChain, first: int, max_num_blocks: int) -> list[int]:
         """The tier of each block from `first` on that a tier holds, up to the first it lacks."""
-        chain = self.index.chain(seq.seq_id, seq.stream)
         levels = []
         for i in range(first, max_num_blocks):
             level = self.tiers.find(chain.key(i))
@@ -114,7 +127,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state = self.tables.seqs.get(seq.seq_id)
         if state is None:
             hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // bs)
-            loads = self._tier_run(seq, len(hits), num_computed_tokens // bs) if self.tiers is not None else ()
+            loads = self._tier_run(self.index.chain(seq.seq_id, seq.stream), len(hits), num_computed_tokens // bs) if self.tiers is not None else ()
             if (len(hits) + len(loads)) * bs != num_computed_tokens:
                 raise ValueError(
                     f"seq {seq.seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
