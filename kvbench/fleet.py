@@ -146,10 +146,9 @@ def _combined_engine_fields(replicas: list[Replica]) -> dict:
     return fields
 
 
-def execute_fleet(run, run_dir: Path, directory: RunDirectory, progress: bool) -> dict:
-    """Simulate the fleet and write its run directory; the fleet's summary."""
-    from kvbench.runner import _request_rate, summary_header
-
+def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, request_rate: float | None) -> dict:
+    """Simulate the fleet and write its run directory; the fleet's summary (after `header`, the
+    run's identity as runner.summary_header gives it)."""
     fleet = fleet_config(run.cfg)
     router = make_router(fleet)
     replicas = build_replicas(run, fleet.num_replicas)
@@ -182,7 +181,7 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, progress: bool) -
     end_time_s = max(r.end_time_s for r in recorders)
     slo = OmegaConf.to_object(run.cfg.goodput) if "goodput" in run.cfg else None
     summary = rounded({
-        **summary_header(run),
+        **header,
         "num_replicas": fleet.num_replicas,
         "router": fleet.router,
         **summarize(totals, requests, run.budget.kv_cache_bytes, end_time_s),
@@ -191,7 +190,7 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, progress: bool) -
         **_combined_engine_fields(replicas),
     })
     write_json_atomic(run_dir / REPLICAS, per_replica)
-    write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo))
+    write_vllm_result(run_dir, vllm_result(summary, requests, request_rate, slo))
     empty_steps = recorders[0].empty_steps_table().assign(replica=pd.Series(dtype="int64"))
     directory.complete(empty_steps, requests, summary)
     log.info("fleet of %d (%s): %d requests in %.1f simulated s; routed %s", fleet.num_replicas, fleet.router,
