@@ -176,3 +176,12 @@ def test_a_fleet_sweep_runs_through_the_joblib_launcher(tmp_path):
     routers = [json.loads((job_dir(out, i) / "summary.json").read_text())["router"] for i in range(2)]
     assert routers == ["round_robin", "prefix_aware"]
     assert all((job_dir(out, i) / "replicas.json").is_file() for i in range(2))
+
+
+def test_a_fleet_of_no_replica_fails_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "kvbench.cli", "run", *SMALL, "fleet.num_replicas=0", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "fleet.num_replicas=0 must be >= 1" in result.stderr.strip().splitlines()[-1]
