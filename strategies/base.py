@@ -180,7 +180,9 @@ class KVCacheStrategy(ABC):
 
     @classmethod
     def event_names(cls) -> tuple[str, ...]:
-        """Every counter the recorder writes for this strategy, standard ones first."""
+        """Every counter the recorder writes for this strategy, standard ones first. A strategy
+        whose counters follow its config (paged_prefix's tiers) extends this per instance; the
+        recorder always asks the instance."""
         return STANDARD_EVENTS + tuple(e for e in cls.counted_events if e not in STANDARD_EVENTS)
 
     @property
