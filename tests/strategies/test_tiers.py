@@ -143,3 +143,15 @@ def test_state_machine_with_tiers(write, strategy_machine):
         write=WritePolicy(write), kv_bytes_per_token=1,
     )
     strategy_machine("paged_prefix", {"tiers": tiers})
+
+
+def test_write_through_copies_of_never_computed_blocks_are_dropped(strategy_factory, seq_factory):
+    """A sequence preempted before its step ran registered blocks it never computed: their
+    write-through copies must not be found either."""
+    st = strategy_factory("paged_prefix", num_blocks=5, block_size=BLOCK_SIZE, tiers=tiers_config(8, write="write_through"))
+    assert st.allocate(seq_factory(0, DOC, final=13), 0, 12)
+    assert contents(st, NAMES) == {"cpu": ["doc0", "doc1", "doc2"]}
+    st.free(0, 4)  # only the first block was computed
+    assert contents(st, NAMES) == {"cpu": ["doc0"]}
+    check(st)
+    assert st.cached_prefix_tokens(seq_factory(1, DOC, final=13), 13) == 4
