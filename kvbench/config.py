@@ -22,6 +22,7 @@ import kvbench.workloads  # noqa: F401  (registers workload schemas)
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
 from kvbench.results import ResultsConfig
+from kvbench.routers import FleetConfig
 from kvbench.scheduler import SchedulerConfig
 from kvbench.serving_metrics import SLOConfig
 
@@ -40,6 +41,8 @@ class RunConfig:
     results: ResultsConfig = field(default_factory=ResultsConfig)  # how tables are written (not in config.yaml)
     # Goodput SLOs in ms, as `vllm bench serve --goodput ttft:500 tpot:50`: goodput.ttft_ms=500 goodput.tpot_ms=50
     goodput: SLOConfig = field(default_factory=SLOConfig)
+    # Replicas behind a router (kvbench/fleet.py): fleet.num_replicas=4 fleet.router=prefix_aware
+    fleet: FleetConfig = field(default_factory=FleetConfig)
 
 
 def short_run_id() -> str:

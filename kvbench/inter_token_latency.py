@@ -43,6 +43,15 @@ class InterTokenLatencies:
         self._gaps_s: list[float] = []
         self._counts: list[int] = []
 
+    @classmethod
+    def merged(cls, parts: list[InterTokenLatencies]) -> InterTokenLatencies:
+        """One distribution over every part's gaps (a fleet's replicas)."""
+        whole = cls()
+        for part in parts:
+            whole._gaps_s += part._gaps_s
+            whole._counts += part._counts
+        return whole
+
     # -- events -------------------------------------------------------------------------------------
 
     def prefill_token(self, group: RequestState, time_s: float, computed_tick: int, last: bool) -> None:

@@ -71,6 +71,21 @@ class StepTotals:
             totals.add(steps.iloc[start : start + STEP_CHUNK_ROWS])
         return totals
 
+    @classmethod
+    def combined(cls, parts: list[StepTotals]) -> StepTotals:
+        """The totals of several steps tables together (a fleet's replicas), in the order given."""
+        totals = cls(parts[0].extra_events)
+        for part in parts:
+            totals.num_steps += part.num_steps
+            totals.batch_size_sum += part.batch_size_sum
+            totals.max_batch_size = max(totals.max_batch_size, part.max_batch_size)
+            for column, count in part.counts.items():
+                totals.counts[column] += count
+            totals._duration_sums.extend(part._duration_sums)
+            for column, sums in part._weighted_sums.items():
+                totals._weighted_sums[column].extend(sums)
+        return totals
+
     def add(self, chunk: pd.DataFrame) -> None:
         if not len(chunk):
             return

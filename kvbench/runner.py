@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
+from kvbench.fleet import execute_fleet
 from kvbench.hardware import HardwareConfig, KVBudget, kv_budget, num_swap_blocks
 from kvbench.host_link import check_host_link
 from kvbench.host_memory import on_host, runs_on_host
@@ -196,6 +197,8 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
         log.info("KV pool: %d blocks of %d tokens (%.2f GiB); %d requests (%d dropped as too long, %d bad rows)",
                  run.budget.num_blocks, run.budget.block_size, run.budget.kv_cache_bytes / 2**30,
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
+        if run.cfg.get("fleet") is not None and run.cfg.fleet.num_replicas != 1:  # replicas behind a router
+            return execute_fleet(run, run_dir, directory, summary_header(run), _request_rate(run.cfg))
         recorder = simulate(run, progress, directory.steps.write)
         requests = recorder.requests_table()
         itl = run.scheduler.token_events

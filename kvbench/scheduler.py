@@ -107,6 +107,10 @@ class StepPlan:
     num_prefix_query_tokens: int = 0
     num_swap_out_blocks: int = 0  # blocks copied to the host swap space (before anything else runs)
     num_swap_in_blocks: int = 0  # blocks copied back from it (then the step runs)
+    # K/V loaded from tiers below the pool for this step's admissions (strategies/tiers.py): their
+    # transfer time, None when the strategy has no tiers; whether it overlaps the step's compute.
+    kv_load_s: float | None = None
+    kv_load_overlapped: bool = False
     # With block tables only (empty otherwise: a simulated step allocates nothing for them):
     decodes: Sequence_[tuple[Sequence, int]] = ()  # (seq, position it computes)
     block_tables: dict[int, list[int]] | None = None  # seq_id -> its table, after planning
@@ -187,6 +191,11 @@ class Scheduler:
         # room) must be copied before the next step reuses the blocks it freed.
         self._pending_swap_out_blocks = 0
         self._pending_swap_out_copies: list[tuple[int, int]] = []
+        self._loads_kv = strategy.loads_kv
+
+    def submit(self, request: Request) -> None:
+        """Add a request arriving no earlier than those already queued (a fleet's router, kvbench/fleet.py)."""
+        self._arrivals.append(request)
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
@@ -272,6 +281,8 @@ class Scheduler:
         step.num_waiting_requests = len(self.waiting)
         if self._pending_swap_out_blocks:
             self._flush_swap_outs(step)
+        if self._loads_kv:
+            step.kv_load_s, step.kv_load_overlapped = self.strategy.pop_kv_load()
         if self.with_block_tables:
             self._attach_block_tables(step)
         self._next_step += 1

@@ -141,6 +141,9 @@ class PoolSnapshot:
     # for every registered block a live sequence holds: the two must agree.
     cache_key_checks: list[tuple[int, object, object]] = field(default_factory=list)
     extra_held: dict[int, list[int]] = field(default_factory=dict)  # seq_id -> held blocks beyond its table
+    # Tiers below the pool (strategies/tiers.py): each tier's block keys, least recently used first.
+    tiers: dict[str, list[object]] = field(default_factory=dict)
+    tier_capacity_blocks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -213,7 +216,9 @@ class KVCacheStrategy(ABC):
 
     @classmethod
     def event_names(cls) -> tuple[str, ...]:
-        """Every counter the recorder writes for this strategy, standard ones first."""
+        """Every counter the recorder writes for this strategy, standard ones first. A strategy
+        whose counters follow its config (paged_prefix's tiers) extends this per instance; the
+        recorder always asks the instance."""
         return STANDARD_EVENTS + tuple(e for e in cls.counted_events if e not in STANDARD_EVENTS)
 
     @property
@@ -222,6 +227,13 @@ class KVCacheStrategy(ABC):
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
         """Leading tokens of a new sequence with `num_tokens` known tokens whose KV is cached (rule 5)."""
+        return 0
+
+    def probe_prefix_tokens(self, stream: TokenSequence, num_tokens: int, memo: dict) -> int:
+        """Leading tokens of a prompt this strategy holds cached, for a fleet's router deciding
+        where to send it (kvbench/routers.py): as `cached_prefix_tokens`, for a stream that is no
+        sequence yet. Pure. `memo` is shared by the replicas asked about one prompt, so work that
+        depends on the prompt alone (its block keys) is done once."""
         return 0
 
     def prefix_cache_version(self) -> int:
@@ -273,6 +285,17 @@ class KVCacheStrategy(ABC):
     @abstractmethod
     def usage(self) -> PoolUsage:
         """Where the pool's slots are, as of the last calls (external fragmentation excluded)."""
+
+    @property
+    def loads_kv(self) -> bool:
+        """Whether admissions load K/V from tiers below the pool (strategies/tiers.py), so that
+        the scheduler asks `pop_kv_load` for every step."""
+        return False
+
+    def pop_kv_load(self) -> tuple[float, bool]:
+        """Seconds of K/V loads into the pool since the last call, and whether they overlap the
+        step's compute."""
+        return 0.0, False
 
     def pop_block_copies(self) -> list[tuple[int, int]]:
         """(src, dst) block copies made since the last call, oldest first: forks that copy and

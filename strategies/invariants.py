@@ -5,7 +5,9 @@ reports: no block leaked or double-booked, reference counts equal table referenc
 holds exactly the unreferenced blocks (cached ones among them), no two sequences have written one
 slot (sharing is for inherited tokens only), every prefix-cache key a live sequence holds matches
 the content it re-derives for that block, and the memory breakdown recomputed block by block
-equals the strategy's running totals and sums to the pool.
+equals the strategy's running totals and sums to the pool. With tiers below the pool
+(strategies/tiers.py): every block kept below the pool is in exactly one tier (a block also
+resident in the pool is a copy), and no tier holds more than its capacity.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def _check_one_writer_per_slot(snap: PoolSnapshot) -> None:
                 raise InvariantError(f"block {block_id}: seqs {a} and {b} both wrote slot {lo}")
 
 
+def _check_tiers(snap: PoolSnapshot) -> None:
+    seen: dict[object, str] = {}
+    for name, keys in snap.tiers.items():
+        if len(keys) > snap.tier_capacity_blocks[name]:
+            raise InvariantError(f"tier {name} holds {len(keys)} blocks, more than its {snap.tier_capacity_blocks[name]}")
+        for key in keys:
+            if key in seen:
+                raise InvariantError(f"a block is in tiers {seen[key]} and {name}: demotion copied instead of moving")
+            seen[key] = name
+
+
 def check(strategy: KVCacheStrategy) -> None:
     """Raise InvariantError if the strategy's state is inconsistent. Call with every sequence synced."""
     snap = strategy.snapshot()
@@ -68,6 +81,8 @@ def check(strategy: KVCacheStrategy) -> None:
     if not snap.cached <= unreferenced or not snap.cached <= snap.registered:
         raise InvariantError(f"cached blocks {sorted(snap.cached - unreferenced)} are not free")
     _check_one_writer_per_slot(snap)
+    if snap.tiers:
+        _check_tiers(snap)
     for block_id, key, derived in snap.cache_key_checks:
         if key != derived:
             raise InvariantError(

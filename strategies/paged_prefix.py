@@ -10,11 +10,13 @@ tables (forks share, copy-on-write) and the prefix index (keys, lookups; see pre
   is always computed, since its logits give the next token.
 - Blocks registered for tokens that were never computed (a sequence preempted before its step
   ran) are forgotten when it is freed.
+- With `strategy.tiers` (tiers.py), evicted blocks go down to CPU / disk / remote tiers and a hit
+  continues past the GPU pool's run into them; off by default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from kvbench.strategies import paged_swap
@@ -24,13 +26,16 @@ from kvbench.strategies.base import (
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
 from kvbench.strategies.paged_tables import PagedTables
-from kvbench.strategies.prefix_index import PrefixIndex
+from kvbench.strategies.prefix_index import KeyChain, PrefixIndex
 from kvbench.strategies.registry import register
+from kvbench.strategies.tiers import TieredBlockPool, TieredCache, TiersConfig, enabled_tiers, tier_event_names
+from kvbench.tokens import TokenSequence
 
 
 @dataclass
 class PagedPrefixConfig(StrategyConfig):
     name: str = "paged_prefix"
+    tiers: TiersConfig = field(default_factory=TiersConfig)  # below the GPU pool; off unless a tier has a capacity
 
 
 @register("paged_prefix", PagedPrefixConfig)
@@ -40,15 +45,78 @@ class PagedPrefixStrategy(KVCacheStrategy):
     # Which cached block dies first; a plugin swaps it (examples/kvbench-prefix-mru).
     eviction_policy: ClassVar[type[EvictionPolicy]] = LRUFreeQueue
 
+    @classmethod
+    def configure(cls, config: PagedPrefixConfig, model, tensor_parallel: int) -> PagedPrefixConfig:
+        if hasattr(config, "tiers"):  # a plugin's config may extend StrategyConfig alone
+            config.tiers.kv_bytes_per_token = model.kv_bytes_per_token
+        return config
+
+    def event_names(self) -> tuple[str, ...]:
+        """The declared events, and each enabled tier's counters (tiers.py)."""
+        return super().event_names() + tier_event_names(getattr(self.config, "tiers", None))
+
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
         super().__init__(config, num_blocks, max_model_len)
-        self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
+        self.tiers: TieredCache | None = None
+        if enabled_tiers(getattr(config, "tiers", None)):
+            self.tiers = TieredCache(config.tiers, self.block_size, self.counters)
+            self.pool = TieredBlockPool(num_blocks, self.block_size, self.tiers, self.eviction_policy, self.counters)
+        else:
+            self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
         self.index = PrefixIndex(self.pool)
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
         max_num_blocks = (num_tokens - 1) // self.block_size
-        return len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks)) * self.block_size
+        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
+        if self.tiers is not None:
+            num_hits += len(self._tier_run(self.index.chain(seq.seq_id, seq.stream), num_hits, max_num_blocks))
+        return num_hits * self.block_size
+
+    def probe_prefix_tokens(self, stream: TokenSequence, num_tokens: int, memo: dict) -> int:
+        chain = memo.get(("paged_prefix", self.block_size))
+        if chain is None:
+            chain = memo[("paged_prefix", self.block_size)] = KeyChain(stream, self.block_size)
+        max_num_blocks = (num_tokens - 1) // self.block_size
+        lookup = self.pool.lookup
+        num_hits = 0
+        while num_hits < max_num_blocks and lookup(chain.key(num_hits)) is not None:
+            num_hits += 1
+        if self.tiers is not None:
+            num_hits += len(self._tier_run(chain, num_hits, max_num_blocks))
+        return num_hits * self.block_size
+
+    def _tier_run(self, chain: KeyChain, first: int, max_num_blocks: int) -> list[int]:
+        """The tier of each block from `first` on that a tier holds, up to the first it lacks."""
+        levels = []
+        for i in range(first, max_num_blocks):
+            level = self.tiers.find(chain.key(i))
+            if level is None:
+                break
+            levels.append(level)
+        return levels
+
+    def _read_tiers(self, seq: SeqView, first: int, levels: list[int]) -> None:
+        """The tier blocks of a hit are read (most recently used) before the admission's own
+        evictions push blocks down the tiers."""
+        chain = self.index.chain(seq.seq_id, seq.stream)
+        for i, level in enumerate(levels, start=first):
+            self.tiers.stores[level].touch(chain.key(i))
+        self.tiers.load(levels)
+
+    def _fill_loaded(self, state, first: int, num_loaded: int) -> None:
+        """The fresh blocks after the GPU hits hold the K/V read from the tiers."""
+        bs = self.block_size
+        for block in state.blocks[first : first + num_loaded]:
+            self.pool.set_fill(block, bs, bs)
+        state.num_tokens = state.num_inherited_tokens = (first + num_loaded) * bs
+
+    @property
+    def loads_kv(self) -> bool:
+        return self.tiers is not None
+
+    def pop_kv_load(self) -> tuple[float, bool]:
+        return self.tiers.pop_load_s(), self.tiers.overlap_load
 
     def prefix_cache_version(self) -> int:
         return self.pool.lookup_version
@@ -63,14 +131,21 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state = self.tables.seqs.get(seq.seq_id)
         if state is None:
             hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // bs)
-            if len(hits) * bs != num_computed_tokens:
+            loads = self._tier_run(self.index.chain(seq.seq_id, seq.stream), len(hits), num_computed_tokens // bs) if self.tiers is not None else ()
+            if (len(hits) + len(loads)) * bs != num_computed_tokens:
                 raise ValueError(
                     f"seq {seq.seq_id}: num_computed_tokens={num_computed_tokens} is not its cached prefix "
-                    f"({len(hits) * bs} tokens)"
+                    f"({(len(hits) + len(loads)) * bs} tokens)"
                 )
-            state = self.tables.admit(seq, hits, num_total_tokens)
+            if loads:
+                if not self.tables.fits(hits, num_total_tokens):
+                    return None
+                self._read_tiers(seq, len(hits), loads)
+            state = self.tables.admit(seq, hits, num_total_tokens)  # loaded blocks are among its fresh ones
             if state is None:
                 return None
+            if loads:
+                self._fill_loaded(state, len(hits), len(loads))
         elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
         self.index.register(seq.seq_id, state, num_total_tokens)
@@ -132,4 +207,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
     def snapshot(self) -> PoolSnapshot:
         snap = self.tables.snapshot()
         snap.cache_key_checks = self.index.key_checks(self.tables.seqs)
+        if self.tiers is not None:
+            snap.tiers = self.tiers.contents()
+            snap.tier_capacity_blocks = {s.name: s.capacity_blocks for s in self.tiers.stores}
         return snap

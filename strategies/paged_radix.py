@@ -68,6 +68,9 @@ class PagedRadixStrategy(KVCacheStrategy):
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
         return self.tree.match(seq.stream, (num_tokens - 1) // self.block_size * self.block_size).num_tokens
 
+    def probe_prefix_tokens(self, stream, num_tokens: int, memo: dict) -> int:
+        return self.tree.match(stream, (num_tokens - 1) // self.block_size * self.block_size).num_tokens
+
     def prefix_cache_version(self) -> int:
         return self.tree.num_inserts
 

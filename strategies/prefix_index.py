@@ -54,6 +54,10 @@ class PrefixIndex:
             chain = self.chains[seq_id] = KeyChain(stream, self.block_size)
         return chain
 
+    def chain(self, seq_id: int, stream: TokenSequence) -> KeyChain:
+        """The sequence's key chain (kept while the sequence is known, as for lookups)."""
+        return self._chain(seq_id, stream)
+
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
         """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
         chain = self._chain(seq_id, stream)

@@ -60,6 +60,8 @@ class SimExecutor(Executor):
         self.swap_overlap = config.swap_overlap
         self._model, self._hardware, self._block_bytes = model, hardware, budget.block_bytes
         self._host_link: HostLinkCost | None = None  # built at the first swap: only swap runs need a link
+        self.kv_load_s: float | None = None  # loads from tiers below the pool; None: none modelled
+        self.kv_load_exposed_s = 0.0  # the part of it that lengthened steps
 
     def _swap_s(self, plan: StepPlan) -> float:
         if self._host_link is None:
@@ -78,10 +80,22 @@ class SimExecutor(Executor):
         if plan.num_swap_out_blocks or plan.num_swap_in_blocks:
             swap_s = self._swap_s(plan)
             device_s = max(device_s, swap_s) if self.swap_overlap else device_s + swap_s
-        return device_s + cpu_s
+        step_s = device_s + cpu_s
+        if plan.kv_load_s is None:
+            return step_s
+        return self._with_kv_load(step_s, plan.kv_load_s, plan.kv_load_overlapped)
+
+    def _with_kv_load(self, step_s: float, load_s: float, overlapped: bool) -> float:
+        """A step that loads K/V from tiers below the pool: after the loads, or alongside them."""
+        total_s = max(step_s, load_s) if overlapped else step_s + load_s
+        self.kv_load_s = self.kv_load_s + load_s if self.kv_load_s is not None else load_s
+        self.kv_load_exposed_s += total_s - step_s
+        return total_s
 
     def summary_fields(self) -> dict:
         fields = {"cpu_overhead": self.config_cpu} if self.config_cpu != "none" else {}
+        if self.kv_load_s is not None:
+            fields |= {"kv_load_s": self.kv_load_s, "kv_load_exposed_s": self.kv_load_exposed_s}
         if self.profile is None:
             return fields
         return fields | {

@@ -48,3 +48,16 @@ def test_length_tables(shared_file, load, relative, num_rows):
     assert len(data.requests) == len(rows) == num_rows
     assert [r.num_prompt_tokens for r in data.requests] == [int(row["num_prefill_tokens"]) for row in rows]
     assert [r.num_output_tokens for r in data.requests] == [int(row["num_decode_tokens"]) for row in rows]
+
+
+def test_mooncake_conversation_hit_rate_grows_with_the_tier_and_saturates(shared_file, load):
+    """The shape of Mooncake FAST'25's capacity figure on its first 2,000 requests (the whole
+    trace's table is in docs/tiers.md: scripts/mooncake_tier_capacity.py)."""
+    from kvbench.tier_replay import replay_hit_rate
+
+    data = load(MooncakeConfig(path=str(shared_file("mooncake/conversation_trace.jsonl")), num_requests=2000),
+                max_model_len=131072)
+    total = sum(r.num_prompt_tokens for r in data.requests)
+    rates = [replay_hit_rate(data.requests, c).hit_rate for c in (500_000, 2_000_000, total)]
+    assert 0 < rates[0] < rates[1] < rates[2]
+    assert replay_hit_rate(data.requests, 2 * total).hit_rate == rates[2]  # unlimited: nothing is ever pushed out
