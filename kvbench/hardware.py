@@ -61,15 +61,22 @@ def kv_budget(
     block_size: int,
     kv_cache_bytes: int | None = None,
     num_blocks: int | None = None,
+    bytes_per_token: int | None = None,
+    state_bytes: int = 0,
 ) -> KVBudget:
-    """The KV pool: `num_blocks` if given, else `kv_cache_bytes` if given, else derived."""
+    """The KV pool: `num_blocks` if given, else `kv_cache_bytes` if given, else derived.
+
+    `bytes_per_token`: what a block's token slot holds, when not all of `model.kv_bytes_per_token`
+    (a window-aware strategy's page holds one layer group). `state_bytes`: fixed per-request
+    state (Mamba layers) set aside for every request slot before the pool is cut into blocks.
+    """
     if hardware.tensor_parallel < 1:
         raise ValueError(f"hardware.tensor_parallel={hardware.tensor_parallel} must be >= 1")
     if not 0 < hardware.gpu_memory_utilization <= 1:
         raise ValueError(f"hardware.gpu_memory_utilization={hardware.gpu_memory_utilization} must be in (0, 1]")
     if num_blocks is not None and kv_cache_bytes is not None:
         raise ValueError("set num_blocks= or kv_cache_bytes=, not both")
-    per_token = model.kv_bytes_per_token
+    per_token = bytes_per_token or model.kv_bytes_per_token
     block_bytes = block_size * per_token
     if num_blocks is None:
         if kv_cache_bytes is None:
@@ -81,6 +88,9 @@ def kv_budget(
             )
         else:
             source = f"kv_cache_bytes={kv_cache_bytes}"
+        if state_bytes:
+            kv_cache_bytes -= state_bytes
+            source += f" - {state_bytes / GiB:.2f} GiB of per-request state"
         num_blocks = kv_cache_bytes // block_bytes if kv_cache_bytes > 0 else 0
         if num_blocks < 1:
             raise ValueError(

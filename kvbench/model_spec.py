@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from omegaconf import MISSING
@@ -27,6 +27,12 @@ class ModelConfig:
     mlp: MLP = MLP.gated
     tie_word_embeddings: bool = False
     dtype_bytes: int = 2  # weights and KV cache (fp16/bf16)
+    # Per-layer attention types, repeated over the layers (layer i has pattern[i % len(pattern)]):
+    # "full", "sliding" (attends to the last `sliding_window` tokens) or "none" (no KV: a Mamba or
+    # linear-attention layer with a fixed state of `state_bytes_per_layer` per request). Empty: all full.
+    layer_pattern: list[str] = field(default_factory=list)
+    sliding_window: int = 0
+    state_bytes_per_layer: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,42 @@ class ModelSpec:
                 raise ValueError(f"model.{key}={getattr(c, key)} must be >= 1")
         if c.num_heads % c.num_kv_heads:
             raise ValueError(f"model.num_heads={c.num_heads} is not a multiple of model.num_kv_heads={c.num_kv_heads}")
+        check_layer_pattern(c)
+
+    @property
+    def layer_types(self) -> list[str]:
+        """Each layer's attention type, in layer order."""
+        return layer_types(self.config)
+
+    @property
+    def num_attention_layers(self) -> int:
+        """Layers that keep K/V per token (full and sliding window)."""
+        return sum(kind != NO_KV for kind in self.layer_types)
+
+    @property
+    def kv_bytes_per_layer_token(self) -> int:
+        """K and V of one token in one attention layer."""
+        c = self.config
+        return 2 * c.num_kv_heads * c.head_dim * c.dtype_bytes
+
+    @property
+    def state_bytes_per_request(self) -> int:
+        """The fixed state of a request's layers without KV (Mamba: convolution + SSM state)."""
+        return self.layer_types.count(NO_KV) * self.config.state_bytes_per_layer
+
+    @property
+    def kv_groups(self) -> list[KVGroup]:
+        """The attention layers grouped as vLLM's hybrid KV cache manager does (see `kv_groups`)."""
+        return kv_groups(self.layer_types, self.config.sliding_window)
+
+    @property
+    def has_windowed_layers(self) -> bool:
+        return any(kind != FULL for kind in self.layer_types)
 
     @property
     def kv_bytes_per_token(self) -> int:
         """K and V of one token over all layers."""
-        c = self.config
-        return 2 * c.num_layers * c.num_kv_heads * c.head_dim * c.dtype_bytes
+        return self.num_attention_layers * self.kv_bytes_per_layer_token
 
     @property
     def layer_params(self) -> int:
@@ -85,3 +121,61 @@ class ModelSpec:
         """FLOPs of one (query token, key token) pair over all layers: QK^T and PV."""
         c = self.config
         return 4 * c.num_layers * c.num_heads * c.head_dim
+
+
+FULL, SLIDING, NO_KV = "full", "sliding", "none"
+LAYER_TYPES = (FULL, SLIDING, NO_KV)
+
+
+@dataclass(frozen=True)
+class KVGroup:
+    """Attention layers that share one block table: same type, same window, `num_layers` of them.
+
+    `sliding_window` is 0 for full attention. Every group of a model has the same `num_layers`, so
+    a block (page) of any group takes the same bytes: vLLM's uniform page split.
+    """
+
+    sliding_window: int
+    num_layers: int
+
+    @property
+    def is_sliding(self) -> bool:
+        return self.sliding_window > 0
+
+
+def layer_types(config: ModelConfig) -> list[str]:
+    pattern = list(config.layer_pattern) or [FULL]
+    return [pattern[i % len(pattern)] for i in range(config.num_layers)]
+
+
+def check_layer_pattern(config: ModelConfig) -> None:
+    for kind in config.layer_pattern:
+        if kind not in LAYER_TYPES:
+            raise ValueError(f"model.layer_pattern has {kind!r}: each layer is one of {', '.join(LAYER_TYPES)}")
+    kinds = set(layer_types(config))
+    if SLIDING in kinds and config.sliding_window < 1:
+        raise ValueError(f"model.sliding_window={config.sliding_window}: sliding layers need a window of >= 1 token")
+    if kinds == {NO_KV}:
+        raise ValueError("model.layer_pattern has no attention layer: kvbench needs at least one layer with KV")
+    if NO_KV in kinds and config.state_bytes_per_layer < 1:
+        raise ValueError(f"model.state_bytes_per_layer={config.state_bytes_per_layer}: layers of type 'none' need their state size")
+
+
+def kv_groups(types: list[str], sliding_window: int) -> list[KVGroup]:
+    """Split the attention layers into groups of equal size, full-attention groups first.
+
+    As vLLM 0.33.0 (`kv_cache_planning`, uniform page size): the group size is the smallest number
+    of layers of one type (the largest when no type has 1.5 times as many as another), and each
+    type's layers fill as many groups of that size as they need, the last one padded: a padded
+    group still takes a whole page, which is what uniform pages cost. A model with one type gets
+    one group of all its attention layers, the table every strategy has.
+    """
+    counts = {FULL: types.count(FULL), SLIDING: types.count(SLIDING)}
+    present = {kind: n for kind, n in counts.items() if n}
+    smallest, largest = min(present.values()), max(present.values())
+    group_size = largest if largest < smallest * 1.5 else smallest
+    groups = []
+    for kind, n in present.items():
+        window = sliding_window if kind == SLIDING else 0
+        groups += [KVGroup(window, group_size)] * -(-n // group_size)
+    return groups

@@ -408,7 +408,7 @@ class Scheduler:
             chunk.seq.num_computed_tokens += chunk.num_new_tokens
         for seq in step.beam_seqs:
             seq.num_computed_tokens += 1
-        usage = self.strategy.usage().with_unsynced(num_unsynced)
+        usage = self.strategy.usage().with_unsynced(num_unsynced * self.strategy.num_kv_groups)
         if self._blocked_head is not None:
             usage.with_external_frag(self.strategy.external_frag_slots(*self._blocked_head))
 

@@ -49,6 +49,8 @@ RANGES: tuple[tuple[str, Range], ...] = (
     ("kv_cache_bytes", POSITIVE),
     ("num_blocks", Range(1, MAX_NUM_BLOCKS)),
     ("strategy.block_size", COUNT),
+    ("model.sliding_window", NON_NEGATIVE),  # 0: no sliding layer
+    ("model.state_bytes_per_layer", NON_NEGATIVE),  # 0: no layer without KV
     ("model.*", COUNT),  # layer, head and vocabulary counts, lengths, dtype_bytes
     ("hardware.interconnect_bytes_per_s", NON_NEGATIVE),
     ("hardware.activation_reserve_bytes", NON_NEGATIVE),

@@ -150,6 +150,13 @@ class KVCacheStrategy(ABC):
     counted_events: ClassVar[tuple[str, ...]] = ()
     # The largest block the strategy accepts (vattention's blocks are pages of up to 2 MiB per layer).
     max_block_size: ClassVar[int] = 256
+    # Whether it keeps a block table per layer group and releases the blocks of sliding-window
+    # layers that leave the window (its constructor then takes `kv_groups=`, the model's groups,
+    # and its pool is counted in pages of one group: see group_tables.py). Other strategies keep
+    # every token of every attention layer.
+    window_aware: ClassVar[bool] = False
+    # Block tables a sequence has (one per layer group); each token written fills a slot in each.
+    num_kv_groups: int = 1
 
     @classmethod
     def configure(cls, config: StrategyConfig, model: ModelSpec, tensor_parallel: int) -> StrategyConfig:

@@ -9,11 +9,15 @@ of the block tables' mechanism (paged_tables.py): it triggers whenever a block i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig
 from kvbench.strategies.block_pool import BlockPool
-from kvbench.strategies.paged_tables import PagedTables
+from kvbench.strategies.group_tables import GroupedTables, make_tables
 from kvbench.strategies.registry import register
+
+if TYPE_CHECKING:
+    from kvbench.model_spec import KVGroup
 
 
 @dataclass
@@ -23,10 +27,19 @@ class PagedCowConfig(StrategyConfig):
 
 @register("paged_cow", PagedCowConfig)
 class PagedCowStrategy(KVCacheStrategy):
-    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
+    window_aware = True
+
+    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int, kv_groups: list[KVGroup] | None = None):
         super().__init__(config, num_blocks, max_model_len)
         self.pool = BlockPool(num_blocks, self.block_size)
-        self.tables = PagedTables(self.pool, self.counters, self._log_copies)
+        self.tables = make_tables(self.pool, self.counters, self._log_copies, kv_groups)
+        self.grouped = isinstance(self.tables, GroupedTables)
+        if self.grouped:
+            self.num_kv_groups = self.tables.num_groups
+
+    def prefix_cache_version(self) -> int:
+        # Blocks leaving a sliding window make room without a free: a refused admission retries then.
+        return self.tables.num_dropped_blocks if self.grouped else 0
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         tables = self.tables
@@ -61,7 +74,7 @@ class PagedCowStrategy(KVCacheStrategy):
         return self.tables.usage()
 
     def max_seq_kv_tokens(self) -> int:
-        return self.pool_slots
+        return self.num_blocks // self.num_kv_groups * self.block_size
 
     def snapshot(self) -> PoolSnapshot:
         return self.tables.snapshot()
