@@ -119,6 +119,7 @@ class Scheduler:
         self.with_block_tables = with_block_tables
         # Block copies are logged only when a plan carries them (an executor that moves K/V).
         strategy.record_block_copies = with_block_tables
+        strategy.max_num_batched_tokens = config.max_num_batched_tokens
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
         self.reserve_full_prompt = config.reserve_full_prompt

@@ -9,8 +9,9 @@ tokens are never read again, so their whole blocks go back to the pool (vLLM 0.3
 `SlidingWindowManager.get_num_skipped_tokens` / `remove_skipped_blocks`). A released block's place
 in the table is taken by NULL_BLOCK (id -1), as vLLM pads with its null block.
 
-Check-then-commit across groups: a growth needs the sum of every group's new blocks, counted
-against the free blocks plus those the drop would free; nothing changes when they do not fit.
+A growth first releases what left the window (even when it is then refused, as vLLM does: see
+`GroupedTables.grow`), then needs the sum of every group's new blocks; nothing else changes when
+they do not fit.
 
 A sequence's headroom ends where a sliding group's next block falls out of the window, so the
 scheduler calls `allocate` at that step and the block is released when vLLM releases it (vLLM
@@ -44,11 +45,6 @@ class WindowTables(PagedTables):
     def skippable_blocks(self, num_computed_tokens: int) -> int:
         """Leading whole blocks no later token attends to, once `num_computed_tokens` are computed."""
         return max(0, num_computed_tokens - self.sliding_window + 1) // self.block_size
-
-    def num_droppable(self, seq_id: int, state: SeqBlocks, num_computed_tokens: int) -> int:
-        """Blocks a drop at `num_computed_tokens` would return to the pool (shared ones stay held)."""
-        end = min(self.skippable_blocks(num_computed_tokens), len(state.blocks))
-        return sum(1 for block in state.blocks[self.num_skipped.get(seq_id, 0) : end] if block.ref_cnt == 1)
 
     def drop_skipped(self, seq_id: int, state: SeqBlocks, num_computed_tokens: int) -> bool:
         """Release the blocks out of the window (the state is synced to `num_computed_tokens`).
@@ -110,7 +106,7 @@ class WindowTables(PagedTables):
         return state
 
     def release(self, state: SeqBlocks) -> bool:
-        held = [block for block in state.blocks if block is not NULL_BLOCK]
+        held = [block for block in state.blocks if block.block_id != NULL_BLOCK_ID]
         self.num_logical_blocks -= len(held)
         return self.pool.release(reversed(held))
 
@@ -152,6 +148,22 @@ class GroupedTables:
     def fits(self, hits: list[Block], num_total_tokens: int) -> bool:
         return self.num_groups * ceil_div(num_total_tokens, self.block_size) <= self.pool.num_free_blocks
 
+    def fits_whole_prompt(self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int) -> bool:
+        """Whether a new sequence of `num_tokens` fits, prefilled chunk by chunk: a sliding group
+        never holds more than its window plus the tokens in flight, as vLLM 0.33.0 caps admission
+        (`SlidingWindowSpec.max_admission_blocks_per_request`). vLLM counts two steps' token
+        budgets in flight (`max_concurrent_batches` is 2 under its default async scheduling)."""
+        num_blocks = ceil_div(num_tokens, self.block_size)
+        num_needed = 0
+        for tables in self.groups:
+            if isinstance(tables, WindowTables) and max_num_batched_tokens is not None:
+                max_in_flight_tokens = 2 * max_num_batched_tokens
+                cap_tokens = min(tables.sliding_window - 1 + max_in_flight_tokens, max_model_len)
+                num_needed += min(num_blocks, ceil_div(cap_tokens, self.block_size) + 1)
+            else:
+                num_needed += num_blocks
+        return num_needed <= self.pool.num_free_blocks
+
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> GroupedSeq | None:
         if hits:
             raise ValueError("grouped tables cache no prefix")
@@ -161,31 +173,39 @@ class GroupedTables:
         self.seqs[seq.seq_id] = states
         return states
 
-    def grow(self, states: GroupedSeq, num_computed_tokens: int, num_new_tokens: int) -> bool:
-        bs = self.block_size
-        seq_id = states.seq_id
-        num_total_tokens = num_computed_tokens + num_new_tokens
-        num_needed = num_released = 0
+    def release_out_of_window(self, states: GroupedSeq, num_computed_tokens: int) -> bool:
+        """Release every sliding group's blocks that `num_computed_tokens` leave behind the window.
+        Whether a block became free."""
+        free_before = self.pool.num_free_blocks
         for tables, state in zip(self.groups, states):
+            if isinstance(tables, WindowTables):
+                if num_computed_tokens != state.num_tokens:
+                    tables.sync(state, num_computed_tokens)
+                tables.drop_skipped(states.seq_id, state, num_computed_tokens)
+        num_freed = self.pool.num_free_blocks - free_before
+        self.num_dropped_blocks += num_freed
+        return num_freed > 0
+
+    def grow(self, states: GroupedSeq, num_computed_tokens: int, num_new_tokens: int) -> bool:
+        """Release what left the window, then room in every group for the new tokens, or False.
+
+        The release happens even when the growth is refused, as vLLM 0.33.0's `allocate_slots`
+        removes skipped blocks before it counts: the preemption that follows a refusal then frees
+        its victim's blocks in front of them, and the order blocks are handed out in stays vLLM's.
+        """
+        bs = self.block_size
+        self.release_out_of_window(states, num_computed_tokens)
+        num_total_tokens = num_computed_tokens + num_new_tokens
+        num_needed = 0
+        for state in states:
             idx = num_computed_tokens // bs
             copy_on_write = (
                 num_new_tokens > 0 and num_computed_tokens % bs != 0 and idx < len(state.blocks)
                 and state.blocks[idx].ref_cnt > 1
             )
             num_needed += max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
-            if isinstance(tables, WindowTables):
-                num_released += tables.num_droppable(seq_id, state, num_computed_tokens)
-        if num_needed > self.pool.num_free_blocks + num_released:
+        if num_needed > self.pool.num_free_blocks:
             return False
-        # Every group drops before any group allocates, as vLLM's coordinator does: the blocks
-        # just released are the first handed out.
-        free_before = self.pool.num_free_blocks
-        for tables, state in zip(self.groups, states):
-            if isinstance(tables, WindowTables):
-                if num_computed_tokens != state.num_tokens:
-                    tables.sync(state, num_computed_tokens)
-                tables.drop_skipped(seq_id, state, num_computed_tokens)
-        self.num_dropped_blocks += self.pool.num_free_blocks - free_before
         for tables, state in zip(self.groups, states):
             grown = tables.grow(state, num_computed_tokens, num_new_tokens)
             assert grown, "a group's growth was counted but did not fit"
@@ -240,7 +260,7 @@ class GroupedTables:
     def group_held_blocks(self) -> list[int]:
         """Blocks each group's tables hold (a block shared by a fork counts once per group)."""
         return [
-            len({b.block_id for s in tables.seqs.values() for b in s.blocks if b is not NULL_BLOCK})
+            len({b.block_id for s in tables.seqs.values() for b in s.blocks if b.block_id != NULL_BLOCK_ID})
             for tables in self.groups
         ]
 

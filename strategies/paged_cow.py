@@ -37,6 +37,9 @@ class PagedCowStrategy(KVCacheStrategy):
         if self.grouped:
             self.num_kv_groups = self.tables.num_groups
 
+    def release_out_of_window(self, seq_id: int, num_computed_tokens: int) -> bool:
+        return self.grouped and self.tables.release_out_of_window(self.tables.seqs[seq_id], num_computed_tokens)
+
     def prefix_cache_version(self) -> int:
         # Blocks leaving a sliding window make room without a free: a refused admission retries then.
         return self.tables.num_dropped_blocks if self.grouped else 0
@@ -55,6 +58,8 @@ class PagedCowStrategy(KVCacheStrategy):
         return tables.headroom(state)
 
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        if self.grouped:
+            return self.tables.fits_whole_prompt(num_tokens, self.max_num_batched_tokens, self.max_model_len)
         return self.tables.fits([], num_tokens)
 
     def headroom(self, seq_id: int) -> int:
