@@ -115,6 +115,7 @@ class StrategyMachine(RuleBasedStateMachine):
             lambda: self.strategy.allocate(seq, num_computed, num_new), (seq.seq_id, num_computed) if live else None
         )
         if headroom is None:
+            self._note_cache_version()  # a window-aware refusal may have released blocks first
             return False
         self._require(headroom == self.strategy.headroom(seq.seq_id), "rule 2: allocate returned another headroom")
         self._require(headroom >= num_new, f"rule 2: allocate granted {headroom} positions for {num_new} new tokens")
