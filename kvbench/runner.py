@@ -83,6 +83,11 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
         )
     engine_cfg = to_object(cfg.engine)
     executor_cls = EXECUTORS.get(engine_cfg.name)
+    if executor_cls.needs_block_tables and model.has_windowed_layers:
+        raise ConfigError(
+            f"engine={engine_cfg.name} runs full-attention models only: model={choices['model']} has "
+            f"{', '.join(sorted(set(model.layer_types) - {'full'}))} layers (simulate it with engine=sim)"
+        )
     scheduler = Scheduler(
         strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed,
         with_block_tables=executor_cls.needs_block_tables,

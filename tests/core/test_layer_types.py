@@ -99,3 +99,11 @@ def test_every_strategy_runs_every_preset(strategy, model):
     run = build(cfg)
     records = simulate(run, progress=False)
     assert len(records.requests_table()) == len(run.workload.requests)
+
+
+def test_the_device_engine_refuses_layers_it_does_not_run():
+    from kvbench.errors import ConfigError
+
+    cfg = compose(["model=gpt-oss-20b", "engine=device", "model.max_model_len=2048", "workload.num_requests=2"])
+    with pytest.raises(ConfigError, match="engine=device runs full-attention models only: model=gpt-oss-20b has sliding"):
+        build(cfg, {"model": "gpt-oss-20b"})

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# What window-aware allocation saves on interleaved sliding-window models (docs/models.md).
+#
+#   scripts/compare_window_pages.sh [OUT_DIR]      (default: results/window_pages; needs ../shared/data for arxiv)
+#
+# For gemma-3-12b (5 local : 1 global, window 1024) and gpt-oss-20b (1 : 1, window 128) on one
+# H100-80GB, 300 requests of ShareGPT (rate 8/s) and of the arxiv-summarization length table
+# (long prompts, rate 2/s), three ways:
+#   paged         vLLM's hybrid KV cache manager: a table per layer group, uniform pages,
+#                 blocks released as they leave the window
+#   paged_nowin   the same strategy with every layer treated as full attention (vLLM's
+#                 --disable-hybrid-kv-cache-manager): every token of every layer is kept
+#   orca_max      contiguous reservation of max_model_len per request (keeps every token too)
+set -euo pipefail
+out="${1:-results/window_pages}"
+arxiv="${ARXIV_CSV:-../shared/data/arxiv/arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv}"
+common=(hardware=h100-sxm model.max_model_len=16384 workload.num_requests=300 seed=0 engine=sim)
+rm -rf "$out"
+for model in gemma-3-12b gpt-oss-20b; do
+  for wl in sharegpt arxiv; do
+    if [ "$wl" = sharegpt ]; then w=(workload=sharegpt workload.rate=8); else w=(workload=length_table "workload.path=$arxiv" workload.rate=2); fi
+    kvbench run strategy=paged "model=$model" "${w[@]}" "${common[@]}" "hydra.run.dir=$out/$model-$wl-paged" > /dev/null
+    kvbench run strategy=paged "model=$model" "model.layer_pattern=[full]" "${w[@]}" "${common[@]}" \
+      "hydra.run.dir=$out/$model-$wl-paged_nowin" > /dev/null
+    kvbench run strategy=orca_max "model=$model" "${w[@]}" "${common[@]}" "hydra.run.dir=$out/$model-$wl-orca_max" > /dev/null
+  done
+done
+python - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+rows = []
+for run in sorted(Path(sys.argv[1]).iterdir()):
+    s = json.loads((run / "summary.json").read_text())
+    model, wl, how = run.name.rsplit("-", 2)
+    rows.append((model, wl, how, s["output_tokens_per_s"], s["mean_batch_size"], s["preemptions"], s["mem_token_frac"]))
+print("| model | workload | allocation | out tok/s | mean batch | preemptions | KV tokens share |")
+print("|---|---|---|---:|---:|---:|---:|")
+for r in rows:
+    print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.2f} | {r[5]} | {r[6]:.1%} |")
+PY
