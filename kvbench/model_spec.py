@@ -148,6 +148,11 @@ def layer_types(config: ModelConfig) -> list[str]:
     return [pattern[i % len(pattern)] for i in range(config.num_layers)]
 
 
+def sliding_windows(config: ModelConfig) -> list[int]:
+    """Each layer's attention window in tokens, 0 where it attends to everything."""
+    return [config.sliding_window if kind == SLIDING else 0 for kind in layer_types(config)]
+
+
 def check_layer_pattern(config: ModelConfig) -> None:
     for kind in config.layer_pattern:
         if kind not in LAYER_TYPES:

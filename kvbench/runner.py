@@ -83,10 +83,11 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
         )
     engine_cfg = to_object(cfg.engine)
     executor_cls = EXECUTORS.get(engine_cfg.name)
-    if executor_cls.needs_block_tables and model.has_windowed_layers:
+    if executor_cls.needs_block_tables and (kv_groups or "none" in model.layer_types):
         raise ConfigError(
-            f"engine={engine_cfg.name} runs full-attention models only: model={choices['model']} has "
-            f"{', '.join(sorted(set(model.layer_types) - {'full'}))} layers (simulate it with engine=sim)"
+            f"engine={engine_cfg.name} cannot run model={choices['model']} with strategy={choices['strategy']}: it "
+            f"executes full and sliding-window layers over one block table per sequence (a strategy that keeps "
+            f"every token), not layer groups or layers without KV (simulate it with engine=sim)"
         )
     scheduler = Scheduler(
         strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What window-aware allocation saves on interleaved sliding-window models (docs/models.md).
 #
-#   scripts/compare_window_pages.sh [OUT_DIR]      (default: results/window_pages; needs ../shared/data for arxiv)
+#   scripts/compare_window_pages.sh [OUT_DIR]      (default: results/window_pages)
+#   ARXIV_CSV=path/to/arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv (default: ../shared/data/arxiv/...)
 #
 # For gemma-3-12b (5 local : 1 global, window 1024) and gpt-oss-20b (1 : 1, window 128) on one
 # H100-80GB, 300 requests of ShareGPT (rate 8/s) and of the arxiv-summarization length table
@@ -15,14 +16,16 @@ set -euo pipefail
 out="${1:-results/window_pages}"
 arxiv="${ARXIV_CSV:-../shared/data/arxiv/arxiv_summarization_stats_llama2_tokenizer_filtered_v2.csv}"
 common=(hardware=h100-sxm model.max_model_len=16384 workload.num_requests=300 seed=0 engine=sim)
-rm -rf "$out"
+run() {  # run DIR OVERRIDES...: skipped when DIR holds a completed run (rerun by deleting it)
+  local dir="$1"; shift
+  [ -f "$dir/summary.json" ] || kvbench run --overwrite "$@" "${common[@]}" "hydra.run.dir=$dir" > /dev/null
+}
 for model in gemma-3-12b gpt-oss-20b; do
   for wl in sharegpt arxiv; do
     if [ "$wl" = sharegpt ]; then w=(workload=sharegpt workload.rate=8); else w=(workload=length_table "workload.path=$arxiv" workload.rate=2); fi
-    kvbench run strategy=paged "model=$model" "${w[@]}" "${common[@]}" "hydra.run.dir=$out/$model-$wl-paged" > /dev/null
-    kvbench run strategy=paged "model=$model" "model.layer_pattern=[full]" "${w[@]}" "${common[@]}" \
-      "hydra.run.dir=$out/$model-$wl-paged_nowin" > /dev/null
-    kvbench run strategy=orca_max "model=$model" "${w[@]}" "${common[@]}" "hydra.run.dir=$out/$model-$wl-orca_max" > /dev/null
+    run "$out/$model-$wl-paged" strategy=paged "model=$model" "${w[@]}"
+    run "$out/$model-$wl-paged_nowin" strategy=paged "model=$model" "model.layer_pattern=[full]" "${w[@]}"
+    run "$out/$model-$wl-orca_max" strategy=orca_max "model=$model" "${w[@]}"
   done
 done
 python - "$out" <<'PY'

@@ -1,7 +1,8 @@
 """The oracle: the same decoder with no KV cache at all.
 
 Each sequence's whole token list goes through the decoder at once with full causal attention
-(torch's scaled_dot_product_attention over dense K/V, query heads repeated per GQA group): no
+(torch's scaled_dot_product_attention over dense K/V, query heads repeated per GQA group; a
+sliding-window layer masks keys older than its window): no
 pool, no block table, no kernel of kvbench. A device run whose strategy, scheduler or kernels
 changed what the model computes disagrees with it.
 """
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from kvbench.device.decoder import Decoder
+from kvbench.model_spec import sliding_windows
 
 
 @torch.inference_mode()
@@ -24,10 +26,18 @@ def dense_logits(decoder: Decoder, token_ids: Sequence[int]) -> torch.Tensor:
     positions = torch.arange(len(ids), device=device)
     scale = decoder.scale
 
+    windows = sliding_windows(decoder.config)
+    pos = torch.arange(len(ids), device=device)
+    # Sliding-window layers: the causal mask with keys older than the window hidden too.
+    window_masks = {w: (pos[None, :] <= pos[:, None]) & (pos[None, :] > pos[:, None] - w) for w in set(windows) if w}
+
     def causal_attention(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         group = q.shape[1] // k.shape[1]
         q_h, k_h, v_h = (t.transpose(0, 1) for t in (q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)))
-        out = F.scaled_dot_product_attention(q_h, k_h, v_h, is_causal=True, scale=scale)
+        if windows[layer]:
+            out = F.scaled_dot_product_attention(q_h, k_h, v_h, attn_mask=window_masks[windows[layer]], scale=scale)
+        else:
+            out = F.scaled_dot_product_attention(q_h, k_h, v_h, is_causal=True, scale=scale)
         return out.transpose(0, 1)
 
     return decoder.forward(ids, positions, causal_attention, positions)

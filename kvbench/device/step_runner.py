@@ -15,6 +15,7 @@ import torch
 from kvbench.device.decoder import Decoder
 from kvbench.device.kv_pool import KVPool
 from kvbench.device.step_attention import StepAttention
+from kvbench.model_spec import sliding_windows
 from kvbench.device.step_inputs import StepInputs
 from kvbench.device.timing import StepTimer
 
@@ -45,7 +46,9 @@ class StepRunner:
             with timer.section("copy_blocks"):
                 for src, dst in device_inputs.copy_groups:
                     self.pool.copy_blocks(src, dst, self.backend)
-        attention = StepAttention(self.pool, device_inputs, self.decoder.scale, self.backend, timer)
+        attention = StepAttention(
+            self.pool, device_inputs, self.decoder.scale, self.backend, timer, sliding_windows(self.decoder.config),
+        )
         logits = self.decoder.forward(
             device_inputs.token_ids, device_inputs.positions, attention, device_inputs.sample_rows
         )
