@@ -105,5 +105,8 @@ def test_the_device_engine_refuses_layers_it_does_not_run():
     from kvbench.errors import ConfigError
 
     cfg = compose(["model=gpt-oss-20b", "engine=device", "model.max_model_len=2048", "workload.num_requests=2"])
-    with pytest.raises(ConfigError, match="engine=device runs full-attention models only: model=gpt-oss-20b has sliding"):
-        build(cfg, {"model": "gpt-oss-20b"})
+    with pytest.raises(ConfigError, match="engine=device cannot run model=gpt-oss-20b with strategy=paged"):
+        build(cfg, {"model": "gpt-oss-20b", "strategy": "paged"})
+    cfg = compose(["model=jamba-v0.1", "engine=device", "strategy=orca_max", "model.max_model_len=2048"])
+    with pytest.raises(ConfigError, match="not layer groups or layers without KV"):
+        build(cfg, {"model": "jamba-v0.1", "strategy": "orca_max"})
