@@ -133,6 +133,11 @@ def copy_blocks(
         copy_blocks_torch(key_cache, value_cache, src_block_ids, dst_block_ids)
 
 
+def _check_window_backend(backend: Backend) -> None:
+    if backend == "triton":
+        raise ValueError("sliding_window: the Triton attention kernels have no window mask yet; use backend='torch'")
+
+
 def paged_decode_attention(
     query: torch.Tensor,
     key_cache: torch.Tensor,
@@ -145,12 +150,19 @@ def paged_decode_attention(
     max_context_len: int | None = None,
     out: torch.Tensor | None = None,
     backend: Backend = "triton",
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Decode attention ``query [num_seqs, H_q, D]`` over each sequence's paged context.
 
     ``max_context_len`` (host int) only informs the automatic ``num_splits``; without it the
     block-table capacity ``max_num_blocks_per_seq * block_size`` is used (no sync).
+    ``sliding_window`` > 0: each query sees only the last that many keys (torch backend only).
     """
+    if sliding_window:
+        _check_window_backend(backend)
+        return ref_paged_decode_attention(
+            query, key_cache, value_cache, block_tables, context_lens, scale, out=out, sliding_window=sliding_window
+        )
     if _use_triton(backend):
         from kvbench.kernels.decode_triton import paged_decode_attention_triton
 
@@ -182,12 +194,20 @@ def paged_prefill_attention(
     max_query_len: int | None = None,
     out: torch.Tensor | None = None,
     backend: Backend = "triton",
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Prefill attention for packed new tokens ``query [num_new_tokens_total, H_q, D]``.
 
     ``max_query_len`` (host int) sizes the Triton grid; without it it is read from
-    ``query_start_loc`` (one sync).
+    ``query_start_loc`` (one sync). ``sliding_window`` > 0: each query sees only the last that
+    many keys (torch backend only).
     """
+    if sliding_window:
+        _check_window_backend(backend)
+        return ref_paged_prefill_attention(
+            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, out=out,
+            sliding_window=sliding_window,
+        )
     if _use_triton(backend):
         from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
 

@@ -71,11 +71,13 @@ def attend(
     values: torch.Tensor,
     scale: float,
     num_cached: int,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Softmax attention of ``query [q_len, H_q, D]`` over ``keys/values [ctx, H_kv, D]``.
 
     Query token ``t`` sits at position ``num_cached + t`` and sees keys at positions ``<=`` that
     (causal); in decode ``q_len == 1`` and ``num_cached == ctx - 1``, so it sees everything.
+    With ``sliding_window`` W > 0 it sees only the last W of them (positions > its own - W).
     """
     q_len, num_q_heads, head_dim = query.shape
     ctx_len, num_kv_heads, _ = keys.shape
@@ -87,6 +89,8 @@ def attend(
     q_pos = num_cached + torch.arange(q_len, device=query.device)
     k_pos = torch.arange(ctx_len, device=query.device)
     hidden = k_pos[None, :] > q_pos[:, None]
+    if sliding_window:
+        hidden |= k_pos[None, :] <= q_pos[:, None] - sliding_window
     scores = scores.masked_fill(hidden, float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     out = torch.einsum("hgtn,nhd->thgd", probs, v)
@@ -102,6 +106,7 @@ def ref_paged_decode_attention(
     scale: float,
     *,
     out: torch.Tensor | None = None,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Torch version of :func:`kvbench.kernels.paged_decode_attention`."""
     check_decode_args(query, key_cache, value_cache, context_lens, TORCH_DTYPES)
@@ -113,7 +118,7 @@ def ref_paged_decode_attention(
             continue
         keys = gather_context(key_cache, block_tables[seq], ctx_len)
         values = gather_context(value_cache, block_tables[seq], ctx_len)
-        out[seq] = attend(query[seq : seq + 1], keys, values, scale, ctx_len - 1)[0]
+        out[seq] = attend(query[seq : seq + 1], keys, values, scale, ctx_len - 1, sliding_window)[0]
     return out
 
 
@@ -127,6 +132,7 @@ def ref_paged_prefill_attention(
     scale: float,
     *,
     out: torch.Tensor | None = None,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Torch version of :func:`kvbench.kernels.paged_prefill_attention`."""
     check_prefill_args(
@@ -150,5 +156,5 @@ def ref_paged_prefill_attention(
             continue
         keys = gather_context(key_cache, block_tables[seq], ctx_len)
         values = gather_context(value_cache, block_tables[seq], ctx_len)
-        out[start:end] = attend(query[start:end], keys, values, scale, ctx_len - q_len)
+        out[start:end] = attend(query[start:end], keys, values, scale, ctx_len - q_len, sliding_window)
     return out

@@ -82,13 +82,17 @@ def kv_budget(
     kv_cache_bytes: int | None = None,
     num_blocks: int | None = None,
     max_num_seqs: int = 0,
+    num_layers: int | None = None,
+    state_bytes: int = 0,
 ) -> KVBudget:
     """The KV pool: `num_blocks` if given, else `kv_cache_bytes` if given, else derived.
 
-    Bytes per token over all workers come from the model's KV format (`kv_pool_bytes_per_token`).
-    A format with a full-precision residual (int8/int4) first sets aside one residual window for
-    each of `max_num_seqs` running sequences (with `num_blocks=` the pool is given and the windows are
-    held beside it).
+    Bytes per token over all workers come from the model's KV format (`kv_pool_bytes_per_token`),
+    over `num_layers` layers when a block's token slot holds fewer than every attention layer (a
+    window-aware strategy's page holds one layer group). A format with a full-precision residual
+    (int8/int4) first sets aside one residual window for each of `max_num_seqs` running sequences
+    (with `num_blocks=` the pool is given and the windows are held beside it). `state_bytes`: fixed
+    per-request state (Mamba layers) set aside for every request slot before the pool is cut into blocks.
     """
     if hardware.tensor_parallel < 1:
         raise ValueError(f"hardware.tensor_parallel={hardware.tensor_parallel} must be >= 1")
@@ -96,7 +100,7 @@ def kv_budget(
         raise ValueError(f"hardware.gpu_memory_utilization={hardware.gpu_memory_utilization} must be in (0, 1]")
     if num_blocks is not None and kv_cache_bytes is not None:
         raise ValueError("set num_blocks= or kv_cache_bytes=, not both")
-    per_token = model.kv_pool_bytes_per_token(hardware.tensor_parallel)
+    per_token = model.kv_pool_bytes_per_token(hardware.tensor_parallel, num_layers)
     block_bytes = block_size * per_token
     residual_bytes = max_num_seqs * model.kv_residual_bytes_per_seq(hardware.tensor_parallel)
     if num_blocks is None:
@@ -113,6 +117,9 @@ def kv_budget(
             source += (f" - {residual_bytes:,} bytes of full-precision residual windows ({max_num_seqs} sequences; "
                        "lower scheduler.max_num_seqs or model.kv_residual_tokens)")
             kv_cache_bytes -= residual_bytes
+        if state_bytes:
+            kv_cache_bytes -= state_bytes
+            source += f" - {state_bytes / GiB:.2f} GiB of per-request state"
         num_blocks = kv_cache_bytes // block_bytes if kv_cache_bytes > 0 else 0
         if num_blocks < 1:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from omegaconf import MISSING
@@ -54,6 +54,12 @@ class ModelConfig:
     num_shared_experts: int = 0
     moe_intermediate_size: int = 0
     first_dense_layers: int = 0
+    # Per-layer attention types, repeated over the layers (layer i has pattern[i % len(pattern)]):
+    # "full", "sliding" (attends to the last `sliding_window` tokens) or "none" (no KV: a Mamba or
+    # linear-attention layer with a fixed state of `state_bytes_per_layer` per request). Empty: all full.
+    layer_pattern: list[str] = field(default_factory=list)
+    sliding_window: int = 0
+    state_bytes_per_layer: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,32 @@ class ModelSpec:
                 f"(got {c.num_experts_per_tok}), model.moe_intermediate_size >= 1 (got {c.moe_intermediate_size}) "
                 f"and 0 <= model.first_dense_layers < num_layers (got {c.first_dense_layers})"
             )
+        check_layer_pattern(c)
         self.kv_tensor_bytes_per_token()  # a format that does not fit the model's vectors fails here
+
+    @property
+    def layer_types(self) -> list[str]:
+        """Each layer's attention type, in layer order."""
+        return layer_types(self.config)
+
+    @property
+    def num_attention_layers(self) -> int:
+        """Layers that keep K/V per token (full and sliding window)."""
+        return sum(kind != NO_KV for kind in self.layer_types)
+
+    @property
+    def state_bytes_per_request(self) -> int:
+        """The fixed state of a request's layers without KV (Mamba: convolution + SSM state)."""
+        return self.layer_types.count(NO_KV) * self.config.state_bytes_per_layer
+
+    @property
+    def kv_groups(self) -> list[KVGroup]:
+        """The attention layers grouped as vLLM's hybrid KV cache manager does (see `kv_groups`)."""
+        return kv_groups(self.layer_types, self.config.sliding_window)
+
+    @property
+    def has_windowed_layers(self) -> bool:
+        return any(kind != FULL for kind in self.layer_types)
 
     @property
     def kv_format(self) -> KVFormat:
@@ -119,12 +150,15 @@ class ModelSpec:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        """The cache of one token over all layers (one copy: MLA's replicas under TP are the budget's concern)."""
-        return self.config.num_layers * self.kv_layer_bytes_per_token()
+        """The cache of one token over all attention layers (one copy: MLA's replicas under TP are the
+        budget's concern)."""
+        return self.num_attention_layers * self.kv_layer_bytes_per_token()
 
-    def kv_pool_bytes_per_token(self, tensor_parallel: int = 1) -> int:
-        """Bytes a token takes over all tensor-parallel workers: K/V heads split, an MLA latent replicated."""
-        return self.kv_bytes_per_token * (tensor_parallel if self.is_mla else 1)
+    def kv_pool_bytes_per_token(self, tensor_parallel: int = 1, num_layers: int | None = None) -> int:
+        """Bytes a token takes over all tensor-parallel workers in `num_layers` layers (default: every
+        attention layer; a window-aware page holds one layer group): K/V heads split, an MLA latent replicated."""
+        layers = self.num_attention_layers if num_layers is None else num_layers
+        return layers * self.kv_layer_bytes_per_token() * (tensor_parallel if self.is_mla else 1)
 
     def kv_residual_bytes_per_seq(self, tensor_parallel: int = 1) -> int:
         """The full-precision residual window of one running sequence, all layers and workers.
@@ -138,7 +172,7 @@ class ModelSpec:
         fmt = self.kv_format
         if not fmt.residual_tokens:
             return 0
-        per_worker = self.config.num_layers * self.kv_tensors_per_layer * fmt.residual_bytes(
+        per_worker = self.num_attention_layers * self.kv_tensors_per_layer * fmt.residual_bytes(
             self.kv_tensor_elements(tensor_parallel))
         return fmt.residual_tokens * per_worker * tensor_parallel
 
@@ -225,3 +259,66 @@ class ModelSpec:
         if self.is_mla:
             return 2 * c.num_layers * c.num_heads * (2 * c.kv_lora_rank + c.qk_rope_head_dim)
         return 4 * c.num_layers * c.num_heads * c.head_dim
+
+
+FULL, SLIDING, NO_KV = "full", "sliding", "none"
+LAYER_TYPES = (FULL, SLIDING, NO_KV)
+
+
+@dataclass(frozen=True)
+class KVGroup:
+    """Attention layers that share one block table: same type, same window, `num_layers` of them.
+
+    `sliding_window` is 0 for full attention. Every group of a model has the same `num_layers`, so
+    a block (page) of any group takes the same bytes: vLLM's uniform page split.
+    """
+
+    sliding_window: int
+    num_layers: int
+
+    @property
+    def is_sliding(self) -> bool:
+        return self.sliding_window > 0
+
+
+def layer_types(config: ModelConfig) -> list[str]:
+    pattern = list(config.layer_pattern) or [FULL]
+    return [pattern[i % len(pattern)] for i in range(config.num_layers)]
+
+
+def sliding_windows(config: ModelConfig) -> list[int]:
+    """Each layer's attention window in tokens, 0 where it attends to everything."""
+    return [config.sliding_window if kind == SLIDING else 0 for kind in layer_types(config)]
+
+
+def check_layer_pattern(config: ModelConfig) -> None:
+    for kind in config.layer_pattern:
+        if kind not in LAYER_TYPES:
+            raise ValueError(f"model.layer_pattern has {kind!r}: each layer is one of {', '.join(LAYER_TYPES)}")
+    kinds = set(layer_types(config))
+    if SLIDING in kinds and config.sliding_window < 1:
+        raise ValueError(f"model.sliding_window={config.sliding_window}: sliding layers need a window of >= 1 token")
+    if kinds == {NO_KV}:
+        raise ValueError("model.layer_pattern has no attention layer: kvbench needs at least one layer with KV")
+    if NO_KV in kinds and config.state_bytes_per_layer < 1:
+        raise ValueError(f"model.state_bytes_per_layer={config.state_bytes_per_layer}: layers of type 'none' need their state size")
+
+
+def kv_groups(types: list[str], sliding_window: int) -> list[KVGroup]:
+    """Split the attention layers into groups of equal size, full-attention groups first.
+
+    As vLLM 0.33.0 (`kv_cache_planning`, uniform page size): the group size is the smallest number
+    of layers of one type (the largest when no type has 1.5 times as many as another), and each
+    type's layers fill as many groups of that size as they need, the last one padded: a padded
+    group still takes a whole page, which is what uniform pages cost. A model with one type gets
+    one group of all its attention layers, the table every strategy has.
+    """
+    counts = {FULL: types.count(FULL), SLIDING: types.count(SLIDING)}
+    present = {kind: n for kind, n in counts.items() if n}
+    smallest, largest = min(present.values()), max(present.values())
+    group_size = largest if largest < smallest * 1.5 else smallest
+    groups = []
+    for kind, n in present.items():
+        window = sliding_window if kind == SLIDING else 0
+        groups += [KVGroup(window, group_size)] * -(-n // group_size)
+    return groups

@@ -57,12 +57,20 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     to_object = OmegaConf.to_object
     model = ModelSpec(to_object(cfg.model))
     hardware = to_object(cfg.hardware)
-    strategy_cfg = STRATEGIES.get(cfg.strategy.name).configure(to_object(cfg.strategy), model, hardware.tensor_parallel)
+    strategy_cls = STRATEGIES.get(cfg.strategy.name)
+    strategy_cfg = strategy_cls.configure(to_object(cfg.strategy), model, hardware.tensor_parallel)
     pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
-    budget = kv_budget(pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks,
-                       cfg.scheduler.max_num_seqs)
+    # A window-aware strategy counts its pool in pages of one layer group; every other strategy
+    # keeps each token of every attention layer. Full-attention models have one group either way.
+    kv_groups = model.kv_groups if strategy_cls.window_aware and model.has_windowed_layers else None
+    budget = kv_budget(
+        pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks, cfg.scheduler.max_num_seqs,
+        num_layers=kv_groups[0].num_layers if kv_groups else None,
+        state_bytes=cfg.scheduler.max_num_seqs * model.state_bytes_per_request,
+    )
     max_model_len = model.config.max_model_len
-    strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len)
+    group_kwargs = {"kv_groups": kv_groups} if kv_groups else {}
+    strategy = STRATEGIES.get(strategy_cfg.name)(strategy_cfg, budget.num_blocks, max_model_len, **group_kwargs)
     if strategy.max_seq_kv_tokens() < max_model_len:
         raise ConfigError(
             f"strategy={choices['strategy']} cannot hold even one sequence of model.max_model_len={max_model_len} "
@@ -81,6 +89,12 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
         check_swap_space(hardware, budget)
     engine_cfg = to_object(cfg.engine)
     executor_cls = EXECUTORS.get(engine_cfg.name)
+    if executor_cls.needs_block_tables and (kv_groups or "none" in model.layer_types):
+        raise ConfigError(
+            f"engine={engine_cfg.name} cannot run model={choices['model']} with strategy={choices['strategy']}: it "
+            f"executes full and sliding-window layers over one block table per sequence (a strategy that keeps "
+            f"every token), not layer groups or layers without KV (simulate it with engine=sim)"
+        )
     scheduler = Scheduler(
         strategy, to_object(cfg.scheduler), workload.requests, max_model_len, cfg.seed,
         with_block_tables=executor_cls.needs_block_tables, num_swap_blocks=num_swap_blocks(hardware, budget),

@@ -145,6 +145,7 @@ class Scheduler:
         self.with_block_tables = with_block_tables
         # Block copies are logged only when a plan carries them (an executor that moves K/V).
         strategy.record_block_copies = with_block_tables
+        strategy.max_num_batched_tokens = config.max_num_batched_tokens
         self.max_num_seqs = config.max_num_seqs
         self.chunked_prefill = config.chunked_prefill
         self.reserve_full_prompt = config.reserve_full_prompt
@@ -549,7 +550,7 @@ class Scheduler:
             chunk.seq.num_computed_tokens += chunk.num_new_tokens
         for seq in step.beam_seqs:
             seq.num_computed_tokens += 1
-        usage = self.strategy.usage().with_unsynced(num_unsynced)
+        usage = self.strategy.usage().with_unsynced(num_unsynced * self.strategy.num_kv_groups)
         if self._blocked_head is not None:
             usage.with_external_frag(self.strategy.external_frag_slots(*self._blocked_head))
 

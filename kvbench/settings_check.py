@@ -58,6 +58,8 @@ RANGES: tuple[tuple[str, Range], ...] = (
     ("model.moe_intermediate_size", NON_NEGATIVE),
     ("model.first_dense_layers", NON_NEGATIVE),
     ("model.kv_residual_tokens", NON_NEGATIVE),
+    ("model.sliding_window", NON_NEGATIVE),  # 0: no sliding layer
+    ("model.state_bytes_per_layer", NON_NEGATIVE),  # 0: no layer without KV
     ("model.*", COUNT),  # layer, head and vocabulary counts, lengths, dtype_bytes
     ("hardware.interconnect_bytes_per_s", NON_NEGATIVE),
     ("hardware.host_link_*", NON_NEGATIVE),  # 0: no host link (swap preemption refuses it)

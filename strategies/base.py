@@ -25,6 +25,8 @@ registered strategy (installed plugins included) against them, and `invariants.c
 
 1. Check-then-commit: a refused `allocate` (None) or `fork` (False) leaves the state exactly as it
    was (`snapshot()` equal before and after). `cached_prefix_tokens` and `can_hold` never change the state.
+   One exception, as in vLLM: a window-aware strategy's `allocate` first releases the blocks that
+   left a sliding window, refused or not; the state is then what `release_out_of_window` leaves.
 2. `allocate` returns the headroom granted: equal to `headroom(seq_id)` right after, and at least
    `num_new_tokens` (so `allocate(n=1)` always leaves room for that one token).
 3. Headroom is a promise: the sequence may write that many positions after its synced length (the
@@ -189,6 +191,16 @@ class KVCacheStrategy(ABC):
     # Whether it implements swap_out / swap_in (scheduler.preemption=swap), and if not, why.
     supports_swap: ClassVar[bool] = False
     swap_unsupported: ClassVar[str] = "it does not implement swap_out / swap_in"
+    # Whether it keeps a block table per layer group and releases the blocks of sliding-window
+    # layers that leave the window (its constructor then takes `kv_groups=`, the model's groups,
+    # and its pool is counted in pages of one group: see group_tables.py). Other strategies keep
+    # every token of every attention layer.
+    window_aware: ClassVar[bool] = False
+    # Block tables a sequence has (one per layer group); each token written fills a slot in each.
+    num_kv_groups: int = 1
+    # The most tokens one step computes, set by the scheduler: a window-aware `can_hold` counts a
+    # sliding group's blocks for a prompt prefilled chunk by chunk with it.
+    max_num_batched_tokens: int | None = None
 
     @classmethod
     def configure(cls, config: StrategyConfig, model: ModelSpec, tensor_parallel: int) -> StrategyConfig:
@@ -252,6 +264,11 @@ class KVCacheStrategy(ABC):
         `cached_prefix_tokens` just returned. Returns the headroom granted (rule 2), or None,
         changing nothing, when the pool cannot (rule 1).
         """
+
+    def release_out_of_window(self, seq_id: int, num_computed_tokens: int) -> bool:
+        """Release a live sequence's blocks of sliding-window layers that no token after its first
+        `num_computed_tokens` attends to. Whether a block became free. `allocate` does it first."""
+        return False
 
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
         """Whether a sequence the strategy does not hold yet would fit with `num_tokens` tokens now.

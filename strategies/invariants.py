@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 
 from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, SwappedKV
+from kvbench.strategies.group_tables import NULL_BLOCK_ID
 
 
 class InvariantError(AssertionError):
@@ -33,7 +34,7 @@ def _check_one_writer_per_slot(snap: PoolSnapshot) -> None:
         first, end = snap.num_inherited_tokens[seq_id], snap.num_tokens[seq_id]
         for i in range(first // bs, min(len(table), -(-end // bs))):
             lo, hi = max(first, i * bs) - i * bs, min(end, (i + 1) * bs) - i * bs
-            if lo < hi:
+            if lo < hi and table[i] != NULL_BLOCK_ID:
                 written.setdefault(table[i], []).append((lo, hi, seq_id))
     for block_id, spans in written.items():
         spans.sort()
@@ -60,7 +61,7 @@ def check(strategy: KVCacheStrategy) -> None:
 
     refs: Counter[int] = Counter()
     for seq_id, table in snap.tables.items():
-        refs.update(table)
+        refs.update(b for b in table if b != NULL_BLOCK_ID)
         refs.update(snap.extra_held.get(seq_id, []))
         if len(table) * bs < snap.num_tokens[seq_id]:
             raise InvariantError(f"seq {seq_id}: {snap.num_tokens[seq_id]} tokens in {len(table)} blocks")
@@ -100,6 +101,8 @@ def check(strategy: KVCacheStrategy) -> None:
     for seq_id, table in snap.tables.items():
         num_inherited = snap.num_inherited_tokens[seq_id]
         for i, block_id in enumerate(table):
+            if block_id == NULL_BLOCK_ID:  # released out of a sliding window: holds nothing
+                continue
             filled.setdefault(block_id, 0)
             reserve_end.setdefault(block_id, 0)
             if i >= num_inherited // bs:
@@ -115,12 +118,15 @@ def check(strategy: KVCacheStrategy) -> None:
         for seq_id, table in snap.tables.items()
         for block_id in table[snap.num_inherited_tokens[seq_id] // bs :]
     }
+    writers.discard(NULL_BLOCK_ID)
     for block_id in inherited.keys() - writers:
         filled[block_id] = reserve_end[block_id] = inherited[block_id]
     token = sum(filled.values())
     reserved = sum(max(reserve_end[b], filled[b]) - filled[b] for b in filled)
     held = len(filled) * bs
-    logical = sum(len(t) + len(snap.extra_held.get(s, [])) for s, t in snap.tables.items()) * bs
+    logical = sum(
+        len(t) - t.count(NULL_BLOCK_ID) + len(snap.extra_held.get(s, [])) for s, t in snap.tables.items()
+    ) * bs
     expected = {
         "token_slots": token,
         "reserved_slots": reserved,

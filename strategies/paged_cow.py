@@ -9,14 +9,18 @@ of the block tables' mechanism (paged_tables.py): it triggers whenever a block i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kvbench.strategies import paged_swap
 from kvbench.strategies.base import (
     KVCacheStrategy, PoolSnapshot, PoolUsage, SeqView, StrategyConfig, SwappedKV,
 )
 from kvbench.strategies.block_pool import BlockPool
-from kvbench.strategies.paged_tables import PagedTables
+from kvbench.strategies.group_tables import GroupedTables, make_tables
 from kvbench.strategies.registry import register
+
+if TYPE_CHECKING:
+    from kvbench.model_spec import KVGroup
 
 
 @dataclass
@@ -27,11 +31,24 @@ class PagedCowConfig(StrategyConfig):
 @register("paged_cow", PagedCowConfig)
 class PagedCowStrategy(KVCacheStrategy):
     supports_swap = True
+    window_aware = True
 
-    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
+    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int, kv_groups: list[KVGroup] | None = None):
         super().__init__(config, num_blocks, max_model_len)
         self.pool = BlockPool(num_blocks, self.block_size)
-        self.tables = PagedTables(self.pool, self.counters, self._log_copies)
+        self.tables = make_tables(self.pool, self.counters, self._log_copies, kv_groups)
+        self.grouped = isinstance(self.tables, GroupedTables)
+        if self.grouped:
+            self.num_kv_groups = self.tables.num_groups
+            self.supports_swap = False
+            self.swap_unsupported = "its sliding-window layer groups keep one block table each (swap moves one)"
+
+    def release_out_of_window(self, seq_id: int, num_computed_tokens: int) -> bool:
+        return self.grouped and self.tables.release_out_of_window(self.tables.seqs[seq_id], num_computed_tokens)
+
+    def prefix_cache_version(self) -> int:
+        # Blocks leaving a sliding window make room without a free: a refused admission retries then.
+        return self.tables.num_dropped_blocks if self.grouped else 0
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         tables = self.tables
@@ -47,6 +64,8 @@ class PagedCowStrategy(KVCacheStrategy):
         return tables.headroom(state)
 
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        if self.grouped:
+            return self.tables.fits_whole_prompt(num_tokens, self.max_num_batched_tokens, self.max_model_len)
         return self.tables.fits([], num_tokens)
 
     def headroom(self, seq_id: int) -> int:
@@ -75,7 +94,7 @@ class PagedCowStrategy(KVCacheStrategy):
         return self.tables.usage()
 
     def max_seq_kv_tokens(self) -> int:
-        return self.pool_slots
+        return self.num_blocks // self.num_kv_groups * self.block_size
 
     def snapshot(self) -> PoolSnapshot:
         return self.tables.snapshot()

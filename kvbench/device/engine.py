@@ -62,6 +62,11 @@ class DeviceEngine:
         self.device = torch_device(device)
         self.dtype = torch_dtype(dtype)
         self.backend = attention_backend(backend, self.device, self.dtype)
+        if self.backend == "triton" and model.has_windowed_layers:
+            raise ValueError(
+                f"engine.backend resolved to triton, whose attention kernels have no sliding-window mask yet: "
+                f"model={c.name} has sliding-window layers (set engine.backend=torch)"
+            )
         check_memory_fits(
             self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, self.dtype)
         )

@@ -25,8 +25,11 @@ from kvbench.kv_format import KVFormat
 class StepAttention:
     """The `AttentionFn` of one step: called once per layer by the decoder."""
 
-    def __init__(self, pool: KVPool, inputs: DeviceStepInputs, scale: float, backend: str, timer: StepTimer,
-                 kv_format: KVFormat | None = None):
+    def __init__(
+        self, pool: KVPool, inputs: DeviceStepInputs, scale: float, backend: str, timer: StepTimer,
+        kv_format: KVFormat | None = None, sliding_windows: list[int] | None = None,
+    ):
+        self.sliding_windows = sliding_windows  # per layer, 0: full attention (None: every layer full)
         self.pool = pool
         self.kv_format = kv_format if kv_format is not None and kv_format.is_quantized else None
         self.inputs = inputs
@@ -37,6 +40,7 @@ class StepAttention:
     def __call__(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         inputs, backend = self.inputs, self.backend
         key_cache, value_cache = self.pool.layer(layer)
+        window = {"sliding_window": self.sliding_windows[layer]} if self.sliding_windows and self.sliding_windows[layer] else {}
         with self.timer.section("store_kv"):
             if self.kv_format is not None:  # a quantized format: store what its cache would give back
                 k, v = fake_quantize(k, self.kv_format), fake_quantize(v, self.kv_format)
@@ -48,12 +52,13 @@ class StepAttention:
                 paged_prefill_attention(
                     q[:num_prefill], key_cache, value_cache, inputs.prefill_block_tables,
                     inputs.prefill_query_start_loc, inputs.prefill_context_lens, self.scale,
-                    max_query_len=inputs.max_query_len, out=out[:num_prefill], backend=backend,
+                    max_query_len=inputs.max_query_len, out=out[:num_prefill], backend=backend, **window,
                 )
         if num_prefill < q.shape[0]:
             with self.timer.section("decode_attention"):
                 paged_decode_attention(
                     q[num_prefill:], key_cache, value_cache, inputs.decode_block_tables, inputs.decode_context_lens,
                     self.scale, max_context_len=inputs.max_decode_context_len, out=out[num_prefill:], backend=backend,
+                    **window,
                 )
         return out

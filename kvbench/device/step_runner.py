@@ -15,6 +15,7 @@ import torch
 from kvbench.device.decoder import Decoder
 from kvbench.device.kv_pool import KVPool
 from kvbench.device.step_attention import StepAttention
+from kvbench.model_spec import sliding_windows
 from kvbench.device.step_inputs import StepInputs
 from kvbench.device.timing import StepTimer
 from kvbench.kv_format import KVFormat
@@ -48,7 +49,10 @@ class StepRunner:
             with timer.section("copy_blocks"):
                 for src, dst in device_inputs.copy_groups:
                     self.pool.copy_blocks(src, dst, self.backend)
-        attention = StepAttention(self.pool, device_inputs, self.decoder.scale, self.backend, timer, self.kv_format)
+        attention = StepAttention(
+            self.pool, device_inputs, self.decoder.scale, self.backend, timer, self.kv_format,
+            sliding_windows(self.decoder.config),
+        )
         logits = self.decoder.forward(
             device_inputs.token_ids, device_inputs.positions, attention, device_inputs.sample_rows
         )

@@ -10,16 +10,18 @@ from collections.abc import Iterator
 
 from omegaconf import OmegaConf
 
+from kvbench.model_spec import KVGroup
 from kvbench.oracle.cases import STEP_S, Case
 from kvbench.oracle.state import StepState
 from kvbench.scheduler import Scheduler, SchedulerConfig, SchedulerError
 from kvbench.strategies import STRATEGIES
 
 
-def build(case: Case, strategy_name: str = "paged_prefix") -> Scheduler:
+def build(case: Case, strategy_name: str = "paged_prefix", kv_groups: list[KVGroup] | None = None) -> Scheduler:
     strategy_config = OmegaConf.to_object(OmegaConf.structured(STRATEGIES.schema(strategy_name)))
     strategy_config.block_size = case.block_size
-    strategy = STRATEGIES.get(strategy_name)(strategy_config, case.num_blocks, case.max_model_len)
+    group_kwargs = {"kv_groups": kv_groups} if kv_groups else {}
+    strategy = STRATEGIES.get(strategy_name)(strategy_config, case.num_blocks, case.max_model_len, **group_kwargs)
     config = SchedulerConfig(case.max_num_seqs, case.max_num_batched_tokens, chunked_prefill=True)
     # Eager decoding, so block tables are current at every step (lazy decoding gives the same steps);
     # plans carry their decodes, as they do for an executor that runs them.
@@ -27,9 +29,13 @@ def build(case: Case, strategy_name: str = "paged_prefix") -> Scheduler:
                      with_block_tables=True)
 
 
-def replay(case: Case) -> Iterator[StepState]:
-    """Every step kvbench plans for `case`; an empty step when it cannot schedule anything."""
-    scheduler = build(case)
+def replay(case: Case, sliding_window: int = 0) -> Iterator[StepState]:
+    """Every step kvbench plans for `case`; an empty step when it cannot schedule anything.
+
+    `sliding_window`: run `paged` over a full-attention group and a sliding-window group of that
+    window (as `vllm_replay.replay` does), reporting each group's tables."""
+    kv_groups = [KVGroup(0, 1), KVGroup(sliding_window, 1)] if sliding_window else None
+    scheduler = build(case, "paged" if sliding_window else "paged_prefix", kv_groups)
     strategy = scheduler.strategy
     clock_s = 0.0
     while scheduler.has_work():
@@ -46,7 +52,12 @@ def replay(case: Case) -> Iterator[StepState]:
         scheduled = [(c.seq.group.request_id, c.num_new_tokens) for c in step.prefills]
         scheduled += [(seq.group.request_id, 1) for seq, _ in step.decodes]
         usage = strategy.usage()
+        group_tables = tuple(sorted(
+            (g.request_id, tuple(map(tuple, strategy.tables.group_block_tables(g.seqs[0].seq_id))))
+            for g in scheduler.running.values()
+        )) if sliding_window else ()
         yield StepState(
+            group_block_tables=group_tables,
             num_prefix_hit_tokens=step.num_prefix_hit_tokens,
             preempted=tuple(sorted(set(was_running) - set(running))),
             scheduled_tokens=tuple(sorted(scheduled)),

@@ -19,6 +19,9 @@ class StepState:
     waiting: tuple[int, ...]  # queue order
     num_free_blocks: int  # free for new content, cached-but-unreferenced blocks included
     block_tables: tuple[tuple[int, tuple[int, ...]], ...]  # (request id, table) of running requests
+    # (request id, its table in every layer group), for models with sliding-window groups; a block
+    # released out of the window is -1 (vLLM's null block)
+    group_block_tables: tuple[tuple[int, tuple[tuple[int, ...], ...]], ...] = ()
 
     def differences(self, other: StepState) -> list[str]:
         """The fields that differ, each as 'name: self vs other'."""

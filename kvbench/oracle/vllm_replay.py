@@ -48,12 +48,12 @@ def _model_dir() -> str:
     return path
 
 
-def _scheduler(case: Case):
+def _scheduler(case: Case, sliding_window: int = 0):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
     from vllm.v1.core.sched.scheduler import Scheduler
-    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec, SlidingWindowSpec
     from vllm.v1.structured_output import StructuredOutputManager
 
     vllm_config = VllmConfig(
@@ -64,30 +64,38 @@ def _scheduler(case: Case):
         model_config=ModelConfig(
             model=_model_dir(), skip_tokenizer_init=True, dtype="float16", max_model_len=case.max_model_len,
         ),
-        cache_config=CacheConfig(block_size=case.block_size, enable_prefix_caching=True),
+        # A sliding-window case runs kvbench's `paged` (no prefix cache) against vLLM's hybrid manager.
+        cache_config=CacheConfig(block_size=case.block_size, enable_prefix_caching=not sliding_window),
         device_config=DeviceConfig(device="cpu"),
     )
     num_blocks = case.num_blocks + 1  # vLLM reserves block 0 as its null block
     vllm_config.cache_config.num_gpu_blocks = num_blocks
     spec = FullAttentionSpec(block_size=case.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32)
-    kv_cache_config = KVCacheConfig(
-        num_blocks=num_blocks, kv_cache_tensors=[], kv_cache_groups=[KVCacheGroupSpec(["layer"], spec)],
-    )
+    groups = [KVCacheGroupSpec(["layer"], spec)]
+    if sliding_window:  # a second group of the same page size: sliding-window layers
+        window_spec = SlidingWindowSpec(
+            block_size=case.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32, sliding_window=sliding_window,
+        )
+        groups.append(KVCacheGroupSpec(["window_layer"], window_spec))
+    kv_cache_config = KVCacheConfig(num_blocks=num_blocks, kv_cache_tensors=[], kv_cache_groups=groups)
     return Scheduler(
         vllm_config=vllm_config, kv_cache_config=kv_cache_config,
         structured_output_manager=StructuredOutputManager(vllm_config), block_size=case.block_size,
     )
 
 
-def replay(case: Case, max_steps: int = 100_000) -> Iterator[StepState]:
-    """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled)."""
+def replay(case: Case, max_steps: int = 100_000, sliding_window: int = 0) -> Iterator[StepState]:
+    """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled).
+
+    `sliding_window`: the model has a full-attention group and a sliding-window group of that
+    window (prefix caching off); every step then also reports each group's tables."""
     from vllm.sampling_params import SamplingParams
     from vllm.utils.hashing import sha256
     from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
     from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request, RequestStatus
 
-    scheduler = _scheduler(case)
+    scheduler = _scheduler(case, sliding_window)
     init_none_hash(sha256)
     hasher = get_request_block_hasher(case.block_size, sha256)
     outputs = {str(r.request_id): r.output.ids(0, r.num_output_tokens, 1 << 62).tolist() for r in case.requests}
@@ -112,7 +120,7 @@ def replay(case: Case, max_steps: int = 100_000) -> Iterator[StepState]:
         was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
         was_running = [req.request_id for req in scheduler.running]
         out = scheduler.schedule()
-        yield _observe(scheduler, out, live, was_waiting, was_running)
+        yield _observe(scheduler, out, live, was_waiting, was_running, with_groups=bool(sliding_window))
         if out.total_num_scheduled_tokens == 0:
             return  # stuck: the caller sees the empty step
         req_ids = list(out.num_scheduled_tokens)
@@ -131,7 +139,7 @@ def replay(case: Case, max_steps: int = 100_000) -> Iterator[StepState]:
     raise RuntimeError(f"{case.name}: vLLM did not finish within {max_steps} steps")
 
 
-def _observe(scheduler, out, live, was_waiting: set[str], was_running: list[str]) -> StepState:
+def _observe(scheduler, out, live, was_waiting: set[str], was_running: list[str], with_groups: bool = False) -> StepState:
     manager = scheduler.kv_cache_manager
     running_now = {req.request_id for req in scheduler.running}
     admitted = [rid for rid in was_waiting if rid in running_now]
@@ -141,7 +149,12 @@ def _observe(scheduler, out, live, was_waiting: set[str], was_running: list[str]
         (int(req.request_id), tuple(b - 1 for b in manager.get_block_ids(req.request_id)[0]))
         for req in scheduler.running
     )
+    group_tables = tuple(
+        (int(req.request_id), tuple(tuple(b - 1 for b in ids) for ids in manager.get_block_ids(req.request_id)))
+        for req in scheduler.running
+    ) if with_groups else ()
     return StepState(
+        group_block_tables=tuple(sorted(group_tables)),
         num_prefix_hit_tokens=hits,
         preempted=tuple(sorted(preempted)),
         scheduled_tokens=tuple(sorted((int(rid), n) for rid, n in out.num_scheduled_tokens.items())),

@@ -1,0 +1,290 @@
+"""Block tables per layer group, for models with sliding-window layers (vLLM's hybrid KV cache manager).
+
+A model's attention layers are split into groups of equal size (`kvbench.model_spec.kv_groups`):
+every group's block (page) holds `block_size` tokens of the same number of layers, so all groups
+draw from one BlockPool. A sequence has one block table per group. A full-attention group keeps
+every block; a sliding-window group of window W releases the blocks that lie wholly before the
+window of the next token to compute: with `c` tokens computed, the first `max(0, c - W + 1)`
+tokens are never read again, so their whole blocks go back to the pool (vLLM 0.33.0's
+`SlidingWindowManager.get_num_skipped_tokens` / `remove_skipped_blocks`). A released block's place
+in the table is taken by NULL_BLOCK (id -1), as vLLM pads with its null block.
+
+A growth first releases what left the window (even when it is then refused, as vLLM does: see
+`GroupedTables.grow`), then needs the sum of every group's new blocks; nothing else changes when
+they do not fit.
+
+A sequence's headroom ends where a sliding group's next block falls out of the window, so the
+scheduler calls `allocate` at that step and the block is released when vLLM releases it (vLLM
+drops skipped blocks at every step's `allocate_slots`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from kvbench.strategies.base import PoolSnapshot, PoolUsage, SeqView, ceil_div
+from kvbench.strategies.block_pool import Block, BlockPool
+from kvbench.strategies.paged_tables import PagedTables, SeqBlocks
+
+if TYPE_CHECKING:
+    from kvbench.model_spec import KVGroup
+
+NULL_BLOCK_ID = -1
+NULL_BLOCK = Block(NULL_BLOCK_ID)  # stands in a table for a block released out of the window
+
+
+class WindowTables(PagedTables):
+    """One sliding-window group's tables: PagedTables that release blocks out of the window."""
+
+    def __init__(self, pool: BlockPool, counters: dict[str, int], log_copies, sliding_window: int):
+        super().__init__(pool, counters, log_copies)
+        self.sliding_window = sliding_window
+        self.num_skipped: dict[int, int] = {}  # seq_id -> leading blocks released (NULL_BLOCK)
+
+    def skippable_blocks(self, num_computed_tokens: int) -> int:
+        """Leading whole blocks no later token attends to, once `num_computed_tokens` are computed."""
+        return max(0, num_computed_tokens - self.sliding_window + 1) // self.block_size
+
+    def drop_skipped(self, seq_id: int, state: SeqBlocks, num_computed_tokens: int) -> bool:
+        """Release the blocks out of the window (the state is synced to `num_computed_tokens`).
+        Whether a block became free."""
+        start = self.num_skipped.get(seq_id, 0)
+        end = min(self.skippable_blocks(num_computed_tokens), len(state.blocks))
+        if end <= start:
+            return False
+        dropped = state.blocks[start:end]
+        state.blocks[start:end] = [NULL_BLOCK] * (end - start)
+        self.num_skipped[seq_id] = end
+        self.num_logical_blocks -= len(dropped)
+        return self.pool.release(reversed(dropped))
+
+    def next_drop_tokens(self, seq_id: int) -> int:
+        """The computed length at which the next block falls out of the window."""
+        return (self.num_skipped.get(seq_id, 0) + 1) * self.block_size + self.sliding_window - 1
+
+    def headroom(self, state: SeqBlocks, seq_id: int | None = None) -> int:
+        headroom = super().headroom(state)
+        if seq_id is None:
+            return headroom
+        until_drop = self.next_drop_tokens(seq_id) - state.num_tokens
+        return min(headroom, max(until_drop, state.num_scheduled_tokens - state.num_tokens, 1))
+
+    def fork_copied(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> SeqBlocks | None:
+        parent = self.seqs[parent_id]
+        num_skipped = self.num_skipped.get(parent_id, 0)
+        num_blocks = ceil_div(num_computed_tokens, self.block_size) - num_skipped
+        if num_blocks > self.pool.num_free_blocks:
+            return None
+        self.sync(parent, num_computed_tokens)
+        state = SeqBlocks([NULL_BLOCK] * num_skipped, num_skipped * self.block_size, child.final_num_kv_tokens, child.stream)
+        self.seqs[child.seq_id] = state
+        self.num_skipped[child.seq_id] = num_skipped
+        self._append_blocks(state, num_blocks)
+        self.sync(state, num_computed_tokens)  # the copies hold the parent's tokens
+        pairs = [(src.block_id, dst.block_id) for src, dst in zip(parent.blocks[num_skipped:], state.blocks[num_skipped:])]
+        self._log_copies(pairs)
+        self._counters["fork_copied_blocks"] += num_blocks
+        return state
+
+    def fork_shared(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> SeqBlocks:
+        parent = self.seqs[parent_id]
+        self.sync(parent, num_computed_tokens)
+        num_skipped = self.num_skipped.get(parent_id, 0)
+        shared = parent.blocks[: ceil_div(num_computed_tokens, self.block_size)]
+        for block in shared[num_skipped:]:
+            self.pool.touch(block)
+        state = SeqBlocks(list(shared), num_computed_tokens, child.final_num_kv_tokens, child.stream)
+        self.seqs[child.seq_id] = state
+        self.num_skipped[child.seq_id] = num_skipped
+        self.num_logical_blocks += len(shared) - num_skipped
+        return state
+
+    def drop(self, seq_id: int, num_computed_tokens: int) -> SeqBlocks:
+        state = super().drop(seq_id, num_computed_tokens)
+        self.num_skipped.pop(seq_id, None)
+        return state
+
+    def release(self, state: SeqBlocks) -> bool:
+        held = [block for block in state.blocks if block.block_id != NULL_BLOCK_ID]
+        self.num_logical_blocks -= len(held)
+        return self.pool.release(reversed(held))
+
+
+class GroupedSeq(list):
+    """A sequence's SeqBlocks in every group, in group order."""
+
+    __slots__ = ("seq_id",)
+
+    def __init__(self, seq_id: int, states: Iterable[SeqBlocks]):
+        super().__init__(states)
+        self.seq_id = seq_id
+
+
+class GroupedTables:
+    """A sequence's block tables in every layer group, over one shared pool.
+
+    The same calls as PagedTables (what paged and paged_cow use), where a sequence's state is the
+    list of its per-group SeqBlocks. The first group's table is the sequence's `block_table`.
+    """
+
+    def __init__(
+        self, pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
+        groups: list[KVGroup],
+    ):
+        self.pool = pool
+        self.block_size = pool.block_size
+        self.groups = [
+            WindowTables(pool, counters, log_copies, g.sliding_window) if g.is_sliding else PagedTables(pool, counters, log_copies)
+            for g in groups
+        ]
+        self.seqs: dict[int, GroupedSeq] = {}
+        self.num_dropped_blocks = 0  # released out of a window: room made without a free
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    def fits(self, hits: list[Block], num_total_tokens: int) -> bool:
+        return self.num_groups * ceil_div(num_total_tokens, self.block_size) <= self.pool.num_free_blocks
+
+    def fits_whole_prompt(self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int) -> bool:
+        """Whether a new sequence of `num_tokens` fits, prefilled chunk by chunk: a sliding group
+        never holds more than its window plus the tokens in flight, as vLLM 0.33.0 caps admission
+        (`SlidingWindowSpec.max_admission_blocks_per_request`). vLLM counts two steps' token
+        budgets in flight (`max_concurrent_batches` is 2 under its default async scheduling)."""
+        num_blocks = ceil_div(num_tokens, self.block_size)
+        num_needed = 0
+        for tables in self.groups:
+            if isinstance(tables, WindowTables) and max_num_batched_tokens is not None:
+                max_in_flight_tokens = 2 * max_num_batched_tokens
+                cap_tokens = min(tables.sliding_window - 1 + max_in_flight_tokens, max_model_len)
+                num_needed += min(num_blocks, ceil_div(cap_tokens, self.block_size) + 1)
+            else:
+                num_needed += num_blocks
+        return num_needed <= self.pool.num_free_blocks
+
+    def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> GroupedSeq | None:
+        if hits:
+            raise ValueError("grouped tables cache no prefix")
+        if not self.fits(hits, num_total_tokens):
+            return None
+        states = GroupedSeq(seq.seq_id, (tables.admit(seq, [], num_total_tokens) for tables in self.groups))
+        self.seqs[seq.seq_id] = states
+        return states
+
+    def release_out_of_window(self, states: GroupedSeq, num_computed_tokens: int) -> bool:
+        """Release every sliding group's blocks that `num_computed_tokens` leave behind the window.
+        Whether a block became free."""
+        free_before = self.pool.num_free_blocks
+        for tables, state in zip(self.groups, states):
+            if isinstance(tables, WindowTables):
+                if num_computed_tokens != state.num_tokens:
+                    tables.sync(state, num_computed_tokens)
+                tables.drop_skipped(states.seq_id, state, num_computed_tokens)
+        num_freed = self.pool.num_free_blocks - free_before
+        self.num_dropped_blocks += num_freed
+        return num_freed > 0
+
+    def grow(self, states: GroupedSeq, num_computed_tokens: int, num_new_tokens: int) -> bool:
+        """Release what left the window, then room in every group for the new tokens, or False.
+
+        The release happens even when the growth is refused, as vLLM 0.33.0's `allocate_slots`
+        removes skipped blocks before it counts: the preemption that follows a refusal then frees
+        its victim's blocks in front of them, and the order blocks are handed out in stays vLLM's.
+        """
+        bs = self.block_size
+        self.release_out_of_window(states, num_computed_tokens)
+        num_total_tokens = num_computed_tokens + num_new_tokens
+        num_needed = 0
+        for state in states:
+            idx = num_computed_tokens // bs
+            copy_on_write = (
+                num_new_tokens > 0 and num_computed_tokens % bs != 0 and idx < len(state.blocks)
+                and state.blocks[idx].ref_cnt > 1
+            )
+            num_needed += max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
+        if num_needed > self.pool.num_free_blocks:
+            return False
+        for tables, state in zip(self.groups, states):
+            grown = tables.grow(state, num_computed_tokens, num_new_tokens)
+            assert grown, "a group's growth was counted but did not fit"
+        return True
+
+    def headroom(self, states: GroupedSeq) -> int:
+        seq_id = states.seq_id
+        return min(
+            tables.headroom(state, seq_id) if isinstance(tables, WindowTables) else tables.headroom(state)
+            for tables, state in zip(self.groups, states)
+        )
+
+    def fork_copied(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq | None:
+        parents = self.seqs[parent_id]
+        num_needed = 0
+        for tables, parent in zip(self.groups, parents):
+            skipped = tables.num_skipped.get(parent_id, 0) if isinstance(tables, WindowTables) else 0
+            num_needed += ceil_div(num_computed_tokens, self.block_size) - skipped
+        if num_needed > self.pool.num_free_blocks:
+            return None
+        states = GroupedSeq(child.seq_id, (tables.fork_copied(parent_id, child, num_computed_tokens) for tables in self.groups))
+        self.seqs[child.seq_id] = states
+        return states
+
+    def fork_shared(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq:
+        states = GroupedSeq(child.seq_id, (tables.fork_shared(parent_id, child, num_computed_tokens) for tables in self.groups))
+        self.seqs[child.seq_id] = states
+        return states
+
+    def drop(self, seq_id: int, num_computed_tokens: int) -> GroupedSeq:
+        del self.seqs[seq_id]
+        return GroupedSeq(seq_id, (tables.drop(seq_id, num_computed_tokens) for tables in self.groups))
+
+    def release(self, states: GroupedSeq) -> bool:
+        freed = False
+        for tables, state in zip(self.groups, states):
+            freed |= tables.release(state)
+        return freed
+
+    def block_table(self, seq_id: int) -> list[int]:
+        return self.groups[0].block_table(seq_id)
+
+    def group_block_tables(self, seq_id: int) -> list[list[int]]:
+        """The sequence's table in every group (NULL_BLOCK_ID where a block left the window)."""
+        return [tables.block_table(seq_id) for tables in self.groups]
+
+    def usage(self) -> PoolUsage:
+        usage = self.groups[0].usage()
+        usage.logical_slots = sum(tables.num_logical_blocks for tables in self.groups) * self.block_size
+        return usage
+
+    def group_held_blocks(self) -> list[int]:
+        """Blocks each group's tables hold (a block shared by a fork counts once per group)."""
+        return [
+            len({b.block_id for s in tables.seqs.values() for b in s.blocks if b.block_id != NULL_BLOCK_ID})
+            for tables in self.groups
+        ]
+
+    def snapshot(self) -> PoolSnapshot:
+        """Every group's tables in one snapshot, each keyed (seq_id, group index), so the invariant
+        checker sees every reference to the shared pool; NULL_BLOCK_ID entries hold nothing."""
+        snap = self.groups[0].snapshot()
+        for key in ("tables", "num_tokens", "final_num_kv_tokens", "num_inherited_tokens"):
+            setattr(snap, key, {})
+        for g, tables in enumerate(self.groups):
+            for seq_id, s in tables.seqs.items():
+                snap.tables[seq_id, g] = [b.block_id for b in s.blocks]
+                snap.num_tokens[seq_id, g] = s.num_tokens
+                snap.final_num_kv_tokens[seq_id, g] = s.final_num_kv_tokens
+                snap.num_inherited_tokens[seq_id, g] = s.num_inherited_tokens
+        return snap
+
+
+def make_tables(
+    pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
+    kv_groups: list[KVGroup] | None,
+) -> PagedTables | GroupedTables:
+    """The tables a paged strategy needs: PagedTables when every attention layer is full (one
+    group, exactly what it has always used), GroupedTables when some layer has a window."""
+    if not kv_groups or not any(g.is_sliding for g in kv_groups):
+        return PagedTables(pool, counters, log_copies)
+    return GroupedTables(pool, counters, log_copies, kv_groups)

@@ -1,0 +1,46 @@
+"""kvbench's scheduler + window-aware `paged` against vLLM 0.33.0's hybrid KV cache manager, step by step.
+
+The model has two layer groups of one page size each: full attention and a sliding window of 3,
+8 or 33 tokens (vLLM's `SlidingWindowManager` under its hybrid coordinator, prefix caching off).
+The cases are the differential suite's request lists with twice the pool, since every token now
+takes a slot in each group. Every step must agree on scheduled tokens, preemptions, the queues,
+free blocks and every group's block table, with blocks released out of the window as vLLM's
+null block (-1). Skipped unless the oracle is installed (`scripts/install_vllm_oracle.sh`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+
+from kvbench.oracle.cases import make_case
+from kvbench.oracle.compare import first_divergence
+from kvbench.oracle.vllm_replay import VLLM_VERSION, vllm_available
+
+NUM_CASES = int(os.environ.get("KVBENCH_ORACLE_CASES", "60"))
+WINDOWS = (3, 8, 33)
+
+installed = vllm_available()
+pytestmark = [
+    pytest.mark.skipif(installed is None, reason="vLLM oracle not installed (scripts/install_vllm_oracle.sh)"),
+    pytest.mark.skipif(
+        installed is not None and installed != VLLM_VERSION,
+        reason=f"the rules are checked against vLLM {VLLM_VERSION}, found {installed}",
+    ),
+]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole-prompts", "chunked"])
+@pytest.mark.parametrize("seed", range(NUM_CASES))
+def test_sliding_window_groups_step_exact_against_vllm(seed, chunked):
+    from kvbench.oracle import kvbench_replay, vllm_replay
+
+    case = make_case(seed, chunked)
+    case = dataclasses.replace(case, num_blocks=2 * case.num_blocks)
+    window = WINDOWS[seed % len(WINDOWS)]
+    divergence = first_divergence(
+        vllm_replay.replay(case, sliding_window=window), kvbench_replay.replay(case, sliding_window=window)
+    )
+    assert divergence is None, f"{case.name} window {window}: {divergence} (vLLM vs kvbench)"
