@@ -79,8 +79,10 @@ def _scheduler(case: Case):
     )
 
 
-def replay(case: Case, max_steps: int = 100_000) -> Iterator[StepState]:
-    """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled)."""
+def replay(case: Case, max_steps: int = 100_000, observe: bool = True) -> Iterator[StepState | None]:
+    """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled).
+
+    `observe=False` yields None instead of reading the state back (timing vLLM's own work alone)."""
     from vllm.sampling_params import SamplingParams
     from vllm.utils.hashing import sha256
     from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
@@ -109,10 +111,11 @@ def replay(case: Case, max_steps: int = 100_000) -> Iterator[StepState]:
                 return
             clock_s = pending[0].arrival_time_s
             continue
-        was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
-        was_running = [req.request_id for req in scheduler.running]
+        if observe:
+            was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
+            was_running = [req.request_id for req in scheduler.running]
         out = scheduler.schedule()
-        yield _observe(scheduler, out, live, was_waiting, was_running)
+        yield _observe(scheduler, out, live, was_waiting, was_running) if observe else None
         if out.total_num_scheduled_tokens == 0:
             return  # stuck: the caller sees the empty step
         req_ids = list(out.num_scheduled_tokens)
