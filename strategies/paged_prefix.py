@@ -67,6 +67,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
             state = self.tables.admit(seq, hits, num_total_tokens)
             if state is None:
                 return None
+        elif num_new_tokens == 1:
+            if self.tables.grow_one(state, num_computed_tokens) is None:
+                return None
         elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
         if num_total_tokens // bs > state.num_cached_blocks:  # a block filled (the table covers the tokens)

@@ -91,6 +91,34 @@ class PagedTables:
         state.num_scheduled_tokens = num_computed_tokens + num_new_tokens
         return True
 
+    def grow_one(self, state: SeqBlocks, num_computed_tokens: int) -> int | None:
+        """`grow(state, num_computed_tokens, 1)` then `headroom(state)` (None when refused): a decoding
+        sequence at a block boundary, the one call the simulator makes most, handled in one step."""
+        bs = self.block_size
+        blocks = state.blocks
+        num_blocks = len(blocks)
+        pool = self.pool
+        if num_computed_tokens != num_blocks * bs:  # not exactly at the end of its last block
+            idx = num_computed_tokens // bs
+            if idx >= num_blocks or blocks[idx].ref_cnt != 1:  # more than one block, or a copy first
+                return self.headroom(state) if self.grow(state, num_computed_tokens, 1) else None
+            if num_computed_tokens != state.num_tokens:  # inside its own block: nothing to take
+                self.sync(state, num_computed_tokens)
+            state.num_scheduled_tokens = num_computed_tokens + 1
+            return self.headroom(state)
+        if not pool.num_free_blocks:
+            return None
+        if num_computed_tokens != state.num_tokens:
+            self.sync(state, num_computed_tokens)
+        (block,) = pool.take_new(1)  # fresh: no tokens, reserved up to the final length
+        reserve_end = state.final_num_kv_tokens - num_computed_tokens
+        block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
+        pool.reserved_slots += reserve_end
+        blocks.append(block)
+        self.num_logical_blocks += 1
+        state.num_scheduled_tokens = num_computed_tokens + 1
+        return bs  # its own fresh block: nothing shared to copy first
+
     def headroom(self, state: SeqBlocks) -> int:
         """Up to the capacity, unless the first position after the last call's tokens lies in a block
         shared by a fork (it must be copied first): then only up to there."""
