@@ -128,8 +128,9 @@ def replay(case: Case, max_steps: int = 100_000, observe: bool = True) -> Iterat
             req_ids=req_ids, req_id_to_index={rid: i for i, rid in enumerate(req_ids)}, sampled_token_ids=sampled,
         )
         scheduler.update_from_output(out, runner_output)
-        for rid in [rid for rid, req in live.items() if req.is_finished()]:
-            del live[rid]
+        for rid in req_ids:  # only a request scheduled in this step can have finished in it
+            if live[rid].is_finished():
+                del live[rid]
         clock_s += STEP_S
     raise RuntimeError(f"{case.name}: vLLM did not finish within {max_steps} steps")
 
