@@ -13,6 +13,7 @@ i.e. `base + T` with `base = num_computed_tokens - as_of_tick`.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 from kvbench.sequence import Sequence
 from kvbench.strategies.base import KVCacheStrategy
@@ -68,14 +69,44 @@ class LazyDecodeSet:
         del self._finish_tick[seq.seq_id]
         seq.alloc_version += 1
 
-    def pop_due_alloc(self, tick: int) -> Sequence | None:
-        """The next sequence (in admission order) that must call `allocate` before writing at `tick`."""
+    def allocate_due(
+        self, tick: int, allocate: Callable[[Sequence, int, int], int | None],
+        retry: Callable[[Sequence, int, int], int | None],
+    ) -> None:
+        """Every sequence (in admission order) whose headroom runs out at `tick`: make its counts exact
+        as of the end of `tick - 1`, `allocate(seq, num_computed_tokens, 1)` (when refused,
+        `retry(seq, num_computed_tokens, 1)`, which preempts to make room and returns None when the
+        sequence's own request went) and plan its next event.
+
+        This is the simulator's hottest loop (one pass per block boundary of every decoding
+        sequence), so materializing, syncing and planning are written out here rather than called.
+        """
         heap = self._alloc_heap
+        seqs = self._seqs
+        finish_tick = self._finish_tick
+        eager = not self.lazy
+        as_of_tick = tick - 1
         while heap and heap[0][0] <= tick:
-            _, _, _, version, seq = heapq.heappop(heap)
-            if seq.seq_id in self._seqs and version == seq.alloc_version:
-                return seq
-        return None
+            _, admit_order, seq_id, version, seq = heapq.heappop(heap)
+            if version != seq.alloc_version or seq_id not in seqs:
+                continue  # rescheduled or gone since this entry was pushed
+            steps = as_of_tick - seq.as_of_tick
+            num_computed = seq.num_computed_tokens + steps
+            seq.num_computed_tokens = num_computed
+            seq.num_output_tokens += steps
+            seq.group.num_generated_tokens += steps
+            seq.as_of_tick = as_of_tick
+            headroom = allocate(seq, num_computed, 1)
+            if headroom is None and (headroom := retry(seq, num_computed, 1)) is None:
+                continue
+            # Rule 2 of strategies/base.py: else the same tick would come back forever.
+            assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
+            self._sum_synced += num_computed - seq.synced_tokens
+            seq.synced_tokens = num_computed
+            alloc_tick = tick + (1 if eager else headroom)  # synced: all of the headroom is free
+            if alloc_tick <= finish_tick[seq_id]:
+                seq.alloc_version = version = seq.alloc_version + 1
+                heapq.heappush(heap, (alloc_tick, admit_order, seq_id, version, seq))
 
     def materialize(self, seq: Sequence, tick: int) -> None:
         """Make the sequence's counts exact as of the end of `tick` (running sums unchanged)."""
@@ -84,15 +115,6 @@ class LazyDecodeSet:
         seq.num_output_tokens += steps
         seq.group.num_generated_tokens += steps
         seq.as_of_tick = tick
-
-    def synced(self, seq: Sequence, headroom: int) -> None:
-        """`seq` (materialized) just told the strategy its length, which granted `headroom`: plan
-        its next event."""
-        self._sum_synced += seq.num_computed_tokens - seq.synced_tokens
-        seq.synced_tokens = seq.num_computed_tokens
-        # Rule 2 of strategies/base.py: else the same tick would come back forever.
-        assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
-        self._schedule_alloc(seq, headroom)
 
     def pop_finished(self, tick: int) -> list[Sequence]:
         """Sequences whose last output token is sampled at `tick`; they leave the set."""

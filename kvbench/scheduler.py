@@ -309,12 +309,7 @@ class Scheduler:
         return self._next_seq_id - 1
 
     def _schedule_decodes(self, step: StepPlan) -> None:
-        tick, lazy = step.tick, self.lazy
-        while (seq := lazy.pop_due_alloc(tick)) is not None:
-            lazy.materialize(seq, tick - 1)
-            headroom = self._allocate_or_preempt(seq, seq.num_computed_tokens, 1)
-            if headroom is not None:
-                lazy.synced(seq, headroom)
+        self.lazy.allocate_due(step.tick, self.strategy.allocate, self._preempt_and_allocate)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
@@ -395,10 +390,16 @@ class Scheduler:
 
         The headroom granted; None when the sequence's own request was preempted.
         """
-        while (headroom := self.strategy.allocate(seq, num_computed, num_new)) is None:
-            if not self._preempt_latest(seq.group):
-                return None
-        return headroom
+        headroom = self.strategy.allocate(seq, num_computed, num_new)
+        return self._preempt_and_allocate(seq, num_computed, num_new) if headroom is None else headroom
+
+    def _preempt_and_allocate(self, seq: Sequence, num_computed: int, num_new: int) -> int | None:
+        """`allocate` was refused: preempt the latest-admitted requests until it succeeds (the
+        headroom), or until the sequence's own request was preempted (None)."""
+        while self._preempt_latest(seq.group):
+            if (headroom := self.strategy.allocate(seq, num_computed, num_new)) is not None:
+                return headroom
+        return None
 
     def _fork_or_preempt(self, parent: Sequence, child: Sequence) -> bool:
         while not self.strategy.fork(parent.seq_id, child, parent.num_computed_tokens):

@@ -51,15 +51,13 @@ class BlockPool:
         # Evictions go to the strategy's counters when it declares them (an extra steps.csv column).
         self._counters = counters if counters is not None and "evicted_blocks" in counters else None
         self.num_evicted_blocks = 0
+        # Free blocks (reusable + the policy's), counted here rather than summed: every allocation reads it.
+        self.num_free_blocks = num_blocks
 
     def _materialise(self, block_id: int) -> Block:
         block = Block(block_id)
         self.blocks.append(block)
         return block
-
-    @property
-    def num_free_blocks(self) -> int:
-        return len(self._reusable) + self.free_queue.num_blocks
 
     @property
     def num_held_blocks(self) -> int:
@@ -76,14 +74,17 @@ class BlockPool:
     def take_new(self, num_blocks: int) -> list[Block]:
         """Blocks for new content, evicting their old cache entries. Caller checked the count."""
         out = []
+        reusable = self._reusable
+        pop = self.free_queue.pop
         for _ in range(num_blocks):
-            block = self._reusable.popleft() if self._reusable else self.free_queue.pop()
+            block = reusable.popleft() if reusable else pop()
             if block.cache_key is not None:
                 self._evict(block)
             block.ref_cnt = 1
             block.num_tokens = 0
             block.reserve_end = 0
             out.append(block)
+        self.num_free_blocks -= num_blocks
         return out
 
     def _evict(self, block: Block) -> None:
@@ -129,6 +130,7 @@ class BlockPool:
         """Add a reference to a block that holds wanted content (a prefix hit or a fork)."""
         if block.ref_cnt == 0:
             self.free_queue.remove(block)
+            self.num_free_blocks -= 1
             self.num_cached_free_blocks -= 1
             self.token_slots += block.num_tokens
             self.reserved_slots += block.reserve_end - block.num_tokens
@@ -142,7 +144,7 @@ class BlockPool:
         Returns whether any block became free.
         """
         reusable: list[Block] = []
-        freed = False
+        num_freed = 0
         for block in blocks_tail_first:
             block.ref_cnt -= 1
             if block.ref_cnt == 0:
@@ -154,9 +156,10 @@ class BlockPool:
                 else:
                     block.num_tokens = block.reserve_end = 0
                     reusable.append(block)
-                freed = True
+                num_freed += 1
         self._reusable.extendleft(reversed(reusable))
-        return freed
+        self.num_free_blocks += num_freed
+        return num_freed > 0
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:
         """Set a held block's filled slots and reservation end, keeping the aggregates."""

@@ -186,6 +186,11 @@ class GroupedTables:
         self.num_dropped_blocks += num_freed
         return num_freed > 0
 
+    def grow_one(self, states: GroupedSeq, num_computed_tokens: int) -> int | None:
+        """`grow(states, num_computed_tokens, 1)` then `headroom(states)` (None when refused), the
+        call PagedTables answers in one step; grouped tables take the general path."""
+        return self.headroom(states) if self.grow(states, num_computed_tokens, 1) else None
+
     def grow(self, states: GroupedSeq, num_computed_tokens: int, num_new_tokens: int) -> bool:
         """Release what left the window, then room in every group for the new tokens, or False.
 

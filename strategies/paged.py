@@ -57,6 +57,8 @@ class PagedStrategy(KVCacheStrategy):
             state = tables.admit(seq, [], num_new_tokens)
             if state is None:
                 return None
+        elif num_new_tokens == 1:
+            return tables.grow_one(state, num_computed_tokens)
         elif not tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
         return tables.headroom(state)

@@ -146,9 +146,13 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 return None
             if loads:
                 self._fill_loaded(state, len(hits), len(loads))
+        elif num_new_tokens == 1:
+            if self.tables.grow_one(state, num_computed_tokens) is None:
+                return None
         elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
-        self.index.register(seq.seq_id, state, num_total_tokens)
+        if num_total_tokens // bs > state.num_cached_blocks:  # a block filled (the table covers the tokens)
+            self.index.register(seq.seq_id, state, num_total_tokens)
         return self._headroom(state)
 
     def headroom(self, seq_id: int) -> int:
@@ -158,8 +162,11 @@ class PagedPrefixStrategy(KVCacheStrategy):
         """Stop also at the write that fills a block not registered yet, so it is registered then."""
         headroom = self.tables.headroom(state)
         bs = self.block_size
-        first_unregistered = max(state.num_scheduled_tokens // bs, state.num_cached_blocks)
-        return min(headroom, (first_unregistered + 1) * bs - 1 - state.num_tokens)
+        first_unregistered = state.num_scheduled_tokens // bs
+        if first_unregistered < state.num_cached_blocks:
+            first_unregistered = state.num_cached_blocks
+        until_registration = (first_unregistered + 1) * bs - 1 - state.num_tokens
+        return headroom if headroom < until_registration else until_registration
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         self.tables.fork_shared(parent_id, child, num_computed_tokens)

@@ -68,28 +68,56 @@ class PagedTables:
 
     def grow(self, state: SeqBlocks, num_computed_tokens: int, num_new_tokens: int) -> bool:
         """Room for `num_new_tokens` more after `num_computed_tokens`, copying a shared block first."""
+        # The hot path of every paged strategy (once per block boundary of every decoding sequence):
+        # arithmetic inlined, no call when nothing is needed.
         bs = self.block_size
-        num_total_tokens = num_computed_tokens + num_new_tokens
+        blocks = state.blocks
+        num_blocks = len(blocks)
         idx = num_computed_tokens // bs
         copy_on_write = (
-            num_new_tokens > 0
-            and num_computed_tokens % bs != 0
-            and idx < len(state.blocks)
-            and state.blocks[idx].ref_cnt > 1
+            num_new_tokens > 0 and idx < num_blocks and num_computed_tokens % bs != 0 and blocks[idx].ref_cnt > 1
         )
-        # The hot path of every paged strategy: arithmetic inlined, no call when nothing is needed.
-        num_needed = max(0, -(-num_total_tokens // bs) - len(state.blocks)) + copy_on_write
-        if num_needed > self.pool.num_free_blocks:
+        num_needed = -(-(num_computed_tokens + num_new_tokens) // bs) - num_blocks
+        if num_needed < 0:
+            num_needed = 0
+        if num_needed + copy_on_write > self.pool.num_free_blocks:
             return False
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
         if copy_on_write:
             self._copy_on_write(state, idx)
-            num_needed -= 1
         if num_needed:
             self._append_blocks(state, num_needed)
-        state.num_scheduled_tokens = num_total_tokens
+        state.num_scheduled_tokens = num_computed_tokens + num_new_tokens
         return True
+
+    def grow_one(self, state: SeqBlocks, num_computed_tokens: int) -> int | None:
+        """`grow(state, num_computed_tokens, 1)` then `headroom(state)` (None when refused): a decoding
+        sequence at a block boundary, the one call the simulator makes most, handled in one step."""
+        bs = self.block_size
+        blocks = state.blocks
+        num_blocks = len(blocks)
+        pool = self.pool
+        if num_computed_tokens != num_blocks * bs:  # not exactly at the end of its last block
+            idx = num_computed_tokens // bs
+            if idx >= num_blocks or blocks[idx].ref_cnt != 1:  # more than one block, or a copy first
+                return self.headroom(state) if self.grow(state, num_computed_tokens, 1) else None
+            if num_computed_tokens != state.num_tokens:  # inside its own block: nothing to take
+                self.sync(state, num_computed_tokens)
+            state.num_scheduled_tokens = num_computed_tokens + 1
+            return self.headroom(state)
+        if not pool.num_free_blocks:
+            return None
+        if num_computed_tokens != state.num_tokens:
+            self.sync(state, num_computed_tokens)
+        (block,) = pool.take_new(1)  # fresh: no tokens, reserved up to the final length
+        reserve_end = state.final_num_kv_tokens - num_computed_tokens
+        block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
+        pool.reserved_slots += reserve_end
+        blocks.append(block)
+        self.num_logical_blocks += 1
+        state.num_scheduled_tokens = num_computed_tokens + 1
+        return bs  # its own fresh block: nothing shared to copy first
 
     def headroom(self, state: SeqBlocks) -> int:
         """Up to the capacity, unless the first position after the last call's tokens lies in a block
@@ -185,12 +213,15 @@ class PagedTables:
         if not num_blocks:
             return
         bs = self.block_size
+        final = state.final_num_kv_tokens
         start = len(state.blocks) * bs
         reserved_slots = 0
+        append = state.blocks.append
         for block in self.pool.take_new(num_blocks):  # fresh: no tokens, reserved up to the final length
-            block.reserve_end = min(bs, max(0, state.final_num_kv_tokens - start))
-            reserved_slots += block.reserve_end
-            state.blocks.append(block)
+            reserve_end = final - start
+            block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
+            reserved_slots += reserve_end
+            append(block)
             start += bs
         self.pool.reserved_slots += reserved_slots
         self.num_logical_blocks += num_blocks
@@ -202,13 +233,16 @@ class PagedTables:
         moves from reserved to token; shared blocks are never written (copy-on-write comes first).
         """
         bs = self.block_size
-        if num_tokens < state.num_tokens:
-            raise ValueError(f"a sequence cannot shrink ({state.num_tokens} -> {num_tokens} tokens)")
+        old_num_tokens = state.num_tokens
+        if num_tokens < old_num_tokens:
+            raise ValueError(f"a sequence cannot shrink ({old_num_tokens} -> {num_tokens} tokens)")
         num_written = 0
-        blocks = state.blocks
-        for i in range(state.num_tokens // bs, ceil_div(num_tokens, bs)):
-            block = blocks[i]
-            fill = min(bs, num_tokens - i * bs)
+        i = old_num_tokens // bs
+        block_start = i * bs
+        for block in state.blocks[i : -(-num_tokens // bs)]:
+            fill = num_tokens - block_start
+            if fill > bs:
+                fill = bs
             if fill != block.num_tokens:
                 # A shared block is written only by the sequence computing it while others already
                 # reuse it through the prefix cache (admitted in the same step); a block shared by
@@ -217,10 +251,13 @@ class PagedTables:
                 assert fill <= block.reserve_end, f"write past the reservation of block {block.block_id}"
                 num_written += fill - block.num_tokens
                 block.num_tokens = fill
-        self.pool.token_slots += num_written
-        self.pool.reserved_slots -= num_written
+            block_start += bs
+        pool = self.pool
+        pool.token_slots += num_written
+        pool.reserved_slots -= num_written
         state.num_tokens = num_tokens
-        state.num_scheduled_tokens = max(state.num_scheduled_tokens, num_tokens)
+        if num_tokens > state.num_scheduled_tokens:
+            state.num_scheduled_tokens = num_tokens
 
     def _copy_on_write(self, state: SeqBlocks, block_index: int) -> None:
         shared = state.blocks[block_index]

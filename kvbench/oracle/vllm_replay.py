@@ -84,11 +84,14 @@ def _scheduler(case: Case, sliding_window: int = 0):
     )
 
 
-def replay(case: Case, max_steps: int = 100_000, sliding_window: int = 0) -> Iterator[StepState]:
+def replay(
+    case: Case, max_steps: int = 100_000, sliding_window: int = 0, observe: bool = True,
+) -> Iterator[StepState | None]:
     """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled).
 
     `sliding_window`: the model has a full-attention group and a sliding-window group of that
-    window (prefix caching off); every step then also reports each group's tables."""
+    window (prefix caching off); every step then also reports each group's tables.
+    `observe=False` yields None instead of reading the state back (timing vLLM's own work alone)."""
     from vllm.sampling_params import SamplingParams
     from vllm.utils.hashing import sha256
     from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
@@ -117,10 +120,11 @@ def replay(case: Case, max_steps: int = 100_000, sliding_window: int = 0) -> Ite
                 return
             clock_s = pending[0].arrival_time_s
             continue
-        was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
-        was_running = [req.request_id for req in scheduler.running]
+        if observe:
+            was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
+            was_running = [req.request_id for req in scheduler.running]
         out = scheduler.schedule()
-        yield _observe(scheduler, out, live, was_waiting, was_running, with_groups=bool(sliding_window))
+        yield _observe(scheduler, out, live, was_waiting, was_running, with_groups=bool(sliding_window)) if observe else None
         if out.total_num_scheduled_tokens == 0:
             return  # stuck: the caller sees the empty step
         req_ids = list(out.num_scheduled_tokens)
@@ -133,8 +137,9 @@ def replay(case: Case, max_steps: int = 100_000, sliding_window: int = 0) -> Ite
             req_ids=req_ids, req_id_to_index={rid: i for i, rid in enumerate(req_ids)}, sampled_token_ids=sampled,
         )
         scheduler.update_from_output(out, runner_output)
-        for rid in [rid for rid, req in live.items() if req.is_finished()]:
-            del live[rid]
+        for rid in req_ids:  # only a request scheduled in this step can have finished in it
+            if live[rid].is_finished():
+                del live[rid]
         clock_s += STEP_S
     raise RuntimeError(f"{case.name}: vLLM did not finish within {max_steps} steps")
 

@@ -1,0 +1,151 @@
+"""Simulated tokens per CPU-second, per strategy and per scale, beside vLLM's own KVCacheManager.
+
+The figures of docs/performance.md come from here (pytest-benchmark tracks the loop alone in CI:
+bench_simulator.py). For each case it measures, as medians of `--rounds` rounds:
+
+- `loop`: the step loop of one run in this process (kvbench.runner.simulate, steps streamed to a
+  Parquet file as a run streams them), CPU seconds (time.process_time);
+- `process`: the whole `kvbench run` process, start to exit, CPU seconds and peak RSS (os.wait4);
+- `vllm`: the same requests replayed through vLLM 0.33.0's Scheduler and KVCacheManager
+  (kvbench.oracle.vllm_replay, no model), CPU seconds; only with `--vllm` and the oracle installed
+  (scripts/install_vllm_oracle.sh).
+
+    python benchmarks/speed_table.py --rounds 5 --vllm            # the per-strategy table
+    python benchmarks/speed_table.py --scale --rounds 1           # 100k and 1M synthetic requests
+
+CPU time, not wall time, so that a busy machine slows the figures less (it still does: caches
+are shared). Nothing here asserts anything about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kvbench.compose import compose
+from kvbench.results import TableFormat, TableWriter
+from kvbench.runner import build, simulate
+from kvbench.commands.listing import choices
+
+# The configuration the README and docs/performance.md quote.
+DOCUMENTED = ["workload=sharegpt", "workload.num_requests=10000", "workload.arrival=offline", "model=llama-2-7b",
+              "hardware=a100-80gb"]
+# A strategy's extra overrides: hf_static is meant for static batching (kvbench list).
+EXTRA = {"hf_static": ["scheduler.batching=static"]}
+# Scale: synthetic lengths (16-256 prompt, 16-128 output tokens), all at t = 0.
+SCALE = ["strategy=paged", "workload=synthetic", "workload.arrival=offline", "workload.prompt.max=256",
+         "workload.output.max=128", "model=llama-2-7b", "hardware=a100-80gb"]
+
+
+def simulated_tokens(requests) -> int:
+    return sum((r.num_prompt_tokens + r.num_output_tokens) * max(r.n, r.beam_width) for r in requests)
+
+
+def loop_cpu_s(overrides: list[str]) -> tuple[float, int]:
+    """CPU seconds of one run's step loop (steps streamed to Parquet), and its simulated tokens."""
+    run = build(compose(overrides))
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = TableWriter(Path(tmp), "steps", TableFormat.parquet)
+        start = time.process_time()
+        simulate(run, progress=False, step_sink=writer.write)
+        cpu_s = time.process_time() - start
+        writer.close()
+    return cpu_s, simulated_tokens(run.workload.requests)
+
+
+def process_cpu_s(overrides: list[str]) -> tuple[float, float, int]:
+    """(CPU seconds, wall seconds, peak RSS bytes) of a whole `kvbench run` process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "kvbench.cli", "run", *overrides, f"hydra.run.dir={tmp}/run"]
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall_s = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed: {child.stderr.read().decode()[-500:]}")
+    return usage.ru_utime + usage.ru_stime, wall_s, usage.ru_maxrss * 1024
+
+
+def vllm_cpu_s(overrides: list[str]) -> float:
+    """CPU seconds of replaying the run's requests through vLLM's scheduler and KV-cache manager."""
+    from kvbench.oracle.cases import Case
+    from kvbench.oracle.vllm_replay import replay
+    from kvbench.tokens import TokenSequence
+
+    run = build(compose(overrides))
+    # vLLM samples recorded output ids; content is irrelevant without prefix reuse, so: position ids.
+    requests = tuple(
+        dataclasses.replace(r, output=TokenSequence.from_ids(list(range(r.num_output_tokens))))
+        for r in run.workload.requests
+    )
+    scheduler = run.scheduler
+    case = Case(seed=0, block_size=run.budget.block_size, num_blocks=run.budget.num_blocks,
+                max_num_seqs=scheduler.max_num_seqs, max_num_batched_tokens=scheduler.max_num_batched_tokens,
+                max_model_len=run.model.config.max_model_len, requests=requests)
+    start = time.process_time()
+    for _ in replay(case, max_steps=10**7, observe=False):
+        pass
+    return time.process_time() - start
+
+
+def median_of(rounds: int, measure, *args):
+    results = [measure(*args) for _ in range(rounds)]
+    return [statistics.median(column) for column in zip(*results)] if isinstance(results[0], tuple) else [
+        statistics.median(results)]
+
+
+def strategy_rows(rounds: int, with_vllm: bool, strategies: list[str]) -> list[str]:
+    rows = ["| strategy | simulated tokens | loop CPU s | M tokens / loop CPU-s | process CPU s | M tokens / "
+            "process CPU-s | peak RSS MiB | vLLM KVCacheManager CPU s | M tokens / vLLM CPU-s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in strategies:
+        overrides = [f"strategy={name}", *DOCUMENTED, *EXTRA.get(name, [])]
+        loop_s, tokens = median_of(rounds, loop_cpu_s, overrides)
+        proc_s, _, rss = median_of(rounds, process_cpu_s, overrides)
+        vllm = ""
+        if with_vllm and name == "paged_prefix":  # vLLM's manager: paging with prefix caching
+            (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
+            vllm = f"{vllm_s:.2f} | {tokens / vllm_s / 1e6:.2f}"
+        rows.append(f"| {name} | {tokens:,.0f} | {loop_s:.2f} | {tokens / loop_s / 1e6:.2f} | {proc_s:.2f} | "
+                    f"{tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def scale_rows(rounds: int, sizes: list[int]) -> list[str]:
+    rows = ["| requests | simulated tokens | process CPU s | M tokens / process CPU-s | peak RSS MiB |",
+            "|---:|---:|---:|---:|---:|"]
+    for num_requests in sizes:
+        overrides = [*SCALE, f"workload.num_requests={num_requests}"]
+        run = build(compose(overrides))
+        tokens = simulated_tokens(run.workload.requests)
+        del run
+        proc_s, _, rss = median_of(rounds, process_cpu_s, overrides)
+        rows.append(f"| {num_requests:,} | {tokens:,} | {proc_s:.1f} | {tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--vllm", action="store_true", help="also replay through vLLM 0.33.0 (paged_prefix's row)")
+    parser.add_argument("--strategies", default=",".join(choices("strategy")))
+    parser.add_argument("--scale", nargs="*", type=int, help="request counts of the scale table (e.g. 100000 1000000)")
+    args = parser.parse_args()
+    if args.scale:
+        print("\n".join(scale_rows(args.rounds, args.scale)))
+    else:
+        print("\n".join(strategy_rows(args.rounds, args.vllm, args.strategies.split(","))))
+
+
+if __name__ == "__main__":
+    main()
