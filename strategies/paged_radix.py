@@ -93,9 +93,12 @@ class PagedRadixStrategy(KVCacheStrategy):
             self.locked[seq_id] = self.tree.lock_match(match)
             state = self.tables.admit(seq, match.blocks, num_total_tokens)
         else:
+            chunk_end = self._chunk_end[seq_id]
+            if num_new_tokens == 1 and not chunk_end:
+                # Decoding (the call page 1 makes every token): nothing to insert, no chunk to stop at.
+                return self.tables.grow_one(state, num_computed_tokens)
             if not self.tables.grow(state, num_computed_tokens, num_new_tokens):
                 return None
-            chunk_end = self._chunk_end[seq_id]
             if chunk_end:
                 # The first call after a prefill chunk (the headroom stopped there): insert the chunk.
                 # Decoded tokens wait for the finish, so how often the scheduler calls changes nothing.
