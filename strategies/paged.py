@@ -53,7 +53,9 @@ class PagedStrategy(KVCacheStrategy):
         state = tables.seqs.get(seq.seq_id)
         if state is None:
             if num_computed_tokens:
-                raise ValueError(f"seq {seq.seq_id}: paged caches no prefix, got num_computed_tokens={num_computed_tokens}")
+                raise ValueError(
+                    f"seq {seq.seq_id}: {self.config.name} caches no prefix, got num_computed_tokens={num_computed_tokens}"
+                )
             state = tables.admit(seq, [], num_new_tokens)
             if state is None:
                 return None
