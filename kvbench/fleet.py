@@ -121,10 +121,13 @@ def build_replicas(run, num_replicas: int) -> list[Replica]:
     engine_cfg = to_object(cfg.engine)
     scheduler_cfg = to_object(cfg.scheduler)
     strategy_cls = STRATEGIES.get(run.strategy.config.name)
+    kv_groups = strategy_cls.kv_groups_for(run.model)  # as the run's own strategy was built (runner.build)
+    group_kwargs = {"kv_groups": kv_groups} if kv_groups else {}
     replicas = []
     shared_remote = None
     for index in range(num_replicas):
-        strategy = strategy_cls(run.strategy.config, run.budget.num_blocks, run.model.config.max_model_len)
+        strategy = strategy_cls(run.strategy.config, run.budget.num_blocks, run.model.config.max_model_len,
+                                **group_kwargs)
         tiers = getattr(strategy, "tiers", None)
         if tiers is not None and "remote" in tiers.names:
             if shared_remote is None:  # (an empty store is falsy: it has a length)

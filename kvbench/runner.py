@@ -60,9 +60,7 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
     strategy_cls = STRATEGIES.get(cfg.strategy.name)
     strategy_cfg = strategy_cls.configure(to_object(cfg.strategy), model, hardware.tensor_parallel)
     pool_hardware = on_host(hardware) if runs_on_host(cfg) else hardware  # a CPU device run: this host's memory
-    # A window-aware strategy counts its pool in pages of one layer group; every other strategy
-    # keeps each token of every attention layer. Full-attention models have one group either way.
-    kv_groups = model.kv_groups if strategy_cls.window_aware and model.has_windowed_layers else None
+    kv_groups = strategy_cls.kv_groups_for(model)  # a window-aware pool is counted in pages of one group
     budget = kv_budget(
         pool_hardware, model, strategy_cfg.block_size, cfg.kv_cache_bytes, cfg.num_blocks, cfg.scheduler.max_num_seqs,
         num_layers=kv_groups[0].num_layers if kv_groups else None,

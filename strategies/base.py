@@ -63,7 +63,7 @@ from omegaconf import MISSING
 from kvbench.tokens import TokenSequence
 
 if TYPE_CHECKING:
-    from kvbench.model_spec import ModelSpec
+    from kvbench.model_spec import KVGroup, ModelSpec
 
 
 @dataclass
@@ -201,6 +201,13 @@ class KVCacheStrategy(ABC):
     # The most tokens one step computes, set by the scheduler: a window-aware `can_hold` counts a
     # sliding group's blocks for a prompt prefilled chunk by chunk with it.
     max_num_batched_tokens: int | None = None
+
+    @classmethod
+    def kv_groups_for(cls, model: ModelSpec) -> list[KVGroup] | None:
+        """The layer groups to build with (`kv_groups=`), or None: only a window-aware strategy on a
+        model with sliding-window layers keeps a table per group; otherwise the pool is counted in
+        tokens of every attention layer. Full-attention models have one group either way."""
+        return model.kv_groups if cls.window_aware and model.has_windowed_layers else None
 
     @classmethod
     def configure(cls, config: StrategyConfig, model: ModelSpec, tensor_parallel: int) -> StrategyConfig:

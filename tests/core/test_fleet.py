@@ -70,8 +70,13 @@ def test_a_bad_router_or_replica_count_is_refused():
         make_router(FleetConfig(num_replicas=0))
 
 
-def test_one_replica_is_exactly_the_single_engine():
-    run = build(compose(SMALL))
+# A window-aware strategy on a sliding-window model: replicas must keep a table per layer group too.
+WINDOWED = ["strategy=paged", "model.layer_pattern=[sliding,full]", "model.sliding_window=32"]
+
+
+@pytest.mark.parametrize("extra", [[], WINDOWED], ids=["full", "windowed"])
+def test_one_replica_is_exactly_the_single_engine(extra):
+    run = build(compose([*SMALL, *extra]))
     single = [(r.start_s, r.duration_s, r.step.num_prefill_tokens, r.step.num_decode_seqs,
                sorted(g.request_id for g in r.finished)) for r in run_steps(run.scheduler, run.executor)]
     replicas = build_replicas(run, 1)
