@@ -10,24 +10,14 @@ waiting queues, free blocks and every block table.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from kvbench.oracle.cases import make_case
 from kvbench.oracle.compare import first_divergence
-from kvbench.oracle.vllm_replay import VLLM_VERSION, vllm_available
 
-NUM_CASES = int(os.environ.get("KVBENCH_ORACLE_CASES", "60"))
+from .conftest import NEEDS_ORACLE, NUM_CASES
 
-installed = vllm_available()
-pytestmark = [
-    pytest.mark.skipif(installed is None, reason="vLLM oracle not installed (scripts/install_vllm_oracle.sh)"),
-    pytest.mark.skipif(
-        installed is not None and installed != VLLM_VERSION,
-        reason=f"the rules are checked against vLLM {VLLM_VERSION}, found {installed}",
-    ),
-]
+pytestmark = NEEDS_ORACLE
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole-prompts", "chunked"])
