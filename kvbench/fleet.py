@@ -41,6 +41,7 @@ from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
 from kvbench.step_loop import StepResult
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.strategies.tiers import remote_store
+from kvbench.swap_space import swap_summary
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +144,6 @@ def build_replicas(run, num_replicas: int) -> list[Replica]:
     return replicas
 
 
-def _swap_fields(replica: Replica, block_bytes: int) -> dict:
-    """A replica's swap counts and transfer time (nothing with scheduler.preemption=recompute)."""
-    fields = replica.scheduler.summary_fields(block_bytes)
-    return fields | {"swap_transfer_s": replica.executor.swap_transfer_s} if fields else {}
-
-
 def _combined_swap_fields(per_replica: list[dict]) -> dict:
     """The fleet's swap counts: added up, but the swap space's high-water mark is the highest replica's."""
     combined: dict = {}
@@ -188,7 +183,7 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, req
             recorder.record_finished(result.finished, replica.executor.request_fields)
     per_replica = []
     tables = []
-    swap_fields = [_swap_fields(replica, run.budget.block_bytes) for replica in replicas]
+    swap_fields = [swap_summary(r.scheduler, r.executor, run.budget.block_bytes) for r in replicas]
     for replica, recorder in zip(replicas, recorders):
         recorder.flush_steps()
         requests = recorder.requests_table()

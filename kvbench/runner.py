@@ -30,6 +30,7 @@ from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
 from kvbench.settings_check import check_run_config
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
+from kvbench.swap_space import swap_summary
 from kvbench.workloads import WORKLOADS, WorkloadData
 
 
@@ -140,12 +141,6 @@ def check_swap_space(hardware: HardwareConfig, budget: KVBudget) -> None:
         )
 
 
-def swap_summary(run: Run) -> dict:
-    """Swap preemption's counts and transfer time (nothing with scheduler.preemption=recompute)."""
-    fields = run.scheduler.summary_fields(run.budget.block_bytes)
-    return fields | {"swap_transfer_s": run.executor.swap_transfer_s} if fields else {}
-
-
 def summary_header(run: Run) -> dict:
     c = run.choices
     return {
@@ -222,7 +217,7 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
             **event_totals(recorder.step_totals),
             **vllm_metrics(requests, recorder.end_time_s, slo, itl),
             **run.executor.summary_fields(),
-            **swap_summary(run),
+            **swap_summary(run.scheduler, run.executor, run.budget.block_bytes),
         })
         write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
         directory.complete(recorder.empty_steps_table(), requests, summary)

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kvbench.sequence import RequestState
 from kvbench.strategies.base import SwappedKV
+
+if TYPE_CHECKING:
+    from kvbench.executors.base import Executor
+    from kvbench.scheduler import Scheduler
 
 
 class SwapSpace:
@@ -82,3 +87,9 @@ class SwapStats:
             "num_recompute_preemptions": self.num_recompute_preemptions,
             "max_swapped_bytes": self.max_swapped_blocks * block_bytes,
         }
+
+
+def swap_summary(scheduler: Scheduler, executor: Executor, block_bytes: int) -> dict:
+    """Swap preemption's counts and transfer time for summary.json (nothing with preemption=recompute)."""
+    fields = scheduler.summary_fields(block_bytes)
+    return fields | {"swap_transfer_s": executor.swap_transfer_s} if fields else {}
