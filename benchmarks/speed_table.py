@@ -65,7 +65,9 @@ def process_cpu_s(overrides: list[str]) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "kvbench.cli", "run", *overrides, f"hydra.run.dir={tmp}/run"]
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # From a folder of its own: `python -m` puts the working directory first on sys.path, and a
+        # checkout's root would shadow an installed (non-editable) kvbench with its source tree.
+        child = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(child.pid, 0)
         wall_s = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
