@@ -103,9 +103,18 @@ def store_kv(
     slot_mapping: torch.Tensor,
     *,
     backend: Backend = "triton",
+    kv_scales: tuple[float, float] | None = None,
 ) -> None:
-    """Write ``key[i]``/``value[i]`` to pool slot ``slot_mapping[i]`` (negative: skip)."""
-    if _use_triton(backend):
+    """Write ``key[i]``/``value[i]`` to pool slot ``slot_mapping[i]`` (negative: skip).
+
+    ``kv_scales`` (k_scale, v_scale): the pool is fp8 and the values are quantized as stored
+    (:mod:`kvbench.kernels.fp8_kv`)."""
+    if kv_scales is not None:
+        from kvbench.kernels.fp8_kv import store_kv_fp8
+
+        _use_triton(backend)  # checks the name
+        store_kv_fp8(key, value, key_cache, value_cache, slot_mapping, *kv_scales, backend=backend)
+    elif _use_triton(backend):
         from kvbench.kernels.cache_ops_triton import store_kv_triton
 
         store_kv_triton(key, value, key_cache, value_cache, slot_mapping)
@@ -124,6 +133,7 @@ def copy_blocks(
     """Copy blocks ``src_block_ids[i] -> dst_block_ids[i]`` in both pools (copy-on-write).
 
     Destinations must be distinct and not among the sources (the Triton copies run in parallel).
+    An fp8 pool's blocks move as bytes; its scales are per tensor, so nothing else moves.
     """
     if _use_triton(backend):
         from kvbench.kernels.cache_ops_triton import copy_blocks_triton
@@ -131,11 +141,6 @@ def copy_blocks(
         copy_blocks_triton(key_cache, value_cache, src_block_ids, dst_block_ids)
     else:
         copy_blocks_torch(key_cache, value_cache, src_block_ids, dst_block_ids)
-
-
-def _check_window_backend(backend: Backend) -> None:
-    if backend == "triton":
-        raise ValueError("sliding_window: the Triton attention kernels have no window mask yet; use backend='torch'")
 
 
 def paged_decode_attention(
@@ -151,17 +156,23 @@ def paged_decode_attention(
     out: torch.Tensor | None = None,
     backend: Backend = "triton",
     sliding_window: int = 0,
+    kv_scales: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Decode attention ``query [num_seqs, H_q, D]`` over each sequence's paged context.
 
     ``max_context_len`` (host int) only informs the automatic ``num_splits``; without it the
     block-table capacity ``max_num_blocks_per_seq * block_size`` is used (no sync).
-    ``sliding_window`` > 0: each query sees only the last that many keys (torch backend only).
+    ``sliding_window`` > 0: each query sees only the last that many keys (the Triton kernel
+    skips the tiles before them). ``kv_scales`` (k_scale, v_scale): an fp8 pool, dequantized
+    as it is read (:mod:`kvbench.kernels.fp8_kv`).
     """
-    if sliding_window:
-        _check_window_backend(backend)
-        return ref_paged_decode_attention(
-            query, key_cache, value_cache, block_tables, context_lens, scale, out=out, sliding_window=sliding_window
+    if kv_scales is not None:
+        from kvbench.kernels.fp8_kv import paged_decode_attention_fp8
+
+        _use_triton(backend)
+        return paged_decode_attention_fp8(
+            query, key_cache, value_cache, block_tables, context_lens, scale, *kv_scales, num_splits=num_splits,
+            max_context_len=max_context_len, out=out, backend=backend, sliding_window=sliding_window,
         )
     if _use_triton(backend):
         from kvbench.kernels.decode_triton import paged_decode_attention_triton
@@ -176,9 +187,10 @@ def paged_decode_attention(
             num_splits=num_splits,
             max_context_len=max_context_len,
             out=out,
+            sliding_window=sliding_window,
         )
     return ref_paged_decode_attention(
-        query, key_cache, value_cache, block_tables, context_lens, scale, out=out
+        query, key_cache, value_cache, block_tables, context_lens, scale, out=out, sliding_window=sliding_window
     )
 
 
@@ -195,18 +207,22 @@ def paged_prefill_attention(
     out: torch.Tensor | None = None,
     backend: Backend = "triton",
     sliding_window: int = 0,
+    kv_scales: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Prefill attention for packed new tokens ``query [num_new_tokens_total, H_q, D]``.
 
     ``max_query_len`` (host int) sizes the Triton grid; without it it is read from
     ``query_start_loc`` (one sync). ``sliding_window`` > 0: each query sees only the last that
-    many keys (torch backend only).
+    many keys (the Triton kernel skips the tiles before them). ``kv_scales``: an fp8 pool, as in
+    :func:`paged_decode_attention`.
     """
-    if sliding_window:
-        _check_window_backend(backend)
-        return ref_paged_prefill_attention(
-            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, out=out,
-            sliding_window=sliding_window,
+    if kv_scales is not None:
+        from kvbench.kernels.fp8_kv import paged_prefill_attention_fp8
+
+        _use_triton(backend)
+        return paged_prefill_attention_fp8(
+            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, *kv_scales,
+            max_query_len=max_query_len, out=out, backend=backend, sliding_window=sliding_window,
         )
     if _use_triton(backend):
         from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
@@ -221,9 +237,11 @@ def paged_prefill_attention(
             scale,
             max_query_len=max_query_len,
             out=out,
+            sliding_window=sliding_window,
         )
     return ref_paged_prefill_attention(
-        query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, out=out
+        query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, out=out,
+        sliding_window=sliding_window,
     )
 
 

@@ -62,6 +62,7 @@ def attend_kv_tile(
     start_slot,
     tile_start,
     kv_len,
+    row_low,
     row_limit,
     kv_head,
     scale_log2,
@@ -80,10 +81,11 @@ def attend_kv_tile(
 ):
     """Fold context positions ``[tile_start, tile_start + BLOCK_N)`` into (acc, l_i, m_i).
 
-    ``row_limit[r]`` is the last position row ``r`` may see (causality); ``MASKED`` is False for
-    tiles the caller knows are fully visible to every row, which skips the score mask. With
-    ``KV_FP8`` the pool holds fp8 values and a tile is dequantized as it is loaded (value x the
-    per-tensor ``k_scale``/``v_scale``, in the query's dtype); otherwise the scales are unread.
+    Row ``r`` sees positions ``row_low[r] ..= row_limit[r]`` (causality, and a sliding window:
+    ``row_low`` is 0 without one); ``MASKED`` is False for tiles the caller knows are fully
+    visible to every row, which skips the score mask. With ``KV_FP8`` the pool holds fp8 values
+    and a tile is dequantized as it is loaded (value x the per-tensor ``k_scale``/``v_scale``, in
+    the query's dtype); otherwise the scales are unread.
     """
     pos = tile_start + tl.arange(0, BLOCK_N)
     pos_ok = pos < kv_len
@@ -101,14 +103,18 @@ def attend_kv_tile(
         k = (k.to(tl.float32) * k_scale).to(q.dtype)
     scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
     if MASKED:
-        visible = (pos[None, :] <= row_limit[:, None]) & pos_ok[None, :]
+        visible = (pos[None, :] >= row_low[:, None]) & (pos[None, :] <= row_limit[:, None]) & pos_ok[None, :]
         scores = tl.where(visible, scores, float("-inf"))
-    # Every row sees at least one position of the first tile its program visits (decode: the
-    # split's first tile starts inside the context; prefill: tile 0 holds position 0), so m_new
-    # is finite from then on and exp2 never evaluates inf - inf.
     m_new = tl.maximum(m_i, tl.max(scores, 1))
-    alpha = tl.exp2(m_i - m_new)
-    p = tl.exp2(scores - m_new[:, None])
+    if MASKED:
+        # A row may see nothing yet (in a windowed prefill tile, later rows' windows start past
+        # the first tile): its max stays -inf, and exponents are taken against 0 so that alpha and
+        # p are 0, not exp2(-inf + inf) = NaN. Unmasked tiles are seen whole: m_new is finite.
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+    else:
+        m_ref = m_new
+    alpha = tl.exp2(m_i - m_ref)
+    p = tl.exp2(scores - m_ref[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
     v = tl.load(v_cache_ptr + kv_offs, mask=kv_mask, other=0.0)
     if KV_FP8:
@@ -116,3 +122,24 @@ def attend_kv_tile(
     # p is cast to the cache dtype so fp16/bf16 use tensor cores; accumulation stays fp32.
     acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
     return acc, l_i, m_new
+
+
+@triton.jit
+def attend_kv_tiles(
+    acc, l_i, m_i, first_tile, end_tile, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr, start_slot,
+    kv_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask, k_scale, v_scale,
+    PAGE_SIZE: tl.constexpr, BLOCK_N: tl.constexpr, CONTIGUOUS: tl.constexpr, MASKED: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, KV_FP8: tl.constexpr,
+):
+    """attend_kv_tile over the tiles ``[first_tile, end_tile)`` (an empty range does nothing).
+
+    The kernels split their tiles into runs that need the score mask and runs that do not, and
+    call this once per run: ``MASKED`` is a compile-time constant, so each run is its own loop.
+    """
+    for tile in range(first_tile, end_tile):
+        acc, l_i, m_i = attend_kv_tile(
+            acc, l_i, m_i, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr, start_slot, tile * BLOCK_N, kv_len,
+            row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask, PAGE_SIZE,
+            BLOCK_N, CONTIGUOUS, MASKED, DOT_PRECISION, k_scale, v_scale, KV_FP8,
+        )
+    return acc, l_i, m_i

@@ -6,6 +6,8 @@
   slices of a fused QKV projection) as long as ``head_dim`` is contiguous. A negative slot means
   "padding token, do not store" (the convention of vLLM's slot mappings), so a CUDA-graph batch
   can be padded without a scratch block.
+  With an fp8 pool (``kv_scales`` given) the kernel quantizes as it stores: ``x / scale``,
+  saturated at the format's largest finite value, rounded to nearest even (see ``_fp8_bits``).
 * ``copy_blocks``: grid ``(num_pairs, cdiv(block_numel, BLOCK))``; a block is one contiguous run
   of ``block_size * num_kv_heads * head_dim`` elements, so each program copies a flat chunk of
   it in K and V. Pairs run in parallel: destination ids must be distinct and must not appear
@@ -24,8 +26,10 @@ import triton
 import triton.language as tl
 
 from kvbench.kernels.validation import (
+    FP8_KV_DTYPES,
     TRITON_DTYPES,
     check_copy_blocks_args,
+    check_fp8_device,
     check_store_kv_args,
     check_triton_device,
 )
@@ -33,6 +37,41 @@ from kvbench.kernels.validation import (
 # Elements per program: 4096 fp16 = 8 KiB per tensor, enough in flight per program to stream.
 STORE_TILE_ELEMENTS = 4096
 COPY_TILE_ELEMENTS = 4096
+
+
+# (mantissa bits, exponent bias) of the fp8 formats a pool may hold.
+FP8_LAYOUTS = {torch.float8_e4m3fn: (3, 7), torch.float8_e5m2: (2, 15)}
+# Adding and subtracting 1.5 * 2^23 rounds an fp32 in [0, 2^22) to an integer, to nearest even.
+ROUND_TO_INTEGER = 12582912.0
+
+
+@triton.jit
+def _fp8_bits(x, MANTISSA_BITS: tl.constexpr, EXPONENT_BIAS: tl.constexpr, MAX_FINITE: tl.constexpr):
+    """The fp8 bit pattern (as uint8) of fp32 ``x``: saturated at +-MAX_FINITE, rounded to nearest
+    even, subnormals included; what torch's ``.to(float8)`` gives after the same clamp.
+
+    Written out in integer arithmetic rather than ``x.to(fp8)``: the interpreter's fp8 downcast
+    truncates and drops the carry into the exponent, so CPU runs would store other values than a
+    GPU. The same code on both keeps the CPU tests a proof of the GPU store (and costs the
+    bandwidth-bound store nothing measurable). K/V are finite: NaN is not preserved.
+    """
+    x = tl.minimum(tl.maximum(x, -MAX_FINITE), MAX_FINITE)
+    sign = (x.to(tl.int32, bitcast=True) >> 24) & 0x80  # fp32's sign bit, -0.0 included
+    magnitude = tl.abs(x)
+    bits = magnitude.to(tl.int32, bitcast=True)
+    # Normal range: round the fp32 mantissa to MANTISSA_BITS (a carry moves into the exponent),
+    # then re-bias the exponent from fp32's 127 to the format's.
+    drop: tl.constexpr = 23 - MANTISSA_BITS
+    rounded = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) >> drop
+    normal = rounded - ((127 - EXPONENT_BIAS) << MANTISSA_BITS)
+    # Subnormal range: a multiple of the smallest subnormal, 2^(1 - bias - mantissa bits); a value
+    # that rounds up to 2^MANTISSA_BITS of them is the smallest normal, whose bits are the same.
+    # (Clamped first, so that normal values, whose result is not used, stay in int32's range.)
+    min_normal: tl.constexpr = 2.0 ** (1 - EXPONENT_BIAS)
+    units = tl.minimum(magnitude, min_normal) * (2.0 ** (EXPONENT_BIAS - 1 + MANTISSA_BITS))
+    subnormal = ((units + ROUND_TO_INTEGER) - ROUND_TO_INTEGER).to(tl.int32)
+    is_normal = magnitude >= min_normal
+    return (tl.where(is_normal, normal, subnormal) | sign).to(tl.uint8)
 
 
 @triton.jit
@@ -52,6 +91,12 @@ def _store_kv_kernel(
     HEAD_DIM: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    k_scale,
+    v_scale,
+    KV_FP8: tl.constexpr,
+    FP8_MANTISSA_BITS: tl.constexpr,
+    FP8_EXPONENT_BIAS: tl.constexpr,
+    FP8_MAX_FINITE: tl.constexpr,
 ):
     token = tl.program_id(0)
     slot = tl.load(slot_mapping_ptr + token)
@@ -70,6 +115,9 @@ def _store_kv_kernel(
         mask=mask,
     )
     cache_offs = slot * stride_slot + heads[:, None] * stride_cache_head + offs_d[None, :]
+    if KV_FP8:  # the pool pointers are byte views of the fp8 tensors
+        k = _fp8_bits(k.to(tl.float32) / k_scale, FP8_MANTISSA_BITS, FP8_EXPONENT_BIAS, FP8_MAX_FINITE)
+        v = _fp8_bits(v.to(tl.float32) / v_scale, FP8_MANTISSA_BITS, FP8_EXPONENT_BIAS, FP8_MAX_FINITE)
     tl.store(key_cache_ptr + cache_offs, k, mask=mask)
     tl.store(value_cache_ptr + cache_offs, v, mask=mask)
 
@@ -98,11 +146,21 @@ def store_kv_triton(
     key_cache: torch.Tensor,
     value_cache: torch.Tensor,
     slot_mapping: torch.Tensor,
+    kv_scales: tuple[float, float] | None = None,
 ) -> None:
     """Scatter ``key/value [num_tokens, num_kv_heads, head_dim]`` into the pool at
-    ``slot_mapping`` (int64; negative = skip)."""
-    cache = check_store_kv_args(key, value, key_cache, value_cache, slot_mapping, TRITON_DTYPES)
-    check_triton_device(key_cache.device, key_cache.dtype)
+    ``slot_mapping`` (int64; negative = skip). ``kv_scales`` (k_scale, v_scale): an fp8 pool,
+    quantized as stored."""
+    fp8 = kv_scales is not None
+    cache = check_store_kv_args(
+        key, value, key_cache, value_cache, slot_mapping, FP8_KV_DTYPES if fp8 else TRITON_DTYPES
+    )
+    check_triton_device(key_cache.device, key.dtype)
+    if fp8:
+        check_fp8_device(key_cache.device)
+        mantissa_bits, exponent_bias = FP8_LAYOUTS[key_cache.dtype]
+        max_finite = torch.finfo(key_cache.dtype).max
+        key_cache, value_cache = key_cache.view(torch.uint8), value_cache.view(torch.uint8)
     num_tokens = key.shape[0]
     if num_tokens == 0:
         return
@@ -127,6 +185,12 @@ def store_kv_triton(
         HEAD_DIM=cache.head_dim,
         BLOCK_H=block_h,
         BLOCK_D=block_d,
+        k_scale=float(kv_scales[0]) if fp8 else 1.0,
+        v_scale=float(kv_scales[1]) if fp8 else 1.0,
+        KV_FP8=fp8,
+        FP8_MANTISSA_BITS=mantissa_bits if fp8 else 0,
+        FP8_EXPONENT_BIAS=exponent_bias if fp8 else 0,
+        FP8_MAX_FINITE=max_finite if fp8 else 0.0,
         num_warps=4,
     )
 
@@ -139,8 +203,10 @@ def copy_blocks_triton(
 ) -> None:
     """Copy whole blocks ``src_block_ids[i] -> dst_block_ids[i]`` (int64) in both pools."""
     cache = check_copy_blocks_args(
-        key_cache, value_cache, src_block_ids, dst_block_ids, TRITON_DTYPES
+        key_cache, value_cache, src_block_ids, dst_block_ids, TRITON_DTYPES + FP8_KV_DTYPES
     )
+    if key_cache.dtype in FP8_KV_DTYPES:  # bytes move as they are: no conversion on any GPU
+        key_cache, value_cache = key_cache.view(torch.uint8), value_cache.view(torch.uint8)
     check_triton_device(key_cache.device, key_cache.dtype)
     num_pairs = src_block_ids.shape[0]
     if num_pairs == 0:

@@ -37,7 +37,7 @@ import triton.language as tl
 from kvbench.kernels.attention_tile import (
     LOG2_E,
     MIN_DOT_SIZE,
-    attend_kv_tile,
+    attend_kv_tiles,
     dot_precision,
     pipeline_config,
 )
@@ -47,10 +47,11 @@ from kvbench.kernels.splits import (
     device_parallelism,
 )
 from kvbench.kernels.validation import (
+    FP8_KV_DTYPES,
     TRITON_DTYPES,
     check_block_tables,
     check_decode_args,
-    check_fp8_decode_args,
+    check_fp8_device,
     check_out,
     check_start_slots,
     check_triton_device,
@@ -94,6 +95,7 @@ def _decode_kernel(
     k_scale,
     v_scale,
     KV_FP8: tl.constexpr,
+    sliding_window,
 ):
     seq = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -115,73 +117,48 @@ def _decode_kernel(
         start_slot = 0
         block_table_row_ptr = block_tables_ptr + seq.to(tl.int64) * stride_bt_seq
 
+    # A sliding window of W keys: the query (position ctx_len - 1) sees positions from
+    # ctx_len - W on. Tiles wholly before that are never visited, so a windowed decode reads
+    # about W keys whatever the context; the splits share the window's tiles only.
+    window_start = tl.where(sliding_window > 0, tl.maximum(ctx_len - sliding_window, 0), 0)
+    first_window_tile = window_start // BLOCK_N
     num_tiles = tl.cdiv(ctx_len, BLOCK_N)
-    tiles_per_split = tl.cdiv(num_tiles, num_splits)
-    first_tile = split * tiles_per_split
+    tiles_per_split = tl.cdiv(num_tiles - first_window_tile, num_splits)
+    first_tile = first_window_tile + split * tiles_per_split
     end_tile = tl.minimum(first_tile + tiles_per_split, num_tiles)
-    # Tiles before full_tiles lie entirely inside the context: no score mask needed there.
+    # Tiles in [first_full_tile, full_tiles) lie entirely inside the window and the context: no
+    # score mask there. At most one tile before (where the window starts) and one after (where
+    # the context ends) need it.
+    first_full_tile = tl.cdiv(window_start, BLOCK_N)
     full_tiles = ctx_len // BLOCK_N
+    row_low = tl.zeros([BLOCK_G], dtype=tl.int32) + window_start
     row_limit = tl.zeros([BLOCK_G], dtype=tl.int32) + (ctx_len - 1)
 
     m_i = tl.full([BLOCK_G], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_G], dtype=tl.float32)
     acc = tl.zeros([BLOCK_G, BLOCK_D], dtype=tl.float32)
-    for tile in range(first_tile, tl.minimum(end_tile, full_tiles)):
-        acc, l_i, m_i = attend_kv_tile(
-            acc,
-            l_i,
-            m_i,
-            q,
-            k_cache_ptr,
-            v_cache_ptr,
-            block_table_row_ptr,
-            start_slot,
-            tile * BLOCK_N,
-            ctx_len,
-            row_limit,
-            kv_head,
-            scale_log2,
-            stride_slot,
-            stride_head,
-            offs_d,
-            d_mask,
-            PAGE_SIZE,
-            BLOCK_N,
-            CONTIGUOUS,
-            False,
-            DOT_PRECISION,
-            k_scale,
-            v_scale,
-            KV_FP8,
-        )
-    for tile in range(tl.maximum(first_tile, full_tiles), end_tile):
-        acc, l_i, m_i = attend_kv_tile(
-            acc,
-            l_i,
-            m_i,
-            q,
-            k_cache_ptr,
-            v_cache_ptr,
-            block_table_row_ptr,
-            start_slot,
-            tile * BLOCK_N,
-            ctx_len,
-            row_limit,
-            kv_head,
-            scale_log2,
-            stride_slot,
-            stride_head,
-            offs_d,
-            d_mask,
-            PAGE_SIZE,
-            BLOCK_N,
-            CONTIGUOUS,
-            True,
-            DOT_PRECISION,
-            k_scale,
-            v_scale,
-            KV_FP8,
-        )
+    # Three runs in position order (each may be empty): the tile where the window starts, the
+    # tiles inside, the tile where the context ends. Every run's first tile holds a position all
+    # rows see, so m_i is finite after it.
+    masked_head_end = tl.minimum(end_tile, first_full_tile)
+    inside_start = tl.maximum(first_tile, first_full_tile)
+    inside_end = tl.minimum(end_tile, full_tiles)
+    tail_start = tl.maximum(inside_start, full_tiles)
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, first_tile, masked_head_end, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr,
+        start_slot, ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, CONTIGUOUS, True, DOT_PRECISION, KV_FP8,
+    )
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, inside_start, inside_end, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr,
+        start_slot, ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, CONTIGUOUS, False, DOT_PRECISION, KV_FP8,
+    )
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, tail_start, end_tile, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr,
+        start_slot, ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, CONTIGUOUS, True, DOT_PRECISION, KV_FP8,
+    )
 
     has_keys = l_i > 0.0
     o = acc / tl.where(has_keys, l_i, 1.0)[:, None]
@@ -277,26 +254,30 @@ def launch_decode(
     max_context_len: int | None,
     out: torch.Tensor | None,
     kv_scales: tuple[float, float] | None = None,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Check arguments, pick the split factor and grid, and run decode attention.
 
     Exactly one of ``block_tables`` (paged mode) and ``start_slots`` (contiguous mode) is given.
     ``kv_scales`` (k_scale, v_scale) marks an fp8 pool (see kvbench.kernels.fp8_kv), dequantized
-    in the kernel.
+    in the kernel. ``sliding_window`` W > 0: the query sees its last W keys only.
     ``max_context_len`` only feeds the automatic split choice; when it is None the paged mode
     uses the block-table capacity (no device sync) and the contiguous mode reads
     ``context_lens.max()`` (one sync).
     """
     if (block_tables is None) == (start_slots is None):
         raise ValueError("pass exactly one of block_tables (paged) or start_slots (contiguous)")
-    if kv_scales is None:
-        cache, group_size = check_decode_args(
-            query, key_cache, value_cache, context_lens, TRITON_DTYPES
-        )
-    else:
-        cache, group_size = check_fp8_decode_args(query, key_cache, value_cache, context_lens)
+    if sliding_window < 0:
+        raise ValueError(f"sliding_window must be >= 0 (0: none), got {sliding_window}")
+    cache, group_size = check_decode_args(
+        query, key_cache, value_cache, context_lens, TRITON_DTYPES if kv_scales is None else FP8_KV_DTYPES
+    )
     device = key_cache.device
+    if query.dtype not in TRITON_DTYPES:
+        raise TypeError(f"query must be one of {TRITON_DTYPES} for the Triton kernels, got {query.dtype}")
     check_triton_device(device, query.dtype)
+    if kv_scales is not None:
+        check_fp8_device(device)
     num_seqs, num_q_heads = query.shape[0], query.shape[1]
     contiguous = start_slots is not None
     if contiguous:
@@ -314,6 +295,8 @@ def launch_decode(
     if num_splits is None:
         if max_context_len is None:
             max_context_len = capacity if capacity is not None else int(context_lens.max())
+        if sliding_window:  # a program reads at most the window (plus a partial tile)
+            max_context_len = min(max_context_len, sliding_window)
         num_splits = choose_num_splits(
             num_seqs, cache.num_kv_heads, max_context_len, device_parallelism(device)
         )
@@ -367,6 +350,7 @@ def launch_decode(
         k_scale=1.0 if kv_scales is None else float(kv_scales[0]),
         v_scale=1.0 if kv_scales is None else float(kv_scales[1]),
         KV_FP8=kv_scales is not None,
+        sliding_window=sliding_window,
         num_warps=4,
         num_stages=num_stages,
     )
@@ -402,6 +386,7 @@ def paged_decode_attention_triton(
     num_splits: int | None = None,
     max_context_len: int | None = None,
     out: torch.Tensor | None = None,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Decode attention through block tables; see :func:`kvbench.kernels.paged_decode_attention`."""
     return launch_decode(
@@ -415,4 +400,5 @@ def paged_decode_attention_triton(
         num_splits=num_splits,
         max_context_len=max_context_len,
         out=out,
+        sliding_window=sliding_window,
     )

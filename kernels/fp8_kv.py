@@ -1,37 +1,43 @@
-"""An fp8 KV pool: store K/V with a per-tensor scale, dequantize them in the decode kernel.
+"""An fp8 KV pool: store K/V with a per-tensor scale, dequantize them in the attention kernels.
 
 The pool tensors are ``torch.float8_e4m3fn`` (or ``float8_e5m2``) of the usual shape
-``[num_blocks, block_size, num_kv_heads, head_dim]``; a stored value is ``x / scale`` saturated at
-the format's largest finite value, and the kernel reads back ``stored * scale`` in the query's
-dtype (vLLM's ``kv_cache_dtype=fp8`` with ``k_scale``/``v_scale``). The Triton decode kernel does
-the dequantization per tile (``KV_FP8`` in attention_tile.py), so the pool moves one byte per
-element; the torch backend dequantizes the pool first and runs the reference (a test oracle, not
-a fast path). Storing is a torch scatter on either backend.
+``[num_blocks, block_size, num_kv_heads, head_dim]``: one byte per element. A stored value is
+``x / scale`` saturated at the format's largest finite value (``quant_reference.quantize_fp8``),
+and the kernels read back ``stored * scale`` in the query's dtype (vLLM's ``kv_cache_dtype=fp8``
+with ``k_scale``/``v_scale``). The public functions of kvbench.kernels come here when given
+``kv_scales=(k_scale, v_scale)``:
 
-On CUDA, Triton converts fp8 e4m3 natively from compute capability 8.9 (Ada, Hopper) on; older GPUs
-are refused in one line. Under ``TRITON_INTERPRET=1`` the kernel runs on CPU with fp32 queries.
+* Triton: the store kernel quantizes as it writes (cache_ops_triton.py), the decode and prefill
+  kernels dequantize each K/V tile as they load it (``KV_FP8`` in attention_tile.py), so attention
+  moves one byte per element; block copies move the bytes (kvbench.kernels.copy_blocks).
+* torch: quantize with ``quantize_fp8`` and scatter the bytes; attention dequantizes the pool and
+  runs the reference (a test oracle, not a fast path).
+
+On CUDA, Triton converts fp8 e4m3 natively from compute capability 8.9 (Ada, Hopper) on; older
+GPUs are refused in one line. Under ``TRITON_INTERPRET=1`` the kernels run on CPU with fp32
+queries: the store writes the same bytes as torch (tests/kernels/test_fp8_kv.py).
 """
 
 from __future__ import annotations
 
 import torch
 
-from kvbench.kernels.reference import ref_paged_decode_attention
-from kvbench.kernels.validation import FP8_KV_DTYPES, check_fp8_decode_args, check_index_tensor, check_kv_cache
-
-def quantize_fp8(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
-    """``x / scale`` in `fp8`, saturated at its largest finite value."""
-    limit = torch.finfo(fp8).max
-    return (x / scale).clamp(-limit, limit).to(fp8)
+from kvbench.kernels.quant_reference import quantize_fp8
+from kvbench.kernels.reference import ref_paged_decode_attention, ref_paged_prefill_attention
+from kvbench.kernels.validation import FP8_KV_DTYPES, check_store_kv_args
 
 
 def store_kv_fp8(
     key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
-    slot_mapping: torch.Tensor, k_scale: float, v_scale: float,
+    slot_mapping: torch.Tensor, k_scale: float, v_scale: float, *, backend: str = "triton",
 ) -> None:
     """Quantize ``key[i]``/``value[i]`` and write them to slot ``slot_mapping[i]`` (negative: skipped)."""
-    cache = check_kv_cache(key_cache, value_cache, FP8_KV_DTYPES)
-    check_index_tensor("slot_mapping", slot_mapping, torch.int64, 1, key_cache.device)
+    if backend == "triton":
+        from kvbench.kernels.cache_ops_triton import store_kv_triton
+
+        store_kv_triton(key, value, key_cache, value_cache, slot_mapping, kv_scales=(k_scale, v_scale))
+        return
+    cache = check_store_kv_args(key, value, key_cache, value_cache, slot_mapping, FP8_KV_DTYPES)
     keep = slot_mapping >= 0
     slots = slot_mapping[keep]
     flat_shape = (-1, cache.num_kv_heads, cache.head_dim)
@@ -39,6 +45,13 @@ def store_kv_fp8(
     for cache_tensor, x, kv_scale in ((key_cache, key, k_scale), (value_cache, value, v_scale)):
         stored = quantize_fp8(x[keep], cache_tensor.dtype, kv_scale)
         cache_tensor.view(torch.uint8).view(flat_shape).index_copy_(0, slots, stored.view(torch.uint8))
+
+
+def dequantize(cache: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.Tensor:
+    """The whole fp8 pool as `dtype` values (the torch path's input to the reference)."""
+    if cache.dtype not in FP8_KV_DTYPES:
+        raise TypeError(f"KV cache dtype {cache.dtype} is not one of {FP8_KV_DTYPES}")
+    return cache.to(dtype) * scale
 
 
 def paged_decode_attention_fp8(
@@ -55,6 +68,7 @@ def paged_decode_attention_fp8(
     max_context_len: int | None = None,
     out: torch.Tensor | None = None,
     backend: str = "triton",
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Decode attention over an fp8 paged pool: as kvbench.kernels.paged_decode_attention, with
     the pool's per-tensor scales."""
@@ -64,9 +78,40 @@ def paged_decode_attention_fp8(
         return launch_decode(
             query, key_cache, value_cache, context_lens, scale, block_tables=block_tables, start_slots=None,
             num_splits=num_splits, max_context_len=max_context_len, out=out, kv_scales=(k_scale, v_scale),
+            sliding_window=sliding_window,
         )
-    check_fp8_decode_args(query, key_cache, value_cache, context_lens)
     return ref_paged_decode_attention(
-        query, key_cache.to(query.dtype) * k_scale, value_cache.to(query.dtype) * v_scale, block_tables,
-        context_lens, scale, out=out,
+        query, dequantize(key_cache, query.dtype, k_scale), dequantize(value_cache, query.dtype, v_scale),
+        block_tables, context_lens, scale, out=out, sliding_window=sliding_window,
+    )
+
+
+def paged_prefill_attention_fp8(
+    query: torch.Tensor,
+    key_cache: torch.Tensor,
+    value_cache: torch.Tensor,
+    block_tables: torch.Tensor,
+    query_start_loc: torch.Tensor,
+    context_lens: torch.Tensor,
+    scale: float,
+    k_scale: float,
+    v_scale: float,
+    *,
+    max_query_len: int | None = None,
+    out: torch.Tensor | None = None,
+    backend: str = "triton",
+    sliding_window: int = 0,
+) -> torch.Tensor:
+    """Prefill attention over an fp8 paged pool: as kvbench.kernels.paged_prefill_attention, with
+    the pool's per-tensor scales."""
+    if backend == "triton":
+        from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
+
+        return paged_prefill_attention_triton(
+            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale,
+            max_query_len=max_query_len, out=out, kv_scales=(k_scale, v_scale), sliding_window=sliding_window,
+        )
+    return ref_paged_prefill_attention(
+        query, dequantize(key_cache, query.dtype, k_scale), dequantize(value_cache, query.dtype, v_scale),
+        block_tables, query_start_loc, context_lens, scale, out=out, sliding_window=sliding_window,
     )

@@ -10,9 +10,10 @@ Launch grid: ``(cdiv(max_query_len, BLOCK_Q), num_kv_heads, num_seqs)``; program
 sequence's ``q_len`` exit at once. A program's tile rows are ``BLOCK_Q`` tokens times
 ``BLOCK_G`` query heads of one GQA group (row ``r`` = token ``r // BLOCK_G``, head
 ``r % BLOCK_G``), so each K/V tile is read once per KV head for the whole group, as in decode.
-The KV loop runs in two phases: tiles every row fully sees (the cached prefix and the part of the
-causal past before the tile's first token) without a mask, then the diagonal tiles with the
-causal mask.
+The KV loop runs in phases: tiles every row fully sees (the cached prefix and the part of the
+causal past before the tile's first token) without a mask, the diagonal tiles with the causal
+mask. With a sliding window, tiles before the tile's first window are skipped and those where the
+rows' windows start run first, masked.
 
 Importing this module imports triton.
 """
@@ -26,12 +27,14 @@ import triton.language as tl
 from kvbench.kernels.attention_tile import (
     LOG2_E,
     MIN_DOT_SIZE,
-    attend_kv_tile,
+    attend_kv_tiles,
     dot_precision,
     pipeline_config,
 )
 from kvbench.kernels.validation import (
+    FP8_KV_DTYPES,
     TRITON_DTYPES,
+    check_fp8_device,
     check_out,
     check_prefill_args,
     check_triton_device,
@@ -63,6 +66,10 @@ def _prefill_kernel(
     BLOCK_D: tl.constexpr,
     BLOCK_N: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    k_scale,
+    v_scale,
+    KV_FP8: tl.constexpr,
+    sliding_window,
 ):
     q_tile = tl.program_id(0)
     kv_head = tl.program_id(1)
@@ -94,71 +101,43 @@ def _prefill_kernel(
     row_limit = tl.minimum(num_cached + tok, ctx_len - 1)
     block_table_row_ptr = block_tables_ptr + seq.to(tl.int64) * stride_bt_seq
 
-    # Positions <= first_pos are visible to every row of this tile.
+    # Positions <= first_pos are visible to every row of this tile (causally).
     first_pos = num_cached + first_tok
+    last_pos = tl.minimum(first_pos + BLOCK_Q - 1, ctx_len - 1)
     full_tiles = (first_pos + 1) // BLOCK_N
     kv_end = tl.minimum(first_pos + BLOCK_Q, ctx_len)
     end_tile = tl.cdiv(kv_end, BLOCK_N)
+    # A sliding window of W keys: row r sees row_limit[r] - W + 1 ..= row_limit[r]. Tiles before
+    # the first row's window are never visited; only tiles from the last row's window start on
+    # are seen whole by every row. (first_tile <= first_full_tile <= full_tiles as W >= 1.)
+    windowed = sliding_window > 0
+    row_low = tl.where(windowed, tl.maximum(row_limit - sliding_window + 1, 0), 0)
+    first_tile = tl.where(windowed, tl.maximum(first_pos - sliding_window + 1, 0) // BLOCK_N, 0)
+    first_full_tile = tl.where(
+        windowed, tl.minimum(tl.cdiv(tl.maximum(last_pos - sliding_window + 1, 0), BLOCK_N), full_tiles), 0
+    )
 
     m_i = tl.full([BLOCK_Q * BLOCK_G], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_Q * BLOCK_G], dtype=tl.float32)
     acc = tl.zeros([BLOCK_Q * BLOCK_G, BLOCK_D], dtype=tl.float32)
-    for tile in range(0, full_tiles):
-        acc, l_i, m_i = attend_kv_tile(
-            acc,
-            l_i,
-            m_i,
-            q,
-            k_cache_ptr,
-            v_cache_ptr,
-            block_table_row_ptr,
-            0,
-            tile * BLOCK_N,
-            ctx_len,
-            row_limit,
-            kv_head,
-            scale_log2,
-            stride_slot,
-            stride_head,
-            offs_d,
-            d_mask,
-            PAGE_SIZE,
-            BLOCK_N,
-            False,
-            False,
-            DOT_PRECISION,
-            1.0,
-            1.0,
-            False,
-        )
-    for tile in range(full_tiles, end_tile):
-        acc, l_i, m_i = attend_kv_tile(
-            acc,
-            l_i,
-            m_i,
-            q,
-            k_cache_ptr,
-            v_cache_ptr,
-            block_table_row_ptr,
-            0,
-            tile * BLOCK_N,
-            ctx_len,
-            row_limit,
-            kv_head,
-            scale_log2,
-            stride_slot,
-            stride_head,
-            offs_d,
-            d_mask,
-            PAGE_SIZE,
-            BLOCK_N,
-            False,
-            True,
-            DOT_PRECISION,
-            1.0,
-            1.0,
-            False,
-        )
+    # Three runs in position order (each may be empty): tiles where the rows' windows start
+    # (masked), tiles every row sees whole (the cached prefix and the causal past before the
+    # tile's first token), the diagonal tiles (masked).
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, first_tile, first_full_tile, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr, 0,
+        ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, False, True, DOT_PRECISION, KV_FP8,
+    )
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, first_full_tile, full_tiles, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr, 0,
+        ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, False, False, DOT_PRECISION, KV_FP8,
+    )
+    acc, l_i, m_i = attend_kv_tiles(
+        acc, l_i, m_i, full_tiles, end_tile, q, k_cache_ptr, v_cache_ptr, block_table_row_ptr, 0,
+        ctx_len, row_low, row_limit, kv_head, scale_log2, stride_slot, stride_head, offs_d, d_mask,
+        k_scale, v_scale, PAGE_SIZE, BLOCK_N, False, True, DOT_PRECISION, KV_FP8,
+    )
 
     o = acc / l_i[:, None]
     o_offs = (q_start + tok).to(tl.int64)[:, None] * stride_o_token
@@ -196,16 +175,27 @@ def paged_prefill_attention_triton(
     *,
     max_query_len: int | None = None,
     out: torch.Tensor | None = None,
+    kv_scales: tuple[float, float] | None = None,
+    sliding_window: int = 0,
 ) -> torch.Tensor:
     """Prefill attention through block tables; see :func:`kvbench.kernels.paged_prefill_attention`.
 
     ``max_query_len`` (host int, the longest ``q_len``) sizes the grid; when None it is read
-    from ``query_start_loc`` (one device sync).
+    from ``query_start_loc`` (one device sync). ``kv_scales`` (k_scale, v_scale): an fp8 pool,
+    dequantized per tile (kvbench.kernels.fp8_kv). ``sliding_window`` W > 0: each new token sees
+    its last W keys only.
     """
     cache, group_size = check_prefill_args(
-        query, key_cache, value_cache, block_tables, query_start_loc, context_lens, TRITON_DTYPES
+        query, key_cache, value_cache, block_tables, query_start_loc, context_lens,
+        TRITON_DTYPES if kv_scales is None else FP8_KV_DTYPES,
     )
-    check_triton_device(key_cache.device, key_cache.dtype)
+    if sliding_window < 0:
+        raise ValueError(f"sliding_window must be >= 0 (0: none), got {sliding_window}")
+    if query.dtype not in TRITON_DTYPES:
+        raise TypeError(f"query must be one of {TRITON_DTYPES} for the Triton kernels, got {query.dtype}")
+    check_triton_device(key_cache.device, query.dtype)
+    if kv_scales is not None:
+        check_fp8_device(key_cache.device)
     out = check_out(out, query)
     num_seqs = context_lens.shape[0]
     if num_seqs == 0 or query.shape[0] == 0:
@@ -214,9 +204,8 @@ def paged_prefill_attention_triton(
         max_query_len = int((query_start_loc[1:] - query_start_loc[:-1]).max())
     if max_query_len <= 0:
         return out
-    block_q, block_g, block_n, num_warps, num_stages = _tile_config(
-        cache.head_dim, key_cache.dtype, group_size
-    )
+    # An fp8 pool is dequantized into the query's dtype: tiles are sized for that.
+    block_q, block_g, block_n, num_warps, num_stages = _tile_config(cache.head_dim, query.dtype, group_size)
     grid = (triton.cdiv(max_query_len, block_q), cache.num_kv_heads, num_seqs)
     _prefill_kernel[grid](
         out,
@@ -241,7 +230,11 @@ def paged_prefill_attention_triton(
         BLOCK_G=block_g,
         BLOCK_D=max(MIN_DOT_SIZE, triton.next_power_of_2(cache.head_dim)),
         BLOCK_N=block_n,
-        DOT_PRECISION=dot_precision(key_cache.dtype),
+        DOT_PRECISION=dot_precision(query.dtype),
+        k_scale=1.0 if kv_scales is None else float(kv_scales[0]),
+        v_scale=1.0 if kv_scales is None else float(kv_scales[1]),
+        KV_FP8=kv_scales is not None,
+        sliding_window=sliding_window,
         num_warps=num_warps,
         num_stages=num_stages,
     )

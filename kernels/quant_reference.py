@@ -45,10 +45,14 @@ def fake_quantize(x: torch.Tensor, fmt: KVFormat) -> torch.Tensor:
     raise ValueError(f"model.kv_dtype={fmt.dtype.value} has no reference quantizer")
 
 
-def fp8_round_trip(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
+def quantize_fp8(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
+    """``x / scale`` in `fp8`, saturated at its largest finite value: what an fp8 cache stores."""
     limit = torch.finfo(fp8).max
-    stored = (x / scale).clamp(-limit, limit).to(fp8)
-    return stored.to(x.dtype) * scale
+    return (x / scale).clamp(-limit, limit).to(fp8)
+
+
+def fp8_round_trip(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
+    return quantize_fp8(x, fp8, scale).to(x.dtype) * scale
 
 
 def _groups(x: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from kvbench.kernels.validation import (
+    FP8_KV_DTYPES,
     TORCH_DTYPES,
     check_block_tables,
     check_copy_blocks_args,
@@ -49,7 +50,9 @@ def copy_blocks_torch(
     dst_block_ids: torch.Tensor,
 ) -> None:
     """Copy whole blocks ``src_block_ids[i] -> dst_block_ids[i]`` in both pools (copy-on-write)."""
-    check_copy_blocks_args(key_cache, value_cache, src_block_ids, dst_block_ids, TORCH_DTYPES)
+    check_copy_blocks_args(key_cache, value_cache, src_block_ids, dst_block_ids, TORCH_DTYPES + FP8_KV_DTYPES)
+    if key_cache.dtype in FP8_KV_DTYPES:  # copied as bytes: index_copy_ has no fp8 kernel on CPU
+        key_cache, value_cache = key_cache.view(torch.uint8), value_cache.view(torch.uint8)
     # index_select reads every source before index_copy_ writes: safe even if ids overlap.
     key_cache.index_copy_(0, dst_block_ids, key_cache.index_select(0, src_block_ids))
     value_cache.index_copy_(0, dst_block_ids, value_cache.index_select(0, src_block_ids))

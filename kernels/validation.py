@@ -23,6 +23,10 @@ MAX_HEAD_DIM = 256
 
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 TORCH_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# An fp8 KV pool (kernels/fp8_kv.py): one byte per element, read by queries of a compute dtype.
+FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+# Triton converts fp8 e4m3 natively from Ada/Hopper on.
+MIN_FP8_CAPABILITY = (8, 9)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,25 @@ def check_heads_tensor(
     return tensor.shape[1]
 
 
+def compute_dtype_for(name: str, tensor: torch.Tensor, key_cache: torch.Tensor) -> torch.dtype:
+    """The dtype a query or new K/V must have: the cache's, or for an fp8 pool the compute dtype
+    it is quantized from and dequantized into (any of ``TORCH_DTYPES``)."""
+    if key_cache.dtype not in FP8_KV_DTYPES:
+        return key_cache.dtype
+    if tensor.dtype not in TORCH_DTYPES:
+        raise TypeError(f"{name} beside an fp8 KV cache must be one of {TORCH_DTYPES}, got {tensor.dtype}")
+    return tensor.dtype
+
+
+def check_fp8_device(device: torch.device) -> None:
+    """An fp8 pool in Triton: refused in one line on GPUs older than compute capability 8.9."""
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < MIN_FP8_CAPABILITY:
+        raise ValueError(
+            f"an fp8 KV pool in Triton needs compute capability {MIN_FP8_CAPABILITY} or newer, "
+            f"this GPU has {torch.cuda.get_device_capability(device)}: use model.kv_dtype=auto or engine.backend=torch"
+        )
+
+
 def check_query_heads(num_q_heads: int, num_kv_heads: int) -> int:
     """Return the GQA group size (query heads per KV head)."""
     if num_q_heads % num_kv_heads:
@@ -167,12 +190,13 @@ def check_store_kv_args(
     """Arguments of ``store_kv``: new K/V rows, the pool, and one int64 slot per row."""
     cache = check_kv_cache(key_cache, value_cache, allowed_dtypes)
     device = key_cache.device
-    num_kv_heads = check_heads_tensor("key", key, cache, key_cache.dtype, device)
+    kv_dtype = compute_dtype_for("key", key, key_cache)
+    num_kv_heads = check_heads_tensor("key", key, cache, kv_dtype, device)
     if num_kv_heads != cache.num_kv_heads:
         raise ValueError(f"key has {num_kv_heads} heads, the KV cache has {cache.num_kv_heads}")
     if value.shape != key.shape:
         raise ValueError(f"value shape {tuple(value.shape)} differs from key {tuple(key.shape)}")
-    check_heads_tensor("value", value, cache, key_cache.dtype, device)
+    check_heads_tensor("value", value, cache, kv_dtype, device)
     check_index_tensor("slot_mapping", slot_mapping, torch.int64, 1, device)
     if slot_mapping.shape[0] != key.shape[0]:
         raise ValueError(
@@ -213,7 +237,7 @@ def check_decode_args(
     """
     cache = check_kv_cache(key_cache, value_cache, allowed_dtypes)
     device = key_cache.device
-    num_q_heads = check_heads_tensor("query", query, cache, key_cache.dtype, device)
+    num_q_heads = check_heads_tensor("query", query, cache, compute_dtype_for("query", query, key_cache), device)
     group_size = check_query_heads(num_q_heads, cache.num_kv_heads)
     check_index_tensor("context_lens", context_lens, torch.int32, 1, device)
     if context_lens.shape[0] != query.shape[0]:
@@ -253,7 +277,7 @@ def check_prefill_args(
     """
     cache = check_kv_cache(key_cache, value_cache, allowed_dtypes)
     device = key_cache.device
-    num_q_heads = check_heads_tensor("query", query, cache, key_cache.dtype, device)
+    num_q_heads = check_heads_tensor("query", query, cache, compute_dtype_for("query", query, key_cache), device)
     group_size = check_query_heads(num_q_heads, cache.num_kv_heads)
     check_index_tensor("context_lens", context_lens, torch.int32, 1, device)
     num_seqs = context_lens.shape[0]
@@ -264,30 +288,4 @@ def check_prefill_args(
             f"got {query_start_loc.shape[0]}"
         )
     check_block_tables(block_tables, num_seqs, device)
-    return cache, group_size
-
-
-# An fp8 KV pool (kernels/fp8_kv.py): one byte per element, read by queries of a compute dtype.
-FP8_KV_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
-MIN_FP8_CAPABILITY = (8, 9)
-
-
-def check_fp8_decode_args(
-    query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor, context_lens: torch.Tensor
-) -> tuple[KVCacheShape, int]:
-    """As check_decode_args, for an fp8 pool read by a query of a compute dtype."""
-    cache = check_kv_cache(key_cache, value_cache, FP8_KV_DTYPES)
-    if query.dtype not in TRITON_DTYPES + (torch.float64,):
-        raise TypeError(f"query must be one of {TRITON_DTYPES + (torch.float64,)}, got {query.dtype}")
-    device = key_cache.device
-    num_q_heads = check_heads_tensor("query", query, cache, query.dtype, device)
-    group_size = check_query_heads(num_q_heads, cache.num_kv_heads)
-    check_index_tensor("context_lens", context_lens, torch.int32, 1, device)
-    if context_lens.shape[0] != query.shape[0]:
-        raise ValueError(f"context_lens has {context_lens.shape[0]} entries, query has {query.shape[0]} rows")
-    if device.type == "cuda" and torch.cuda.get_device_capability(device) < MIN_FP8_CAPABILITY:
-        raise ValueError(
-            f"an fp8 KV pool in Triton needs compute capability {MIN_FP8_CAPABILITY} or newer, "
-            f"this GPU has {torch.cuda.get_device_capability(device)}: use model.kv_dtype=auto"
-        )
     return cache, group_size

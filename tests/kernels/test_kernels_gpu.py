@@ -154,3 +154,34 @@ def test_decode_is_cuda_graph_capturable() -> None:
         q.double(), kc.double(), vc.double(), batch.block_tables, context_lens, 0.1
     )
     assert relative_error(out, ref) < TOLERANCE[torch.float16]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("window", [128, 1000, 4096])
+@pytest.mark.parametrize("num_splits", [1, 4, None])
+def test_windowed_decode_gpu(dtype: torch.dtype, window: int, num_splits: int | None) -> None:
+    context_lens = [1, 100, 1500, 4096, 9000]
+    batch, kc, vc, q = _inputs(context_lens, 16, 32, 8, 128, dtype, len(context_lens))
+    out = paged_decode_attention(
+        q, kc, vc, batch.block_tables, batch.context_lens, 128**-0.5, num_splits=num_splits, sliding_window=window
+    )
+    ref = ref_paged_decode_attention(
+        q.double(), kc.double(), vc.double(), batch.block_tables, batch.context_lens, 128**-0.5, sliding_window=window
+    )
+    assert relative_error(out, ref) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("window", [128, 1000])
+def test_windowed_prefill_gpu(dtype: torch.dtype, window: int) -> None:
+    context_lens, q_lens = [2000, 1024, 300, 65], [2000, 200, 1, 64]
+    batch, kc, vc, q = _inputs(context_lens, 16, 32, 8, 128, dtype, sum(q_lens))
+    starts = torch.tensor([0, *torch.tensor(q_lens).cumsum(0).tolist()], dtype=torch.int32, device="cuda")
+    out = paged_prefill_attention(
+        q, kc, vc, batch.block_tables, starts, batch.context_lens, 128**-0.5, sliding_window=window
+    )
+    ref = ref_paged_prefill_attention(
+        q.double(), kc.double(), vc.double(), batch.block_tables, starts, batch.context_lens, 128**-0.5,
+        sliding_window=window,
+    )
+    assert relative_error(out, ref) < TOLERANCE[dtype]
