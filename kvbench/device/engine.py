@@ -13,7 +13,7 @@ import time
 import torch
 
 from kvbench.device.decoder import Decoder
-from kvbench.device.kv_pool import KVPool, kv_pool_bytes
+from kvbench.device.kv_pool import KVPool, kv_pool_bytes, pool_dtype
 from kvbench.device.plan_inputs import plan_step_inputs
 from kvbench.device.profile_grid import warm_up
 from kvbench.device.settings import (
@@ -29,6 +29,7 @@ from kvbench.device.timing import StepTimer
 from kvbench.device.token_book import TokenBook
 from kvbench.device.weights import random_weights, weight_bytes
 from kvbench.hardware import HardwareConfig, KVBudget, num_swap_blocks
+from kvbench.kernels.validation import FP8_KV_DTYPES, check_fp8_device
 from kvbench.model_spec import ModelSpec
 from kvbench.scheduler import StepPlan
 
@@ -62,19 +63,17 @@ class DeviceEngine:
         self.device = torch_device(device)
         self.dtype = torch_dtype(dtype)
         self.backend = attention_backend(backend, self.device, self.dtype)
-        if self.backend == "triton" and model.has_windowed_layers:
-            raise ValueError(
-                f"engine.backend resolved to triton, whose attention kernels have no sliding-window mask yet: "
-                f"model={c.name} has sliding-window layers (set engine.backend=torch)"
-            )
+        self.kv_format = model.kv_format
+        kv_dtype = pool_dtype(self.kv_format, self.backend, self.dtype)
+        if kv_dtype in FP8_KV_DTYPES:
+            check_fp8_device(self.device)
         check_memory_fits(
-            self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, self.dtype)
+            self.device, weight_bytes(c, self.dtype), kv_pool_bytes(c, budget.num_blocks, budget.block_size, kv_dtype)
         )
         self.model_config = c
         self.decoder = Decoder(c, random_weights(c, self.dtype, self.device, seed))
         self.block_size = budget.block_size
-        self.pool = KVPool(c, budget.num_blocks, budget.block_size, self.dtype, self.device)
-        self.kv_format = model.kv_format
+        self.pool = KVPool(c, budget.num_blocks, budget.block_size, kv_dtype, self.device)
         self.runner = StepRunner(self.decoder, self.pool, self.backend, self.device, self.kv_format)
         self.book = TokenBook(c.vocab_size, record_logits)
         self.swap_pool = HostSwapPool(self.pool, num_swap_blocks(hardware, budget))
@@ -140,6 +139,7 @@ class DeviceEngine:
             "warmup_s": self.warmup_s,
             "weights_bytes": sum(t.numel() * t.element_size() for t in _unique(self.decoder.weights.tensors())),
             "device_kv_pool_bytes": self.pool.num_bytes,
+            "device_kv_pool_dtype": str(self.pool.key_caches[0].dtype).removeprefix("torch."),
         }
 
 

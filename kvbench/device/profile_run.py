@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from kvbench.device.decoder import Decoder
-from kvbench.device.kv_pool import KVPool, kv_pool_bytes
+from kvbench.device.kv_pool import KVPool, kv_pool_bytes, pool_dtype
 from kvbench.device.profile_grid import StepShape, synthetic_step, time_step, warm_up
 from kvbench.device.settings import check_memory_fits
 from kvbench.device.step_runner import StepRunner
@@ -47,7 +47,8 @@ def profile_steps(
     budgets = {
         bs: kv_budget(setup.hardware, setup.model, bs, setup.kv_cache_bytes, setup.num_blocks) for bs in block_sizes
     }
-    largest_pool = max(kv_pool_bytes(config, b.num_blocks, b.block_size, setup.dtype) for b in budgets.values())
+    kv_dtype = pool_dtype(setup.model.kv_format, setup.backend, setup.dtype)
+    largest_pool = max(kv_pool_bytes(config, b.num_blocks, b.block_size, kv_dtype) for b in budgets.values())
     check_memory_fits(setup.device, weight_bytes(config, setup.dtype), largest_pool)
     decoder = Decoder(config, random_weights(config, setup.dtype, setup.device, setup.seed))
     rows = []
@@ -55,7 +56,7 @@ def profile_steps(
     bar = tqdm(total=total, unit="step", disable=not progress or None, leave=False)
     with bar:
         for block_size, budget in budgets.items():
-            pool = KVPool(config, budget.num_blocks, block_size, setup.dtype, setup.device, fill=0.0)
+            pool = KVPool(config, budget.num_blocks, block_size, kv_dtype, setup.device, fill=0.0)
             runner = StepRunner(decoder, pool, setup.backend, setup.device)
             if setup.device.type == "cuda":
                 warm_up(runner)
