@@ -1,4 +1,5 @@
-"""The dense-model proof with sliding-window layers (CPU, float64, torch kernels).
+"""The dense-model proof with sliding-window layers (CPU, float64, torch kernels), and the Triton
+kernels' window (CPU: the interpreter, float32) against the torch kernels'.
 
 A tiny model whose even layers attend to the last 6 tokens only: every strategy that keeps a
 sequence's whole context in one block table (all but the window-aware ones, which the device
@@ -9,6 +10,9 @@ give other logits.
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import pytest
 import torch
 
@@ -62,8 +66,35 @@ def test_the_window_changes_what_the_model_computes(run_device):
     assert not torch.allclose(windowed[6:], full[6:])
 
 
-def test_window_aware_strategies_and_triton_are_refused_on_the_device(run_device):
+def test_window_aware_strategies_are_refused_on_the_device(run_device):
     with pytest.raises(ConfigError, match="cannot run model=tiny with strategy=paged"):
         run_device(["strategy=paged", *WORKLOAD, *WINDOW])
-    with pytest.raises(ValueError, match="no sliding-window mask yet"):
-        run_device(["strategy=paged_prefix", *WORKLOAD, *WINDOW, "engine.backend=triton", "engine.dtype=float32"])
+
+
+# Prompts of 74-94 tokens (a 64-token shared prefix) with a window of 6: past the kernels' first 64-token tile, so the Triton
+# kernels skip whole tiles before the window (tests/kernels/test_sliding_window_kernels.py proves
+# the skip); a shared prefix gives prefix-cache hits, 2 samples copy-on-write.
+TRITON_WINDOW = [
+    "strategy=paged_prefix", "strategy.block_size=4", "workload=synthetic", "workload.num_requests=3",
+    "workload.arrival=offline", "workload.prompt.min=10", "workload.prompt.max=30", "workload.output.min=2",
+    "workload.output.max=5", "workload.shared_prefix_tokens=64", "workload.n=2", "engine.dtype=float32",
+    "engine.record_logits=true", "num_blocks=160", "model.layer_pattern=[sliding,full]", "model.sliding_window=6",
+]
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="Triton on CPU needs TRITON_INTERPRET=1")
+@pytest.mark.parametrize("kv_dtype", ["auto", "fp8_e4m3"])
+def test_triton_kernels_give_the_torch_kernels_tokens_on_a_windowed_model(kv_dtype, run_device):
+    overrides = [*TRITON_WINDOW, f"model.kv_dtype={kv_dtype}"]
+    triton_run, triton_recorder = run_device([*overrides, "engine.backend=triton"])
+    torch_run, torch_recorder = run_device([*overrides, "engine.backend=torch"])
+    assert triton_run.executor.summary_fields()["attention_backend"] == "triton"
+    assert triton_recorder.steps_table()["prefix_hit_tokens"].sum() > 0
+    triton_texts = list(triton_recorder.requests_table()["generated_token_ids"])
+    assert triton_texts == list(torch_recorder.requests_table()["generated_token_ids"])
+    rows = {}
+    for name, run in (("triton", triton_run), ("torch", torch_run)):
+        rows[name] = {(request_id, position): row for request_id, records in run.executor.engine.book.finished.items()
+                      for position, row in records[0].logits.items()}
+    assert rows["triton"].keys() == rows["torch"].keys()
+    assert max(float(np.abs(rows["triton"][k] - rows["torch"][k]).max()) for k in rows["triton"]) <= 1e-4
