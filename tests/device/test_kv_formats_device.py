@@ -27,8 +27,9 @@ EXACT_ATOL = 1e-9
 # Against the unquantized dense model, the largest logit difference over the row's largest |logit|
 # (the tiny model with random weights, 2 layers, seeds 0-2 measured): int8 (per-token groups of 32,
 # each element within half a step of (max - min) / 255) 0.49-0.60%; fp8 e4m3 (3 mantissa bits,
-# relative rounding up to 2^-4) 2.9%. The bounds are about 3x the worst measured, for other seeds.
-RELATIVE_TOLERANCE = {"int8": 0.02, "fp8_e4m3": 0.09}
+# relative rounding up to 2^-4) 2.9%; fp8 e5m2 (2 mantissa bits, up to 2^-3) 5.6-7.3%. The bounds
+# are about 3x the worst measured, for other seeds.
+RELATIVE_TOLERANCE = {"int8": 0.02, "fp8_e4m3": 0.09, "fp8_e5m2": 0.22}
 
 
 def fmt(name: str, group_size: int = 32) -> KVFormat:
@@ -74,7 +75,7 @@ def quantized_dense_continuation(engine, request) -> str:
     return " ".join(map(str, ids[request.num_prompt_tokens :]))
 
 
-@pytest.mark.parametrize("kv_dtype", ["int8", "fp8_e4m3"])
+@pytest.mark.parametrize("kv_dtype", sorted(RELATIVE_TOLERANCE))
 def test_quantized_logits_equal_the_quantized_dense_model_and_stay_near_the_exact_one(kv_dtype, run_device):
     run, recorder = run_device(["strategy=paged_prefix", f"model.kv_dtype={kv_dtype}", *WORKLOAD,
                                 "engine.record_logits=true"])
@@ -94,7 +95,7 @@ def test_quantized_logits_equal_the_quantized_dense_model_and_stay_near_the_exac
     assert 0 < worst_relative <= RELATIVE_TOLERANCE[kv_dtype]  # > 0: the format did change the values
 
 
-@pytest.mark.parametrize("kv_dtype", ["int8", "fp8_e4m3"])
+@pytest.mark.parametrize("kv_dtype", sorted(RELATIVE_TOLERANCE))
 def test_every_strategy_gives_the_same_tokens_at_a_format(kv_dtype, run_device):
     shas = {}
     for strategy in PRESETS:
