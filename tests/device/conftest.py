@@ -96,9 +96,11 @@ def dense_continuations() -> Callable[[DeviceEngine, list[Request]], dict[int, s
 def max_logit_error() -> Callable[..., float]:
     """Largest |device logits - dense logits| over every recorded row; with `relative`, each row's
     largest difference over its largest |dense logit|. The dense model (the engine's own, or
-    `reference`) runs on each sequence's own tokens: prompt + what it generated."""
+    `reference`) runs on each sequence's own tokens: prompt + what it generated; with
+    `quantized`, its K/V go through the engine's KV format (dense_logits' kv_format)."""
 
-    def error_(engine: DeviceEngine, reference: Decoder | None = None, relative: bool = False) -> float:
+    def error_(engine: DeviceEngine, reference: Decoder | None = None, relative: bool = False,
+               quantized: bool = False) -> float:
         reference = reference or engine.decoder
         worst = 0.0
         for records in engine.book.finished.values():
@@ -106,7 +108,8 @@ def max_logit_error() -> Callable[..., float]:
                 if not record.logits:
                     continue
                 tokens = record.token_ids[: max(record.logits) + 1]
-                dense = dense_logits(reference, tokens).to(torch.float64).cpu().numpy()
+                kv_format = engine.kv_format if quantized else None
+                dense = dense_logits(reference, tokens, kv_format).to(torch.float64).cpu().numpy()
                 for position, row in record.logits.items():
                     error = float(np.abs(row - dense[position]).max())
                     if relative:
