@@ -10,7 +10,9 @@
 # Steps: (1) the GPU tests, (2) the kernel benchmark, (3) `kvbench profile` (both block-table
 # layouts at block size 16), (4) one throughput trace through the device executor and through
 # the simulator with the measured profile and with the roofline, for paged and contiguous
-# strategies, then (5) sim_vs_device.md: tokens/s of each simulation against the device run.
+# strategies, then (5) sim_vs_device.md: tokens/s of each simulation against the device run, and
+# (6) fp8_kv.md: the same trace on the device with an fp8 KV pool (model.kv_dtype=fp8_e4m3) beside
+# the DTYPE pool of step (4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +40,8 @@ mkdir -p "$RESULTS_DIR"
     git rev-parse HEAD 2>/dev/null || true
 } > "$RESULTS_DIR/environment.txt"
 
-# (1) GPU tests: kernels at realistic shapes, and the device executor's proof in float64 and bf16.
+# (1) GPU tests: kernels at realistic shapes (fp8 pools and sliding windows included), and the
+#     device executor's proof in float64 and bf16 (over an fp8 pool, with a sliding window).
 # A failure is recorded, not fatal: the measurements below still say something.
 run python -m pytest -m gpu tests -q 2>&1 | tee "$RESULTS_DIR/pytest_gpu.txt" \
     || echo "GPU tests failed: see $RESULTS_DIR/pytest_gpu.txt" | tee -a "$RESULTS_DIR/commands.txt"
@@ -87,6 +90,25 @@ for strategy in ("paged", "contiguous"):
         f"{roofline / device:.3f} | {runs['sim_profile']['profile_steps_outside_grid']} |"
     )
 (out / "sim_vs_device.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+# (6) The fp8 KV pool (real float8 storage, dequantized in the Triton kernels) on the same trace:
+#     the same bytes hold twice the blocks of a 16-bit pool, so the schedule differs too.
+run kvbench run "${TRACE[@]}" strategy=paged strategy.block_size=16 engine=device engine.device=cuda \
+    engine.dtype="$DTYPE" model.kv_dtype=fp8_e4m3 hydra.run.dir="$RESULTS_DIR/runs/device_paged_fp8"
+run python - "$RESULTS_DIR" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+fields = ["device_kv_pool_dtype", "device_kv_pool_bytes", "num_blocks", "output_tokens_per_s",
+          "kernel_decode_attention_s", "kernel_prefill_attention_s", "kernel_store_kv_s", "tokens_sha256"]
+lines = ["| pool | " + " | ".join(fields) + " |", "|---|" + "---|" * len(fields)]
+for name in ("device_paged", "device_paged_fp8"):
+    summary = json.loads((out / "runs" / name / "summary.json").read_text())
+    lines.append(f"| {name} | " + " | ".join(str(summary.get(f, "")) for f in fields) + " |")
+(out / "fp8_kv.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
 echo "results: $RESULTS_DIR"
