@@ -13,21 +13,23 @@ Layout (per layer)
     ``num_q_heads % num_kv_heads == 0`` (MHA, GQA, MQA), in the cache dtype.
 
 Public API (every function takes ``backend="triton" | "torch"``)
-    ``store_kv(key, value, key_cache, value_cache, slot_mapping)``
+    ``store_kv(key, value, key_cache, value_cache, slot_mapping, *, kv_scales=None)``
         Scatter new K/V ``[num_tokens, num_kv_heads, head_dim]`` to ``slot_mapping`` (int64;
-        negative slots are skipped).
+        negative slots are skipped). ``kv_scales=(k_scale, v_scale)``: an fp8 pool, quantized as
+        stored; the attention functions take the same argument and dequantize (see fp8_kv.py).
     ``copy_blocks(key_cache, value_cache, src_block_ids, dst_block_ids)``
         Copy-on-write: copy whole blocks (int64 id lists of equal length) in both pools.
     ``paged_decode_attention(query, key_cache, value_cache, block_tables, context_lens, scale,
-    *, num_splits=None, max_context_len=None, out=None)``
+    *, num_splits=None, max_context_len=None, out=None, sliding_window=0, kv_scales=None)``
         One query token per sequence over its whole context (its own K/V already stored);
         ``context_lens int32 [num_seqs]``. Split-K (flash-decoding) when ``num_splits > 1``;
         ``None`` picks it (:func:`choose_num_splits`).
     ``paged_prefill_attention(query, key_cache, value_cache, block_tables, query_start_loc,
-    context_lens, scale, *, max_query_len=None, out=None)``
+    context_lens, scale, *, max_query_len=None, out=None, sliding_window=0, kv_scales=None)``
         Packed new tokens of several sequences (``query_start_loc int32 [num_seqs + 1]``), each
         the last ``q_len`` positions of its ``context_len``: attends to the cached prefix and
         causally to itself. Plain prefill, chunked prefill and prefix-cache hits.
+        ``sliding_window`` W > 0 (both attention functions): a token sees its last W keys only.
     ``contiguous_decode_attention(query, key_cache, value_cache, start_slots, context_lens,
     scale, *, num_splits=None, max_context_len=None, out=None)``
         Decode for sequences stored as one run of slots from ``start_slots int64 [num_seqs]``:
