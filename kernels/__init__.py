@@ -111,12 +111,12 @@ def store_kv(
 
     ``kv_scales`` (k_scale, v_scale): the pool is fp8 and the values are quantized as stored
     (:mod:`kvbench.kernels.fp8_kv`)."""
+    triton = _use_triton(backend)
     if kv_scales is not None:
         from kvbench.kernels.fp8_kv import store_kv_fp8
 
-        _use_triton(backend)  # checks the name
         store_kv_fp8(key, value, key_cache, value_cache, slot_mapping, *kv_scales, backend=backend)
-    elif _use_triton(backend):
+    elif triton:
         from kvbench.kernels.cache_ops_triton import store_kv_triton
 
         store_kv_triton(key, value, key_cache, value_cache, slot_mapping)
@@ -168,15 +168,15 @@ def paged_decode_attention(
     skips the tiles before them). ``kv_scales`` (k_scale, v_scale): an fp8 pool, dequantized
     as it is read (:mod:`kvbench.kernels.fp8_kv`).
     """
+    triton = _use_triton(backend)
     if kv_scales is not None:
         from kvbench.kernels.fp8_kv import paged_decode_attention_fp8
 
-        _use_triton(backend)
         return paged_decode_attention_fp8(
             query, key_cache, value_cache, block_tables, context_lens, scale, *kv_scales, num_splits=num_splits,
             max_context_len=max_context_len, out=out, backend=backend, sliding_window=sliding_window,
         )
-    if _use_triton(backend):
+    if triton:
         from kvbench.kernels.decode_triton import paged_decode_attention_triton
 
         return paged_decode_attention_triton(
@@ -218,15 +218,15 @@ def paged_prefill_attention(
     many keys (the Triton kernel skips the tiles before them). ``kv_scales``: an fp8 pool, as in
     :func:`paged_decode_attention`.
     """
+    triton = _use_triton(backend)
     if kv_scales is not None:
         from kvbench.kernels.fp8_kv import paged_prefill_attention_fp8
 
-        _use_triton(backend)
         return paged_prefill_attention_fp8(
             query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, *kv_scales,
             max_query_len=max_query_len, out=out, backend=backend, sliding_window=sliding_window,
         )
-    if _use_triton(backend):
+    if triton:
         from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
 
         return paged_prefill_attention_triton(
