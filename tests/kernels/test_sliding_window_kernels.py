@@ -40,9 +40,15 @@ def poison_blocks_before(key_cache, value_cache, batch, seq, position):
         value_cache[block_id] = math.nan
 
 
-@pytest.mark.parametrize("window", [1, 5, 100, 1000])
-@pytest.mark.parametrize("num_splits", [1, 3])
-@pytest.mark.parametrize("heads, block_size", [((4, 4), 16), ((8, 2), 1), ((4, 1), 64)])
+# (window, num_splits, (query heads, KV heads), block size): a window of one key, windows inside a
+# tile, of exactly a tile, across tiles, longer than every context; MHA, GQA, MQA; split-K.
+DECODE_CASES = [
+    (1, 1, (4, 4), 16), (5, 3, (8, 2), 1), (64, 2, (4, 4), 16), (100, 3, (4, 4), 16), (100, 1, (4, 1), 64),
+    (1000, 3, (8, 2), 1),
+]
+
+
+@pytest.mark.parametrize("window, num_splits, heads, block_size", DECODE_CASES)
 def test_windowed_decode_matches_the_reference(window, num_splits, heads, block_size):
     context_lens = [1, 16, 70, 200, 333]
     gen, batch, key_cache, value_cache = pool_and_batch(context_lens, block_size, heads[1])
@@ -96,8 +102,9 @@ def run_windowed_prefill(context_lens, q_lens, window, heads, block_size, poison
                                        batch.context_lens, HEAD_DIM**-0.5).isnan().any()
 
 
-@pytest.mark.parametrize("window", [1, 6, 90, 1000])
-@pytest.mark.parametrize("heads, block_size", [((4, 4), 16), ((8, 2), 4)])
+@pytest.mark.parametrize("window, heads, block_size", [
+    (1, (4, 4), 16), (6, (8, 2), 4), (90, (4, 4), 16), (90, (8, 2), 4), (1000, (8, 2), 4),
+])
 def test_windowed_prefill_matches_the_reference(window, heads, block_size):
     # A plain prefill, a prefix hit, a one-token chunk and a chunk after a long cached prefix.
     run_windowed_prefill([150, 200, 81, 300], [150, 40, 1, 70], window, heads, block_size)
