@@ -14,6 +14,9 @@ Suites (the ``suite`` column):
 * ``block_size``: paged decode at one shape for block sizes 1..256.
 * ``cow``: ``copy_blocks`` (copy-on-write) cost, Triton and torch.
 * ``prefill``: paged prefill with a cached prefix vs SDPA on a contiguous copy, in TFLOP/s.
+* ``kv_variants``: paged decode at the block-size sweep's shape as is, over an fp8 e4m3 pool (one
+  byte per element, dequantized in the kernel) and with sliding windows (tiles before the window
+  skipped); bandwidth counts the bytes each variant needs to read.
 
 Timing: ``triton.testing.do_bench`` medians flush L2 before every call. Decode calls are short
 enough for launch gaps to matter, so decode is also timed with ``do_bench_cudagraph`` (the
@@ -91,6 +94,7 @@ class Grid:
     prefill_cases: tuple[tuple[int, int, int], ...]  # (sequences, new tokens, cached prefix)
     max_pool_bytes: int  # skip decode shapes whose K+V pool would exceed this
     copy_bytes: int  # buffer size of the reference device-to-device copy
+    windows: tuple[int, ...] = (128, 1024)  # sliding windows of the kv_variants suite
 
 
 FULL = Grid(
@@ -140,6 +144,7 @@ SMOKE = Grid(
     prefill_cases=((2, 8, 16),),
     max_pool_bytes=1 << 20,
     copy_bytes=1 << 20,
+    windows=(8,),
 )
 
 
@@ -598,6 +603,47 @@ def paging_overhead(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return summary
 
 
+def suite_kv_variants(dev: Device, grid: Grid) -> list[dict[str, object]]:
+    """Paged decode at the sweep shape: as is, over an fp8 pool, and with each sliding window."""
+    from kvbench.kernels import paged_decode_attention
+    from kvbench.kernels.quant_reference import quantize_fp8
+    from kvbench.kernels.synthetic import paged_batch, random_kv_pool
+    from kvbench.kernels.validation import MIN_FP8_CAPABILITY
+
+    fp8_supported = dev.device.type != "cuda" or torch.cuda.get_device_capability(dev.device) >= MIN_FP8_CAPABILITY
+    batch, context, num_q_heads, num_kv_heads = grid.sweep_shape
+    dtype, head_dim, block_size = grid.dtypes[0], grid.head_dim, 16
+    layout = paged_batch([context] * batch, block_size, device=dev.device)
+    caches = random_kv_pool(layout.num_blocks, block_size, num_kv_heads, head_dim, dtype=dtype, device=dev.device)
+    fp8_caches = tuple(quantize_fp8(cache, torch.float8_e4m3fn, 1.0) for cache in caches)
+    query = torch.randn((batch, num_q_heads, head_dim), device=dev.device).to(dtype)
+    elt = query.element_size()
+    # (kernel, pool, kv_scales, window, bytes per cached element)
+    variants = [("paged-triton", caches, None, 0, elt), ("paged-triton-fp8", fp8_caches, (1.0, 1.0), 0, 1)]
+    variants += [(f"paged-triton-window{w}", caches, None, w, elt) for w in grid.windows]
+    rows = []
+    for name, (key_cache, value_cache), kv_scales, window, kv_elt in variants:
+        keys_read = min(context, window) if window else context
+        moved = 2 * batch * keys_read * num_kv_heads * head_dim * kv_elt + 2 * batch * num_q_heads * head_dim * elt
+        row = {"suite": "kv_variants", "kernel": name, "dtype": dtype_name(dtype), "q_heads": num_q_heads,
+               "kv_heads": num_kv_heads, "head_dim": head_dim, "batch": batch, "context_len": context,
+               "block_size": block_size}
+
+        def call(key_cache=key_cache, value_cache=value_cache, kv_scales=kv_scales, window=window) -> torch.Tensor:
+            return paged_decode_attention(query, key_cache, value_cache, layout.block_tables, layout.context_lens,
+                                          head_dim**-0.5, kv_scales=kv_scales, sliding_window=window)
+
+        if kv_scales is not None and not fp8_supported:
+            row["note"] = f"fp8 in Triton needs compute capability {MIN_FP8_CAPABILITY}+"
+        else:
+            call()
+            row["ms_flushed"] = round(dev.timer.flushed(call), 4)
+            row.update(bandwidth_fields(moved, row["ms_flushed"], dev))
+        rows.append(row)
+    release(dev)
+    return rows
+
+
 def markdown_table(rows: list[dict[str, object]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
@@ -647,6 +693,10 @@ SUITE_COLUMNS = {
         "tflops",
         "max_abs_diff",
         "note",
+    ],
+    "kv_variants": [
+        "kernel", "dtype", "q_heads", "kv_heads", "batch", "context_len", "bytes", "ms_flushed", "gbps",
+        "frac_of_copy", "note",
     ],
 }
 
@@ -727,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         else "- timings: one perf_counter call each under the Triton interpreter (not meaningful)",
     ]
     rows: list[dict[str, object]] = []
-    for suite in (suite_decode, suite_block_size, suite_cow, suite_prefill):
+    for suite in (suite_decode, suite_block_size, suite_cow, suite_prefill, suite_kv_variants):
         rows += suite(dev, grid)
         print(f"{suite.__name__}: {len(rows)} rows so far", flush=True)
     write_report(args.out, rows, header)

@@ -26,7 +26,7 @@ def test_bench_smoke_writes_report(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     with open(tmp_path / "kernels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert {r["suite"] for r in rows} == {"decode", "block_size", "cow", "prefill"}
+    assert {r["suite"] for r in rows} == {"decode", "block_size", "cow", "prefill", "kv_variants"}
     assert not [r for r in rows if r["note"]], "a kernel failed in the smoke run"
     # The baselines compute what the paged kernels compute.
     assert all(float(r["max_abs_diff"]) < 1e-4 for r in rows if r["max_abs_diff"])
