@@ -17,6 +17,11 @@ One query token per sequence attends to its whole cached context. Launch grid:
   ``lse = -inf`` and weigh nothing. With ``num_splits == 1`` the decode kernel writes the output
   directly and no reduction kernel runs. :func:`kvbench.kernels.splits.choose_num_splits` picks
   the factor when the caller does not.
+* **Sliding window.** With ``sliding_window`` W > 0 the query sees positions ``ctx_len - W`` on:
+  the programs divide only the tiles from the one holding that position, so the tiles before it
+  are never loaded. The window's first tile and the context's last are the masked ones.
+* **fp8 pool.** With ``kv_scales`` the pool holds fp8 and each tile is dequantized as it is
+  loaded (kvbench.kernels.fp8_kv).
 * **Paged vs contiguous.** The same kernel body is compiled with ``CONTIGUOUS=True`` for
   sequences whose K/V are one run of slots starting at ``start_slots[seq]`` (see
   :mod:`kvbench.kernels.contiguous`).

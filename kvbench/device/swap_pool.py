@@ -1,7 +1,8 @@
 """The swap space on the host: copies of swapped-out blocks, in pinned memory beside a CUDA pool.
 
 Per layer a key and a value tensor shaped like the device pool's, `[num_blocks, block_size,
-num_kv_heads, head_dim]`, addressed by the scheduler's host block ids. Each block of each layer's
+num_kv_heads, head_dim]`, of its dtype (an fp8 pool's blocks move as their bytes, its per-layer
+scales stay with the pool), addressed by the scheduler's host block ids. Each block of each layer's
 K and V moves as its own copy, as vLLM v0's `swap_blocks` does with one cudaMemcpyAsync per block:
 the timings then show what many small transfers cost. The tensors grow (doubling) to the highest
 host block id used, so a run that never swaps pins no host memory and one that swaps little pins
