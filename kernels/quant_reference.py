@@ -46,9 +46,13 @@ def fake_quantize(x: torch.Tensor, fmt: KVFormat) -> torch.Tensor:
 
 
 def quantize_fp8(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
-    """``x / scale`` in `fp8`, saturated at its largest finite value: what an fp8 cache stores."""
+    """``x / scale`` in `fp8`, saturated at its largest finite value: what an fp8 cache stores.
+
+    The division runs in at least fp32 and is rounded once, to fp8, as the store kernel (and
+    vLLM's) does: a bf16 quotient rounded again to fp8 could differ in the last bit."""
     limit = torch.finfo(fp8).max
-    return (x / scale).clamp(-limit, limit).to(fp8)
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    return (wide / scale).clamp(-limit, limit).to(fp8)
 
 
 def fp8_round_trip(x: torch.Tensor, fp8: torch.dtype, scale: float) -> torch.Tensor:
