@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -33,6 +33,8 @@ from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.swap_space import swap_summary
 from kvbench.workloads import WORKLOADS, WorkloadData
 
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
