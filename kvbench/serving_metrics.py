@@ -141,12 +141,7 @@ def vllm_result(summary: dict, requests: pd.DataFrame, request_rate: float | Non
 
 
 def write_vllm_result(run_dir: Path, result: dict) -> Path:
-    """Write the vLLM-format result (strict JSON: NaN as null) into the run directory.
-
-    On one line, as vLLM writes it: json's C encoder only serves output without indentation, and
-    the per-request lists of a 10,000-request run took 0.3 s to indent. Only a result that holds a
-    NaN (a figure with nothing to measure) is walked to turn it into null.
-    """
+    """Write the vLLM-format result (strict JSON: NaN as null) into the run directory."""
 
     def clean(value):
         if isinstance(value, float) and not math.isfinite(value):
@@ -157,10 +152,6 @@ def write_vllm_result(run_dir: Path, result: dict) -> Path:
             return {k: clean(v) for k, v in value.items()}
         return value
 
-    try:
-        text = json.dumps(result, allow_nan=False)
-    except ValueError:
-        text = json.dumps(clean(result), allow_nan=False)
     path = Path(run_dir) / VLLM_RESULT
-    path.write_text(text + "\n")
+    path.write_text(json.dumps(clean(result), indent=1, allow_nan=False) + "\n")
     return path

@@ -12,7 +12,7 @@ import pytest
 from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.metrics import SUMMARY_SIGNIFICANT_DIGITS, rounded
 from kvbench.scheduler import StepPlan
-from kvbench.serving_metrics import VLLM_RESULT, SLOConfig, vllm_metrics, write_vllm_result
+from kvbench.serving_metrics import VLLM_RESULT, SLOConfig, vllm_metrics
 
 REQUESTS = pd.DataFrame({
     "num_prompt_tokens": [10, 20, 30, 40],
@@ -96,9 +96,3 @@ def test_every_run_directory_holds_a_vllm_save_result_json(tmp_path):
     assert summary["mean_itl_ms"] == pytest.approx(decode_s / gaps.sum() * 1000, rel=1e-9)
     assert summary["p90_itl_ms"] <= summary["p99_itl_ms"] and summary["std_itl_ms"] >= 0
     assert saved["median_itl_ms"] == pytest.approx(summary["median_itl_ms"], rel=1e-11)
-
-
-def test_the_vllm_result_writes_a_figure_with_nothing_to_measure_as_null(tmp_path):
-    path = write_vllm_result(tmp_path, {"mean_tpot_ms": math.nan, "ttfts": [0.5, math.nan], "x": {"y": math.nan}})
-    assert json.loads(path.read_text()) == {"mean_tpot_ms": None, "ttfts": [0.5, None], "x": {"y": None}}
-    assert json.loads(write_vllm_result(tmp_path, {"ttfts": [0.25]}).read_text()) == {"ttfts": [0.25]}
