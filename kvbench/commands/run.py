@@ -30,8 +30,6 @@ from kvbench.report_text import summary_table
 from kvbench.runner import execute
 
 OVERWRITE_FLAG = "--overwrite"
-
-
 CONFIG_PATH = "pkg://kvbench.conf"
 CONFIG_NAME = "config"
 
@@ -84,7 +82,9 @@ def run_single(overrides: list[str]) -> bool:
         cfg = app.compose_config(CONFIG_NAME, overrides, run_mode=RunMode.RUN, with_log_configuration=True)
         if cfg.hydra.mode is RunMode.MULTIRUN:
             return False
-        cfg.hydra.mode = RunMode.RUN
+        if cfg.hydra.mode is None:  # recorded in .hydra/hydra.yaml as @hydra.main records it
+            cfg.hydra.overrides.hydra.append("hydra.mode=RUN")
+            cfg.hydra.mode = RunMode.RUN
         callbacks = Callbacks(cfg)
         callbacks.on_run_start(config=cfg, config_name=CONFIG_NAME)
         job = run_job(
