@@ -5,7 +5,8 @@ bench_simulator.py). For each case it measures, as medians of `--rounds` rounds:
 
 - `loop`: the step loop of one run in this process (kvbench.runner.simulate, steps streamed to a
   Parquet file as a run streams them), CPU seconds (time.process_time);
-- `process`: the whole `kvbench run` process, start to exit, CPU seconds and peak RSS (os.wait4);
+- `process`: the whole `kvbench run` process, start to exit, CPU seconds and peak RSS (os.wait4),
+  and its start-up: wall seconds from starting the process to its first simulated step;
 - `vllm`: the same requests replayed through vLLM 0.33.0's Scheduler and KVCacheManager
   (kvbench.oracle.vllm_replay, no model), CPU seconds; only with `--vllm` and the oracle installed
   (scripts/install_vllm_oracle.sh).
@@ -20,7 +21,9 @@ are shared). Nothing here asserts anything about time.
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
+import importlib.util
 import multiprocessing
 import os
 import statistics
@@ -35,6 +38,7 @@ from kvbench.results import TableFormat, TableWriter
 from kvbench.runner import build, simulate
 from kvbench.commands.listing import choices
 
+FIRST_STEP_AT = "kvbench first step at"
 # The configuration the README and docs/performance.md quote.
 DOCUMENTED = ["workload=sharegpt", "workload.num_requests=10000", "workload.arrival=offline", "model=llama-2-7b",
               "hardware=a100-80gb"]
@@ -61,20 +65,52 @@ def loop_cpu_s(overrides: list[str]) -> tuple[float, int]:
     return cpu_s, simulated_tokens(run.workload.requests)
 
 
-def process_cpu_s(overrides: list[str]) -> tuple[float, float, int]:
-    """(CPU seconds, wall seconds, peak RSS bytes) of a whole `kvbench run` process."""
+# `kvbench run` as the `kvbench` command runs it, but reporting on stderr when (time.time()) its
+# first step starts: the step loop's first call.
+RUN_WITH_FIRST_STEP_TIME = f"""
+import sys, time
+import kvbench.runner
+from kvbench.cli import main
+
+def run_steps(*args, run_steps=kvbench.runner.run_steps):
+    print("{FIRST_STEP_AT}", repr(time.time()), file=sys.stderr, flush=True)
+    return run_steps(*args)
+
+kvbench.runner.run_steps = run_steps
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+# A process reads its modules' cached bytecode, as an installed kvbench does (pip compiles it at
+# install time): with PYTHONDONTWRITEBYTECODE set (as on some CI and sandbox machines) an editable
+# checkout would compile its ~150 modules from source at every start, about 0.3 s of CPU.
+WITH_BYTECODE = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
+def compile_kvbench() -> None:
+    """Write the bytecode of every kvbench module (its plugin folders too) before anything is timed."""
+    for package in ("kvbench", "kvbench.strategies", "kvbench.workloads", "kvbench.kernels"):
+        for folder in importlib.util.find_spec(package).submodule_search_locations:
+            compileall.compile_dir(folder, quiet=1)
+
+
+def process_cpu_s(overrides: list[str]) -> tuple[float, float, int, float]:
+    """(CPU seconds, wall seconds, peak RSS bytes, start-up wall seconds) of a whole `kvbench run` process."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "kvbench.cli", "run", *overrides, f"hydra.run.dir={tmp}/run"]
+        command = [sys.executable, "-c", RUN_WITH_FIRST_STEP_TIME, "run", *overrides, f"hydra.run.dir={tmp}/run"]
+        started_at = time.time()
         start = time.perf_counter()
-        # From a folder of its own: `python -m` puts the working directory first on sys.path, and a
+        # From a folder of its own: `python -c` puts the working directory first on sys.path, and a
         # checkout's root would shadow an installed (non-editable) kvbench with its source tree.
-        child = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=WITH_BYTECODE)
         _, status, usage = os.wait4(child.pid, 0)
         wall_s = time.perf_counter() - start
+        stderr = child.stderr.read().decode()
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
-            raise RuntimeError(f"{' '.join(command)} failed: {child.stderr.read().decode()[-500:]}")
-    return usage.ru_utime + usage.ru_stime, wall_s, usage.ru_maxrss * 1024
+            raise RuntimeError(f"{' '.join(command[3:])} failed: {stderr[-500:]}")
+    first_step_at = float(stderr.split(FIRST_STEP_AT, 1)[1].split()[0])
+    return usage.ru_utime + usage.ru_stime, wall_s, usage.ru_maxrss * 1024, first_step_at - started_at
 
 
 def vllm_cpu_s(overrides: list[str]) -> float:
@@ -107,18 +143,19 @@ def median_of(rounds: int, measure, *args):
 
 def strategy_rows(rounds: int, with_vllm: bool, strategies: list[str], launcher) -> list[str]:
     rows = ["| strategy | simulated tokens | loop CPU s | M tokens / loop CPU-s | process CPU s | M tokens / "
-            "process CPU-s | peak RSS MiB | vLLM KVCacheManager CPU s | M tokens / vLLM CPU-s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "process CPU-s | process wall s | start-up wall s | peak RSS MiB | vLLM KVCacheManager CPU s | "
+            "M tokens / vLLM CPU-s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in strategies:
         overrides = [f"strategy={name}", *DOCUMENTED, *EXTRA.get(name, [])]
         loop_s, tokens = median_of(rounds, loop_cpu_s, overrides)
-        proc_s, _, rss = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
+        proc_s, wall_s, rss, startup_s = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
         vllm = ""
         if with_vllm and name == "paged_prefix":  # vLLM's manager: paging with prefix caching
             (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
             vllm = f"{vllm_s:.2f} | {tokens / vllm_s / 1e6:.2f}"
         rows.append(f"| {name} | {tokens:,.0f} | {loop_s:.2f} | {tokens / loop_s / 1e6:.2f} | {proc_s:.2f} | "
-                    f"{tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
+                    f"{tokens / proc_s / 1e6:.2f} | {wall_s:.2f} | {startup_s:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
         print(rows[-1], flush=True)
     return rows
 
@@ -131,7 +168,7 @@ def scale_rows(rounds: int, sizes: list[int], launcher) -> list[str]:
         run = build(compose(overrides))
         tokens = simulated_tokens(run.workload.requests)
         del run
-        proc_s, _, rss = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
+        proc_s, _, rss, _ = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
         rows.append(f"| {num_requests:,} | {tokens:,} | {proc_s:.1f} | {tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} |")
         print(rows[-1], flush=True)
     return rows
@@ -147,6 +184,7 @@ def main() -> None:
     # Whole processes are started from a helper that never runs a loop itself: a child's peak RSS
     # (ru_maxrss) counts its parent's resident memory when it is spawned, and this process grows
     # with every in-process loop it measures.
+    compile_kvbench()
     with multiprocessing.get_context("spawn").Pool(1) as launcher:
         if args.scale:
             print("\n".join(scale_rows(args.rounds, args.scale, launcher)))

@@ -24,8 +24,8 @@ import math
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from kvbench.errors import ConfigError
@@ -42,6 +42,9 @@ from kvbench.step_loop import StepResult
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.strategies.tiers import remote_store
 from kvbench.swap_space import swap_summary
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,7 @@ def _combined_engine_fields(replicas: list[Replica]) -> dict:
 def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, request_rate: float | None) -> dict:
     """Simulate the fleet and write its run directory; the fleet's summary (after `header`, the
     run's identity as runner.summary_header gives it)."""
+    import pandas as pd
     fleet = fleet_config(run.cfg)
     router = make_router(fleet)
     replicas = build_replicas(run, fleet.num_replicas)

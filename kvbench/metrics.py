@@ -18,13 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 from kvbench.strategies.base import STANDARD_EVENTS, PoolUsage
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 STEP_COLUMNS = (
     "step", "time_s", "duration_s", "batch_size", "num_decode_seqs", "num_prefill_seqs", "num_waiting",
@@ -179,6 +182,7 @@ class MetricsRecorder:
             ))
 
     def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
+        import pandas as pd
         names = (*STEP_COLUMNS, *self.extra_events)
         if not rows:
             return pd.DataFrame.from_records(rows, columns=names).astype(
@@ -194,12 +198,14 @@ class MetricsRecorder:
 
     def steps_table(self) -> pd.DataFrame:
         """Every step, when the recorder kept them (no sink)."""
+        import pandas as pd
         if self._step_sink is not None:
             raise RuntimeError("the steps went to the run's steps table, chunk by chunk")
         self.flush_steps()
         return pd.concat(self._step_chunks, ignore_index=True) if self._step_chunks else self.empty_steps_table()
 
     def requests_table(self) -> pd.DataFrame:
+        import pandas as pd
         df = pd.DataFrame.from_records(self._requests, columns=REQUEST_COLUMNS)
         if any(self._request_extras):
             df = pd.concat([df, pd.DataFrame.from_records(self._request_extras)], axis=1)

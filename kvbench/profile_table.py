@@ -29,13 +29,16 @@ import json
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from omegaconf import MISSING
 
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 FORMAT_VERSION = 1
 AXES = ("num_decode_seqs", "decode_context_len", "num_prefill_tokens", "prefill_keys_per_token")
@@ -160,6 +163,7 @@ class ProfileTable:
 
     @classmethod
     def load(cls, csv_path: str | Path) -> ProfileTable:
+        import pandas as pd
         csv_path = Path(csv_path)
         meta_path = sidecar_path(csv_path)
         for path in (csv_path, meta_path):

@@ -31,10 +31,9 @@ def git_state(directory: Path) -> dict | None:
                               check=True).stdout.strip()
 
     try:
-        commit = git("rev-parse", "HEAD")
+        commit, toplevel = git("rev-parse", "HEAD", "--show-toplevel").splitlines()  # one process, not two
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-        toplevel = git("rev-parse", "--show-toplevel")
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return {"commit": commit, "dirty": dirty, "toplevel": toplevel}
 

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kvbench.provenance import kvbench_source, working_repository
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 SUMMARY = "summary.json"
 MANIFEST = "manifest.json"
@@ -133,6 +136,7 @@ def table_path(run_dir: str | Path, name: str) -> Path | None:
 
 def read_table(run_dir: str | Path, name: str, columns: list[str] | None = None, **csv_options) -> pd.DataFrame | None:
     """A run's `name` table (steps, requests) in whichever format it was written; None when absent."""
+    import pandas as pd
     path = table_path(run_dir, name)
     if path is None:
         return None

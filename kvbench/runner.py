@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from kvbench.collector import built_objects_frozen
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.fleet import execute_fleet
@@ -33,6 +34,8 @@ from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.swap_space import swap_summary
 from kvbench.workloads import WORKLOADS, WorkloadData
 
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +210,8 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
         if run.cfg.get("fleet") is not None and run.cfg.fleet.num_replicas != 1:  # replicas behind a router
             return execute_fleet(run, run_dir, directory, summary_header(run), _request_rate(run.cfg))
-        recorder = simulate(run, progress, directory.steps.write)
+        with built_objects_frozen():  # the collector's full passes skip what was built (kvbench.collector)
+            recorder = simulate(run, progress, directory.steps.write)
         requests = recorder.requests_table()
         itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None

@@ -21,11 +21,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kvbench.inter_token_latency import InterTokenLatencies
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 PERCENTILES = (90, 99)
 VLLM_RESULT = "vllm_bench_serve.json"
@@ -63,6 +66,7 @@ def output_lengths(requests: pd.DataFrame) -> pd.Series:
 def good_requests(requests: pd.DataFrame, slo: SLOConfig) -> pd.Series:
     """True for each request that met every objective set (a request with one output token has no TPOT
     and meets a TPOT objective, as in vLLM)."""
+    import pandas as pd
     good = pd.Series(True, index=requests.index)
     if slo.ttft_ms is not None:
         good &= requests["ttft_s"] * 1000 <= slo.ttft_ms

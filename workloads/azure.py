@@ -14,15 +14,18 @@ each prompt is a token stream of its own: there is no shared content for prefix 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.bad_rows import BadRows, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.trace_files import file_record, read_csv, trace_path
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 HOW_TO_GET = (
@@ -47,6 +50,7 @@ class AzureWorkload(Workload):
     config: TraceFileConfig
 
     def read(self, rng: np.random.Generator) -> RequestTable:
+        import pandas as pd
         c = self.config
         file = trace_path(c.path, c.name, HOW_TO_GET.format(kind=c.name.removeprefix("azure_")))
         bad = BadRows(str(file), c.skip_bad_rows)

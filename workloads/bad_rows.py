@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 SKIP_HINT = " (workload.skip_bad_rows=true skips and counts such rows)"
 
@@ -74,6 +77,7 @@ class BadRows:
 
 def as_floats(column: pd.Series) -> np.ndarray:
     """A CSV column as float64, NaN where a value is not a number (a column of numbers is already parsed)."""
+    import pandas as pd
     if column.dtype.kind in "iuf":
         return column.to_numpy(dtype=np.float64)
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)

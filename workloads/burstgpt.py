@@ -14,15 +14,18 @@ content.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.bad_rows import BadRows, parse_floats, require_counts, shown
 from kvbench.workloads.base import WORKLOADS, TraceFileConfig, Workload
 from kvbench.workloads.request_table import RequestTable
 from kvbench.workloads.trace_files import file_record, read_csv, trace_path
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 COLUMNS = ("Timestamp", "Model", "Request tokens", "Response tokens", "Log Type")
 SESSION_COLUMN = "Session ID"
@@ -102,6 +105,7 @@ def session_turns(session_labels: np.ndarray, timestamps_s: np.ndarray) -> tuple
 
     A row with an empty Session ID is a session of its own.
     """
+    import pandas as pd
     labels = pd.Series(session_labels, dtype=str)
     empty = (labels.str.strip() == "").to_numpy()
     labels[empty] = [f"\0row{i}" for i in np.flatnonzero(empty)]  # NUL: never a real label

@@ -25,12 +25,14 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from kvbench.workloads.bad_rows import SKIP_HINT, BadRows, TraceFormatError
+
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+    import pandas as pd
 
 _WHITESPACE = re.compile(r"[ \t\r\n]*")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -123,6 +125,7 @@ def read_csv(
     Other columns are ignored and blank lines dropped; with `max_rows`, reading stops after that many
     rows (blank lines not counted).
     """
+    import pandas as pd
     with reading(file):
         try:
             return _read_csv_chunks(file, columns, optional, max_rows)
@@ -144,6 +147,7 @@ def read_csv(
 def _read_csv_chunks(
     file: Path, columns: Sequence[str], optional: Sequence[str], max_rows: int | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
+    import pandas as pd
     with open_decompressed(file) as stream:
         header = [str(c).strip() for c in pd.read_csv(stream, nrows=0).columns]
     missing = [c for c in columns if c not in header]
@@ -212,6 +216,7 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _read_csv_skipping(data: bytes, bad: BadRows) -> tuple[pd.DataFrame, np.ndarray]:
+    import pandas as pd
     reader = csv.reader(io.StringIO(data.decode("utf-8")))
     header = next(reader)
     rows, lines = [], []

@@ -1,0 +1,31 @@
+"""A run keeps the garbage collector off what it built only while its loop runs (kvbench.collector),
+and an in-process command leaves nothing frozen."""
+
+from __future__ import annotations
+
+import gc
+
+from kvbench import runner
+from kvbench.cli import main
+from kvbench.compose import compose
+
+
+def test_the_loop_runs_with_the_built_objects_frozen_and_the_run_leaves_none_frozen(tmp_path, monkeypatch):
+    frozen_in_loop = []
+
+    def simulate(*args, **kwargs):
+        frozen_in_loop.append(gc.get_freeze_count())
+        return original(*args, **kwargs)
+
+    original = runner.simulate
+    monkeypatch.setattr(runner, "simulate", simulate)
+    summary = runner.execute(compose(["workload.num_requests=5"]), tmp_path / "run", progress=False)
+    assert summary["num_requests"] == 5
+    assert frozen_in_loop and frozen_in_loop[0] > 1000  # the workload, the pool, the config...
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_command_called_in_process_leaves_nothing_frozen(tmp_path):
+    # Only the `kvbench` process itself freezes what is left before its teardown (kvbench.cli.main).
+    assert main(["run", "workload.num_requests=2", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert gc.get_freeze_count() == 0
