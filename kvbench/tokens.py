@@ -158,6 +158,27 @@ class TokenSequence:
                 pieces.append(_content(seg, lo, hi))
         return tuple(pieces)
 
+    def block_keys(self, start: int, num_blocks: int, block_size: int) -> list[tuple]:
+        """`block_key` of `num_blocks` consecutive blocks of `block_size` tokens from `start`, walking
+        the segments once (a prefix cache keys every block of a prompt, and each block decoding fills)."""
+        keys = []
+        segments, starts = self.segments, self._starts
+        i = bisect.bisect_right(starts, start) - 1
+        last = len(starts) - 1
+        for _ in range(num_blocks):
+            while i < last and starts[i + 1] <= start:
+                i += 1
+            seg = segments[i] if i >= 0 else None
+            lo = start - starts[i] if seg is not None else 0
+            if seg is not None and (seg.num_tokens is None or lo + block_size <= seg.num_tokens):
+                # Inside one segment: block_key's common case, without its search.
+                keys.append(((0, seg.key, lo, lo + block_size),) if type(seg) is Synthetic
+                            else ((1, seg.ids[lo : lo + block_size]),))
+            else:
+                keys.append(self.block_key(start, start + block_size))
+            start += block_size
+        return keys
+
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""
         parts = [

@@ -33,13 +33,24 @@ class KeyChain:
         self._last_hash = hash(self.keys[-1]) if self.keys else None
 
     def key(self, block_index: int) -> Hashable:
-        bs = self.block_size
-        while len(self.keys) <= block_index:
-            i = len(self.keys)
-            key = (self._last_hash, self.stream.block_key(i * bs, (i + 1) * bs))
-            self.keys.append(key)
-            self._last_hash = hash(key)
-        return self.keys[block_index]
+        keys = self.keys
+        if block_index >= len(keys):
+            self.extend(block_index + 1)
+        return keys[block_index]
+
+    def extend(self, num_blocks: int) -> list[Hashable]:
+        """The keys of (at least) the first `num_blocks` blocks: the chain's own list, extended."""
+        keys = self.keys
+        num_known = len(keys)
+        if num_blocks > num_known:
+            bs = self.block_size
+            last_hash = self._last_hash
+            for content in self.stream.block_keys(num_known * bs, num_blocks - num_known, bs):
+                key = (last_hash, content)
+                keys.append(key)
+                last_hash = hash(key)
+            self._last_hash = last_hash
+        return keys
 
 
 class PrefixIndex:
@@ -60,11 +71,12 @@ class PrefixIndex:
 
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
         """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
-        chain = self._chain(seq_id, stream)
+        # All the keys at once: a prefix computed after a miss registers its blocks under them.
+        keys = self._chain(seq_id, stream).extend(max_num_blocks)
         lookup = self.pool.lookup
         hits: list[Block] = []
         for i in range(max_num_blocks):
-            block = lookup(chain.key(i))
+            block = lookup(keys[i])
             if block is None:
                 break
             hits.append(block)
@@ -72,14 +84,26 @@ class PrefixIndex:
 
     def register(self, seq_id: int, state: SeqBlocks, num_tokens: int) -> None:
         """Make the blocks that `num_tokens` tokens fill findable by content."""
-        num_full_blocks = min(num_tokens // self.block_size, len(state.blocks))
-        if num_full_blocks <= state.num_cached_blocks:
+        num_full_blocks = num_tokens // self.block_size
+        first = state.num_cached_blocks
+        if num_full_blocks <= first:
             return
-        chain = self._chain(seq_id, state.stream)
-        for i in range(state.num_cached_blocks, num_full_blocks):
+        blocks = state.blocks
+        if num_full_blocks > len(blocks):
+            num_full_blocks = len(blocks)
+        chain = self.chains.get(seq_id) or self._chain(seq_id, state.stream)
+        keys = chain.keys
+        if num_full_blocks > len(keys):
+            # Every block it will fill, at once: decoding then registers a block at a time.
+            num_final_tokens = state.final_num_kv_tokens
+            if state.stream.num_tokens is not None and state.stream.num_tokens < num_final_tokens:
+                num_final_tokens = state.stream.num_tokens
+            keys = chain.extend(max(num_full_blocks, num_final_tokens // self.block_size))
+        cache = self.pool.cache
+        for i in range(first, num_full_blocks):
             # Registered even when a twin holds the same content: lookups find the earlier one,
             # and this one keeps the content findable after the twin is evicted.
-            self.pool.cache(state.blocks[i], chain.key(i))
+            cache(blocks[i], keys[i])
         state.num_cached_blocks = num_full_blocks
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:
