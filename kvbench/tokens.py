@@ -158,9 +158,14 @@ class TokenSequence:
                 pieces.append(_content(seg, lo, hi))
         return tuple(pieces)
 
-    def block_keys(self, start: int, num_blocks: int, block_size: int) -> list[tuple]:
-        """`block_key` of `num_blocks` consecutive blocks of `block_size` tokens from `start`, walking
-        the segments once (a prefix cache keys every block of a prompt, and each block decoding fills)."""
+    def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], int | None]:
+        """Prefix-cache keys of `num_blocks` consecutive blocks of `block_size` tokens from `start`,
+        and the hash of the last. Each key holds the hash of the key before it (`parent_hash` for
+        the first), so it names its whole prefix. For blocks of one size, equal keys mean equal ids:
+        a block inside one synthetic segment is `(parent hash, segment key, offset)` (its size
+        implied: short and quick to hash, as every prefix-cache map lookup hashes it), any other
+        `(parent hash, block_key(...))`.
+        """
         keys = []
         segments, starts = self.segments, self._starts
         i = bisect.bisect_right(starts, start) - 1
@@ -170,14 +175,14 @@ class TokenSequence:
                 i += 1
             seg = segments[i] if i >= 0 else None
             lo = start - starts[i] if seg is not None else 0
-            if seg is not None and (seg.num_tokens is None or lo + block_size <= seg.num_tokens):
-                # Inside one segment: block_key's common case, without its search.
-                keys.append(((0, seg.key, lo, lo + block_size),) if type(seg) is Synthetic
-                            else ((1, seg.ids[lo : lo + block_size]),))
+            if type(seg) is Synthetic and (seg.num_tokens is None or lo + block_size <= seg.num_tokens):
+                key = (parent_hash, seg.key, lo)
             else:
-                keys.append(self.block_key(start, start + block_size))
+                key = (parent_hash, self.block_key(start, start + block_size))
+            keys.append(key)
+            parent_hash = hash(key)
             start += block_size
-        return keys
+        return keys, parent_hash
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""

@@ -78,15 +78,17 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self._fills: dict[int, list[tuple[int, int, int]]] = {}
         self._admission: dict[int, int] = {}  # seq_id -> the admission its state belongs to
         self._num_admissions = 0
-        self._decode_tick: int | None = None  # the tick being allocated (between begin and end_decode_tick)
+        # The tick being allocated (between begin and end_decode_tick); never set with tiers, whose
+        # evictions look for twins, so there a decoding sequence stops at each fill (module docstring).
+        self._decode_tick: int | None = None
         self._done_tick = 0  # the last tick whose tokens are all scheduled: its fills are due
         self._registered_tick = 0  # the fills of every tick up to here are registered
         # Sequences whose last allocate was a decode: their headroom runs to their capacity.
         self._decoding: set[int] = set()
-        self._defers_fills = self.tiers is None
 
     def begin_decode_tick(self, tick: int) -> None:
-        self._decode_tick = tick
+        if self.tiers is None:
+            self._decode_tick = tick
 
     def end_decode_tick(self, tick: int) -> None:
         self._decode_tick = None
@@ -199,7 +201,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
             if loads:
                 self._fill_loaded(state, len(hits), len(loads))
             self._admitted(seq.seq_id)
-        elif num_new_tokens == 1 and self._decode_tick is not None and self._defers_fills:
+        elif num_new_tokens == 1 and self._decode_tick is not None:
             return self._decode(seq.seq_id, state, num_computed_tokens)
         elif num_new_tokens == 1:
             if self.tables.grow_one(state, num_computed_tokens) is None:

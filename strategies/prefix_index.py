@@ -6,8 +6,10 @@ vLLM v1's rules:
   ids never match (the chain's 64-bit parent hash is trusted, as in vLLM).
 - A hit is a run of leading full blocks, capped below the sequence's known length by the caller.
 
-Each sequence's chain of keys is computed once, block by block as it is needed, and kept while the
-sequence is known: a request waiting at the head of the queue is looked up at every retry. The
+Each sequence's chain of keys is computed once and kept while the sequence is known (a request
+waiting at the head of the queue is looked up at every retry): its prompt's at its first lookup,
+the blocks it will fill up to its final length at its first registration, so that decoding then
+registers a block without computing anything. The
 block pool holds the key -> block map (caching, uncaching and eviction are its job); the index
 only computes keys, looks them up and registers full blocks.
 """
@@ -44,12 +46,8 @@ class KeyChain:
         num_known = len(keys)
         if num_blocks > num_known:
             bs = self.block_size
-            last_hash = self._last_hash
-            for content in self.stream.block_keys(num_known * bs, num_blocks - num_known, bs):
-                key = (last_hash, content)
-                keys.append(key)
-                last_hash = hash(key)
-            self._last_hash = last_hash
+            more, self._last_hash = self.stream.chain_keys(self._last_hash, num_known * bs, num_blocks - num_known, bs)
+            keys += more
         return keys
 
 
