@@ -309,6 +309,7 @@ class Scheduler:
         return self._next_seq_id - 1
 
     def _schedule_decodes(self, step: StepPlan) -> None:
+        self.strategy.begin_decode_tick(step.tick)
         self.lazy.allocate_due(step.tick, self.strategy.allocate, self._preempt_and_allocate)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
@@ -316,6 +317,7 @@ class Scheduler:
             # Beams sync every step (they fork every step), so their synced length is never read.
             if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) is not None for seq in group.seqs):
                 step.beam_seqs.extend(group.seqs)
+        self.strategy.end_decode_tick(step.tick)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
         for group in list(self._prefilling.values()) if self._prefilling else ():

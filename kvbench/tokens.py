@@ -158,6 +158,32 @@ class TokenSequence:
                 pieces.append(_content(seg, lo, hi))
         return tuple(pieces)
 
+    def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], int | None]:
+        """Prefix-cache keys of `num_blocks` consecutive blocks of `block_size` tokens from `start`,
+        and the hash of the last. Each key holds the hash of the key before it (`parent_hash` for
+        the first), so it names its whole prefix. For blocks of one size, equal keys mean equal ids:
+        a block inside one synthetic segment is `(parent hash, segment key, offset)` (its size
+        implied: short and quick to hash, as every prefix-cache map lookup hashes it), any other
+        `(parent hash, block_key(...))`.
+        """
+        keys = []
+        segments, starts = self.segments, self._starts
+        i = bisect.bisect_right(starts, start) - 1
+        last = len(starts) - 1
+        for _ in range(num_blocks):
+            while i < last and starts[i + 1] <= start:
+                i += 1
+            seg = segments[i] if i >= 0 else None
+            lo = start - starts[i] if seg is not None else 0
+            if type(seg) is Synthetic and (seg.num_tokens is None or lo + block_size <= seg.num_tokens):
+                key = (parent_hash, seg.key, lo)
+            else:
+                key = (parent_hash, self.block_key(start, start + block_size))
+            keys.append(key)
+            parent_hash = hash(key)
+            start += block_size
+        return keys, parent_hash
+
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""
         parts = [

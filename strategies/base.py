@@ -272,6 +272,17 @@ class KVCacheStrategy(ABC):
         changing nothing, when the pool cannot (rule 1).
         """
 
+    def begin_decode_tick(self, tick: int) -> None:
+        """The scheduler allocates for decode tick `tick` (numbered 1, 2, ... in order) until
+        `end_decode_tick(tick)`. In between, `allocate(seq, n, 1)` of a sequence the strategy holds is
+        a decoding sequence writing position n in this tick, and it goes on writing one position per
+        tick (n + 1 in tick + 1, ...) until it calls `allocate` again or is freed. A strategy may
+        rely on this to do per-token work late, in bulk (paged_prefix registers the blocks decoding
+        fills that way); the default ignores it. Calls outside the bracket promise nothing of the kind."""
+
+    def end_decode_tick(self, tick: int) -> None:
+        """Every decoding sequence is allocated for tick `tick`: its tokens are all scheduled."""
+
     def release_out_of_window(self, seq_id: int, num_computed_tokens: int) -> bool:
         """Release a live sequence's blocks of sliding-window layers that no token after its first
         `num_computed_tokens` attends to. Whether a block became free. `allocate` does it first."""

@@ -107,6 +107,9 @@ class BlockPool:
         """Drop a block's cache entry; the next block registered under its key takes its place."""
         key = block.cache_key
         block.cache_key = None
+        if not self._twins:  # no content held twice (the common case): the entry is this block's
+            del self.cached[key]
+            return
         twins = self._twins.get(key)
         if self.cached[key] is block:
             if twins:

@@ -5,7 +5,13 @@ and a sequence's blocks are freed tail first, so its tail is evicted before its 
 tables (forks share, copy-on-write) and the prefix index (keys, lookups; see prefix_index.py).
 
 - Blocks are registered as soon as the tokens scheduled into them fill them, so requests admitted
-  in the same step already share.
+  in the same step already share. A decoding sequence is not stopped for that: the scheduler's
+  decode ticks (`begin_decode_tick`) say when each of its writes happens, so the block its headroom
+  will fill is queued for the tick that fills it and registered just before anything could tell
+  (a lookup, the cache's version, a fork, a free, another registration, a snapshot). Registering a
+  block commutes with everything else a tick does (taking and evicting blocks), so the state is
+  the one registering at the fill would give. With tiers, an eviction asks whether a twin still
+  holds the content, so there a decoding sequence stops at the fill as prefills do.
 - A hit is a run of leading full blocks, capped below the sequence's known length: the last token
   is always computed, since its logits give the next token.
 - Blocks registered for tokens that were never computed (a sequence preempted before its step
@@ -65,8 +71,51 @@ class PagedPrefixStrategy(KVCacheStrategy):
             self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
         self.index = PrefixIndex(self.pool)
+        # Deferred registrations (see the module docstring): tick -> (the holder's admission, seq_id,
+        # num_tokens that fill a block) for the blocks decoding fills in that tick, registered in
+        # that order, the scheduler's order of decodes. An admission (a new state, a fork, a
+        # swap-in) gets a number of its own, so the entry of a sequence freed since is dropped.
+        self._fills: dict[int, list[tuple[int, int, int]]] = {}
+        self._admission: dict[int, int] = {}  # seq_id -> the admission its state belongs to
+        self._num_admissions = 0
+        # The tick being allocated (between begin and end_decode_tick); never set with tiers, whose
+        # evictions look for twins, so there a decoding sequence stops at each fill (module docstring).
+        self._decode_tick: int | None = None
+        self._done_tick = 0  # the last tick whose tokens are all scheduled: its fills are due
+        self._registered_tick = 0  # the fills of every tick up to here are registered
+        # Sequences whose last allocate was a decode: their headroom runs to their capacity.
+        self._decoding: set[int] = set()
+
+    def begin_decode_tick(self, tick: int) -> None:
+        if self.tiers is None:
+            self._decode_tick = tick
+
+    def end_decode_tick(self, tick: int) -> None:
+        self._decode_tick = None
+        self._done_tick = tick
+
+    def _register_filled(self) -> None:
+        """Register the deferred blocks whose tick has come, in the order the decodes fill them."""
+        tick, done_tick = self._registered_tick, self._done_tick
+        if tick == done_tick:
+            return
+        fills, admission, seqs, register = self._fills, self._admission, self.tables.seqs, self.index.register
+        while tick < done_tick:
+            tick += 1
+            due = fills.pop(tick, None)
+            if due:
+                due.sort()
+                for admitted, seq_id, num_tokens in due:
+                    if admission.get(seq_id) == admitted:  # the same sequence, still held
+                        register(seq_id, seqs[seq_id], num_tokens)
+        self._registered_tick = done_tick
+
+    def _admitted(self, seq_id: int) -> None:
+        self._admission[seq_id] = self._num_admissions
+        self._num_admissions += 1
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
+        self._register_filled()
         max_num_blocks = (num_tokens - 1) // self.block_size
         num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
         if self.tiers is not None:
@@ -74,6 +123,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return num_hits * self.block_size
 
     def probe_prefix_tokens(self, stream: TokenSequence, num_tokens: int, memo: dict) -> int:
+        self._register_filled()
         chain = memo.get(("paged_prefix", self.block_size))
         if chain is None:
             chain = memo[("paged_prefix", self.block_size)] = KeyChain(stream, self.block_size)
@@ -119,15 +169,19 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return self.tiers.pop_load_s(), self.tiers.overlap_load
 
     def prefix_cache_version(self) -> int:
+        self._register_filled()
         return self.pool.lookup_version
 
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
+        self._register_filled()
         hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // self.block_size)
         return self.tables.fits(hits, num_tokens)
 
     def allocate(self, seq: SeqView, num_computed_tokens: int, num_new_tokens: int) -> int | None:
         bs = self.block_size
         num_total_tokens = num_computed_tokens + num_new_tokens
+        if self._registered_tick != self._done_tick:
+            self._register_filled()
         state = self.tables.seqs.get(seq.seq_id)
         if state is None:
             hits = self.index.lookup(seq.seq_id, seq.stream, num_computed_tokens // bs)
@@ -146,6 +200,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 return None
             if loads:
                 self._fill_loaded(state, len(hits), len(loads))
+            self._admitted(seq.seq_id)
+        elif num_new_tokens == 1 and self._decode_tick is not None:
+            return self._decode(seq.seq_id, state, num_computed_tokens)
         elif num_new_tokens == 1:
             if self.tables.grow_one(state, num_computed_tokens) is None:
                 return None
@@ -153,10 +210,40 @@ class PagedPrefixStrategy(KVCacheStrategy):
             return None
         if num_total_tokens // bs > state.num_cached_blocks:  # a block filled (the table covers the tokens)
             self.index.register(seq.seq_id, state, num_total_tokens)
+        self._decoding.discard(seq.seq_id)
         return self._headroom(state)
 
+    def _decode(self, seq_id: int, state, num_computed_tokens: int) -> int | None:
+        """A decoding sequence writes position `num_computed_tokens` now and one more every tick: grant
+        all the room its blocks have, and queue the blocks it fills in later ticks."""
+        headroom = self.tables.grow_one(state, num_computed_tokens)
+        if headroom is None:
+            return None
+        bs = self.block_size
+        fill_end = (num_computed_tokens // bs + 1) * bs  # the end of the block it writes now
+        if fill_end == num_computed_tokens + 1:  # this write fills it: registered now, as a prefill's
+            if fill_end // bs > state.num_cached_blocks:
+                self.index.register(seq_id, state, fill_end)
+            fill_end += bs
+        room_end = num_computed_tokens + headroom
+        if fill_end <= room_end:
+            fills = self._fills
+            admitted = self._admission[seq_id]
+            tick = self._decode_tick + fill_end - 1 - num_computed_tokens  # the tick that writes its last slot
+            while fill_end <= room_end:
+                due = fills.get(tick)
+                if due is None:
+                    fills[tick] = [(admitted, seq_id, fill_end)]
+                else:
+                    due.append((admitted, seq_id, fill_end))
+                fill_end += bs
+                tick += bs
+        self._decoding.add(seq_id)
+        return headroom
+
     def headroom(self, seq_id: int) -> int:
-        return self._headroom(self.tables.seqs[seq_id])
+        state = self.tables.seqs[seq_id]
+        return self.tables.headroom(state) if seq_id in self._decoding else self._headroom(state)
 
     def _headroom(self, state) -> int:
         """Stop also at the write that fills a block not registered yet, so it is registered then."""
@@ -169,11 +256,16 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return headroom if headroom < until_registration else until_registration
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
+        self._register_filled()
         self.tables.fork_shared(parent_id, child, num_computed_tokens)
         self.index.share_chain(parent_id, child.seq_id, child.stream, num_computed_tokens)
+        self._admission[child.seq_id] = self._admission[parent_id]  # decodes in the parent's turn
         return True
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        self._register_filled()
+        del self._admission[seq_id]
+        self._decoding.discard(seq_id)
         self.index.unregister_uncomputed(self.tables.seqs[seq_id], num_computed_tokens)
         state = self.tables.drop(seq_id, num_computed_tokens)
         self.index.register(seq_id, state, num_computed_tokens)
@@ -190,9 +282,13 @@ class PagedPrefixStrategy(KVCacheStrategy):
 
     def swap_in(self, swapped: SwappedKV) -> list[int] | None:
         """The restored full blocks are registered again (twins of any still cached copy)."""
+        self._register_filled()
         block_ids = paged_swap.swap_in(self.tables, swapped)
         if block_ids is not None:
+            admission = self._num_admissions
+            self._num_admissions += 1
             for seq_id, seq in swapped.seqs.items():
+                self._admission[seq_id] = admission
                 state = self.tables.seqs[seq_id]
                 self.index.track(seq_id, seq.stream)
                 # Blocks shared with a sequence restored before it are registered already.
@@ -212,6 +308,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return self.pool_slots
 
     def snapshot(self) -> PoolSnapshot:
+        self._register_filled()
         snap = self.tables.snapshot()
         snap.cache_key_checks = self.index.key_checks(self.tables.seqs)
         if self.tiers is not None:

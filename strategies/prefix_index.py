@@ -6,8 +6,10 @@ vLLM v1's rules:
   ids never match (the chain's 64-bit parent hash is trusted, as in vLLM).
 - A hit is a run of leading full blocks, capped below the sequence's known length by the caller.
 
-Each sequence's chain of keys is computed once, block by block as it is needed, and kept while the
-sequence is known: a request waiting at the head of the queue is looked up at every retry. The
+Each sequence's chain of keys is computed once and kept while the sequence is known (a request
+waiting at the head of the queue is looked up at every retry): its prompt's at its first lookup,
+the blocks it will fill up to its final length at its first registration, so that decoding then
+registers a block without computing anything. The
 block pool holds the key -> block map (caching, uncaching and eviction are its job); the index
 only computes keys, looks them up and registers full blocks.
 """
@@ -33,13 +35,20 @@ class KeyChain:
         self._last_hash = hash(self.keys[-1]) if self.keys else None
 
     def key(self, block_index: int) -> Hashable:
-        bs = self.block_size
-        while len(self.keys) <= block_index:
-            i = len(self.keys)
-            key = (self._last_hash, self.stream.block_key(i * bs, (i + 1) * bs))
-            self.keys.append(key)
-            self._last_hash = hash(key)
-        return self.keys[block_index]
+        keys = self.keys
+        if block_index >= len(keys):
+            self.extend(block_index + 1)
+        return keys[block_index]
+
+    def extend(self, num_blocks: int) -> list[Hashable]:
+        """The keys of (at least) the first `num_blocks` blocks: the chain's own list, extended."""
+        keys = self.keys
+        num_known = len(keys)
+        if num_blocks > num_known:
+            bs = self.block_size
+            more, self._last_hash = self.stream.chain_keys(self._last_hash, num_known * bs, num_blocks - num_known, bs)
+            keys += more
+        return keys
 
 
 class PrefixIndex:
@@ -60,11 +69,12 @@ class PrefixIndex:
 
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
         """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
-        chain = self._chain(seq_id, stream)
+        # All the keys at once: a prefix computed after a miss registers its blocks under them.
+        keys = self._chain(seq_id, stream).extend(max_num_blocks)
         lookup = self.pool.lookup
         hits: list[Block] = []
         for i in range(max_num_blocks):
-            block = lookup(chain.key(i))
+            block = lookup(keys[i])
             if block is None:
                 break
             hits.append(block)
@@ -72,14 +82,26 @@ class PrefixIndex:
 
     def register(self, seq_id: int, state: SeqBlocks, num_tokens: int) -> None:
         """Make the blocks that `num_tokens` tokens fill findable by content."""
-        num_full_blocks = min(num_tokens // self.block_size, len(state.blocks))
-        if num_full_blocks <= state.num_cached_blocks:
+        num_full_blocks = num_tokens // self.block_size
+        first = state.num_cached_blocks
+        if num_full_blocks <= first:
             return
-        chain = self._chain(seq_id, state.stream)
-        for i in range(state.num_cached_blocks, num_full_blocks):
+        blocks = state.blocks
+        if num_full_blocks > len(blocks):
+            num_full_blocks = len(blocks)
+        chain = self.chains.get(seq_id) or self._chain(seq_id, state.stream)
+        keys = chain.keys
+        if num_full_blocks > len(keys):
+            # Every block it will fill, at once: decoding then registers a block at a time.
+            num_final_tokens = state.final_num_kv_tokens
+            if state.stream.num_tokens is not None and state.stream.num_tokens < num_final_tokens:
+                num_final_tokens = state.stream.num_tokens
+            keys = chain.extend(max(num_full_blocks, num_final_tokens // self.block_size))
+        cache = self.pool.cache
+        for i in range(first, num_full_blocks):
             # Registered even when a twin holds the same content: lookups find the earlier one,
             # and this one keeps the content findable after the twin is evicted.
-            self.pool.cache(state.blocks[i], chain.key(i))
+            cache(blocks[i], keys[i])
         state.num_cached_blocks = num_full_blocks
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:

@@ -76,6 +76,51 @@ def test_generated_blocks_are_registered_when_they_fill(strategy_factory, seq_fa
     check(st)
 
 
+def decode_ticks(st, first: int, last: int) -> None:
+    """Decode ticks in which no sequence calls the strategy (lazy decoding between its events)."""
+    for tick in range(first, last + 1):
+        st.begin_decode_tick(tick)
+        st.end_decode_tick(tick)
+
+
+def test_a_decoding_sequence_is_not_stopped_where_it_fills_a_block(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 4)
+    a = seq_factory(0, prompt, final=16, gen="reply")
+    assert st.allocate(a, 0, 4)
+    st.begin_decode_tick(1)
+    assert st.allocate(a, 4, 1) == 4  # a decode: it writes positions 4-7 in ticks 1-4, one call
+    st.end_decode_tick(1)
+    assert st.headroom(0) == 4
+    # A request quoting the reply finds block 1 from the tick whose decode fills it (position 7: tick 4).
+    quote = seq_factory(1, TokenSequence((*prompt.segments, Synthetic(("gen", "reply"), 4))), final=12)
+    decode_ticks(st, 2, 3)
+    assert st.cached_prefix_tokens(quote, 9) == 4
+    check(st)
+    decode_ticks(st, 4, 4)
+    assert st.cached_prefix_tokens(quote, 9) == 8
+    assert st.allocate(quote, 8, 1) and st.block_table(1)[:2] == st.block_table(0)
+    check(st)
+
+
+def test_a_block_a_freed_sequence_would_have_filled_is_never_registered(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 4)
+    a = seq_factory(0, prompt, final=16, gen="reply")
+    assert st.allocate(a, 0, 4)
+    st.begin_decode_tick(1)
+    assert st.allocate(a, 4, 1) == 4
+    st.end_decode_tick(1)
+    decode_ticks(st, 2, 2)
+    st.free(0, 6)  # preempted after tick 2: positions 4 and 5 computed, block 1 not full
+    # Admitted again under the same id, it computes more slowly (a prefill in chunks).
+    assert st.allocate(seq_factory(0, prompt, final=16, gen="reply"), 4, 1)
+    decode_ticks(st, 3, 5)
+    quote = seq_factory(1, TokenSequence((*prompt.segments, Synthetic(("gen", "reply"), 4))), final=12)
+    assert st.cached_prefix_tokens(quote, 9) == 4
+    check(st)
+
+
 def test_blocks_registered_for_tokens_never_computed_are_forgotten(strategy_factory, seq_factory):
     st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
     prompt = TokenSequence.synthetic("doc", 8)
