@@ -309,7 +309,7 @@ class Scheduler:
         return self._next_seq_id - 1
 
     def _schedule_decodes(self, step: StepPlan) -> None:
-        self.lazy.allocate_due(step.tick, self.strategy.allocate, self._preempt_and_allocate)
+        self.lazy.allocate_due(step.tick, self.strategy.allocate_decodes, self._preempt_and_allocate)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step

@@ -87,6 +87,23 @@ class BlockPool:
         self.num_free_blocks -= num_blocks
         return out
 
+    def take_one(self, num_tokens_to_write: int) -> Block:
+        """One block for new content (a decoding sequence crossing a block boundary), reserved for
+        the `num_tokens_to_write` tokens its owner will still write from its start (the block's
+        slots beyond are internal fragmentation). Caller checked that a block is free."""
+        reusable = self._reusable
+        block = reusable.popleft() if reusable else self.free_queue.pop()
+        if block.cache_key is not None:
+            self._evict(block)
+        bs = self.block_size
+        reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
+        block.ref_cnt = 1
+        block.num_tokens = 0
+        block.reserve_end = reserve_end
+        self.reserved_slots += reserve_end
+        self.num_free_blocks -= 1
+        return block
+
     def _evict(self, block: Block) -> None:
         self.uncache(block)
         self.num_cached_free_blocks -= 1
