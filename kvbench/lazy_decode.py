@@ -22,8 +22,9 @@ from collections.abc import Callable
 from kvbench.sequence import Sequence
 from kvbench.strategies.base import KVCacheStrategy
 
-# A planned allocation: (admission order, seq_id, seq), so that a sorted bucket is in admission order.
-DueEntry = tuple[int, int, Sequence]
+# A planned allocation: (admission order, seq_id, finish tick, seq). Sorted, a bucket is in admission
+# order (seq_id breaks ties between parallel samples, so the rest is never compared).
+DueEntry = tuple[int, int, int, Sequence]
 
 
 class LazyDecodeSet:
@@ -74,11 +75,11 @@ class LazyDecodeSet:
         self._sum_base -= seq.num_computed_tokens - seq.as_of_tick
         self._sum_synced -= seq.synced_tokens
         del self._seqs[seq.seq_id]
-        del self._finish_tick[seq.seq_id]
+        finish_tick = self._finish_tick.pop(seq.seq_id)
         # Its planned allocation, if still ahead (a bucket being processed was taken out already).
         due = self._due.get(seq.alloc_tick)
         if due is not None:
-            due.remove((seq.group.admit_order, seq.seq_id, seq))
+            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq))
         seq.alloc_tick = None
 
     def allocate_due(
@@ -102,42 +103,43 @@ class LazyDecodeSet:
             return
         due.sort()
         as_of_tick = tick - 1
-        batch = [(seq, seq.num_computed_tokens + as_of_tick - seq.as_of_tick) for _, _, seq in due]
+        batch = [(seq, seq.num_computed_tokens + as_of_tick - seq.as_of_tick) for _, _, _, seq in due]
         start = 0
         while True:
             granted = allocate_decodes(batch[start:] if start else batch)
-            self._plan_next(tick, batch[start:start + len(granted)] if start else batch, granted)
-            start += len(granted)
-            if start == len(batch):
+            end = start + len(granted)
+            self._plan_next(tick, due[start:end] if start else due, batch[start:end] if start else batch, granted)
+            if end == len(batch):
                 return
-            seq, num_computed = batch[start]
+            seq, num_computed = batch[end]
             headroom = retry(seq, num_computed, 1)
-            start += 1
+            start = end + 1
             if headroom is not None:
-                self._plan_next(tick, [(seq, num_computed)], [headroom])
+                self._plan_next(tick, due[end:start], batch[end:start], [headroom])
             # Preemption made room by taking the latest-admitted requests: drop them from the batch.
             seqs = self._seqs
-            batch[start:] = [entry for entry in batch[start:] if entry[0].seq_id in seqs]
+            kept = [i for i in range(start, len(batch)) if batch[i][0].seq_id in seqs]
+            due[start:] = [due[i] for i in kept]
+            batch[start:] = [batch[i] for i in kept]
             if start == len(batch):
                 return
 
-    def _plan_next(self, tick: int, synced: list[tuple[Sequence, int]], headrooms: list[int]) -> None:
-        """The sequences were synced at `num_computed_tokens` and granted `headrooms` at `tick`:
-        their next allocation comes when that headroom is used up (unless they finish first)."""
+    def _plan_next(
+        self, tick: int, entries: list[DueEntry], synced: list[tuple[Sequence, int]], headrooms: list[int]
+    ) -> None:
+        """The sequences of `entries` were synced at `num_computed_tokens` and granted `headrooms`
+        at `tick`: their next allocation comes when that headroom is used up (unless they finish first)."""
         due = self._due
-        finish_tick = self._finish_tick
         eager = not self.lazy
         num_newly_synced = 0
-        for (seq, num_computed), headroom in zip(synced, headrooms):
+        for entry, (seq, num_computed), headroom in zip(entries, synced, headrooms):
             # Rule 2 of strategies/base.py: else the same tick would come back forever.
             assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
             num_newly_synced += num_computed - seq.synced_tokens
             seq.synced_tokens = num_computed
             alloc_tick = tick + (1 if eager else headroom)  # synced: all of the headroom is free
-            seq_id = seq.seq_id
-            if alloc_tick <= finish_tick[seq_id]:
+            if alloc_tick <= entry[2]:
                 seq.alloc_tick = alloc_tick
-                entry = (seq.group.admit_order, seq_id, seq)
                 bucket = due.get(alloc_tick)
                 if bucket is None:
                     due[alloc_tick] = [entry]
@@ -175,8 +177,9 @@ class LazyDecodeSet:
         free_positions = headroom - (seq.num_computed_tokens - seq.synced_tokens)
         alloc_tick = seq.as_of_tick + max(0, free_positions) + 1
         assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
-        if alloc_tick <= self._finish_tick[seq.seq_id]:
+        finish_tick = self._finish_tick[seq.seq_id]
+        if alloc_tick <= finish_tick:
             seq.alloc_tick = alloc_tick
-            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, seq))
+            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, seq))
         else:
             seq.alloc_tick = None

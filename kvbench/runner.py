@@ -125,8 +125,9 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
             itl.step_done(result.step, result.start_s + result.duration_s)
             if result.finished:
                 recorder.record_finished(result.finished, executor.request_fields)
-                bar.update(len(result.finished))
-                bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
+                if not bar.disable:  # a disabled bar still formats its postfix
+                    bar.update(len(result.finished))
+                    bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
     recorder.flush_steps()
     return recorder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,13 +23,20 @@ class StepResult:
 
 def run_steps(scheduler: Scheduler, executor: Executor) -> Iterator[StepResult]:
     """Every step until the workload is served; idle time jumps to the next arrival."""
-    clock_s = 0.0
-    while scheduler.has_work():
-        step = scheduler.schedule(clock_s)
-        if step is None:
-            clock_s = scheduler.next_arrival_time_s()
-            continue
-        duration_s = executor.execute(step)
-        usage, finished = scheduler.complete(step, clock_s + duration_s)
-        yield StepResult(step, clock_s, duration_s, usage, finished)
-        clock_s += duration_s
+    # What exists before the loop (the workload, the configuration, imported modules) lives through
+    # it. Frozen, it is left out of the full garbage collections that the loop's allocations
+    # trigger: each would walk all of it again (a fifth of a 10k-request loop's time otherwise).
+    gc.freeze()
+    try:
+        clock_s = 0.0
+        while scheduler.has_work():
+            step = scheduler.schedule(clock_s)
+            if step is None:
+                clock_s = scheduler.next_arrival_time_s()
+                continue
+            duration_s = executor.execute(step)
+            usage, finished = scheduler.complete(step, clock_s + duration_s)
+            yield StepResult(step, clock_s, duration_s, usage, finished)
+            clock_s += duration_s
+    finally:
+        gc.unfreeze()

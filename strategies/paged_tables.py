@@ -214,18 +214,13 @@ class PagedTables:
     def usage(self) -> PoolUsage:
         bs = self.block_size
         pool = self.pool
-        held_slots = pool.num_held_blocks * bs
+        token_slots, reserved_slots = pool.token_slots, pool.reserved_slots
+        internal_frag_slots = pool.num_held_blocks * bs - token_slots - reserved_slots
         cached_slots = pool.num_cached_free_blocks * bs
-        return PoolUsage(
-            pool_slots=pool.num_blocks * bs,
-            token_slots=pool.token_slots,
-            reserved_slots=pool.reserved_slots,
-            internal_frag_slots=held_slots - pool.token_slots - pool.reserved_slots,
-            external_frag_slots=0,
-            free_slots=pool.num_free_blocks * bs - cached_slots,
-            cached_slots=cached_slots,
-            logical_slots=self.num_logical_blocks * bs,
-        )
+        free_slots = pool.num_free_blocks * bs - cached_slots
+        # Positional (PoolUsage's field order): a keyword call costs several times more, once per step.
+        return PoolUsage(pool.num_blocks * bs, token_slots, reserved_slots, internal_frag_slots, 0, free_slots,
+                         cached_slots, self.num_logical_blocks * bs)
 
     def snapshot(self) -> PoolSnapshot:
         seqs = self.seqs
