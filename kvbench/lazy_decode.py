@@ -40,9 +40,10 @@ class LazyDecodeSet:
         self._sum_base = 0
         self._sum_synced = 0
         self._last_due_tick = 0  # allocate_due has taken every bucket up to this tick
+        self.num_seqs = 0  # len(self), read several times a step
 
     def __len__(self) -> int:
-        return len(self._seqs)
+        return self.num_seqs
 
     def __contains__(self, seq: Sequence) -> bool:
         return seq.seq_id in self._seqs
@@ -52,16 +53,17 @@ class LazyDecodeSet:
 
     def context_tokens(self, tick: int) -> int:
         """KV tokens the batch attends to at `tick`: each sequence's context plus its new token."""
-        return self._sum_base + len(self._seqs) * tick
+        return self._sum_base + self.num_seqs * tick
 
     def unsynced_tokens(self, tick: int) -> int:
         """Tokens written by the end of `tick` that the strategy has not been told about."""
-        return self._sum_base + len(self._seqs) * tick - self._sum_synced
+        return self._sum_base + self.num_seqs * tick - self._sum_synced
 
     def add(self, seq: Sequence, tick: int) -> None:
         """Start decoding lazily; the sequence's counts are exact as of the end of `tick`."""
         seq.as_of_tick = tick
         self._seqs[seq.seq_id] = seq
+        self.num_seqs += 1
         self._sum_base += seq.num_computed_tokens - tick
         self._sum_synced += seq.synced_tokens
         finish_tick = tick + seq.group.request.num_output_tokens - seq.num_output_tokens
@@ -75,6 +77,7 @@ class LazyDecodeSet:
         self._sum_base -= seq.num_computed_tokens - seq.as_of_tick
         self._sum_synced -= seq.synced_tokens
         del self._seqs[seq.seq_id]
+        self.num_seqs -= 1
         finish_tick = self._finish_tick.pop(seq.seq_id)
         # Its planned allocation, if still ahead (a bucket being processed was taken out already).
         due = self._due.get(seq.alloc_tick)
