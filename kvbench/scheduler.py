@@ -311,7 +311,9 @@ class Scheduler:
 
     def _schedule_decodes(self, step: StepPlan) -> None:
         self.lazy.allocate_due(step.tick, self.strategy.allocate_decodes, self._preempt_and_allocate)
-        for group in list(self._beams.values()) if self._beams else ():
+        if not self._beams:
+            return
+        for group in list(self._beams.values()):
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
             # Beams sync every step (they fork every step), so their synced length is never read.

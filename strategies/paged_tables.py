@@ -93,7 +93,7 @@ class PagedTables:
 
     def grow_one(self, state: SeqBlocks, num_computed_tokens: int) -> int | None:
         """`grow(state, num_computed_tokens, 1)` then `headroom(state)` (None when refused): a decoding
-        sequence at a block boundary, the one call the simulator makes most, handled in one step."""
+        sequence at a block boundary, handled in one step (`grow_decodes` does it for a whole batch)."""
         bs = self.block_size
         blocks = state.blocks
         num_blocks = len(blocks)
