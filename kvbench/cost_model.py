@@ -12,7 +12,7 @@ interpolated over the measured grid (see profile_table.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelSpec
@@ -20,9 +20,8 @@ from kvbench.profile_table import ProfileTable
 from kvbench.scheduler import StepPlan
 
 
-@dataclass(frozen=True, slots=True)
-class StepWork:
-    """The work of one step, in tokens."""
+class StepWork(NamedTuple):
+    """The work of one step, in tokens (a tuple: one is made per simulated step)."""
 
     num_prefill_tokens: int
     prefill_attention_pairs: int  # (query, key) pairs of prefill attention, causal
@@ -33,6 +32,8 @@ class StepWork:
 
     @classmethod
     def of(cls, step: StepPlan) -> StepWork:
+        if not step.prefills:  # most steps of a run decode only
+            return cls(0, 0, 0, step.num_decode_seqs, step.decode_context_tokens, step.num_decode_seqs)
         pairs = context = sampled = 0
         for chunk in step.prefills:
             c, n = chunk.num_computed_tokens, chunk.num_new_tokens

@@ -91,7 +91,8 @@ class InterTokenLatencies:
         if step.tick is None:
             return
         self._tick_end_s.append(end_time_s)
-        first_decodes = [(g, t) for g, (t, tick) in self._joined.items() if tick < step.tick]
+        joined = self._joined  # usually empty: every decoding request decoded in the tick before
+        first_decodes = [(g, t) for g, (t, tick) in joined.items() if tick < step.tick] if joined else ()
         for group, _ in first_decodes:
             del self._joined[group]
         num_regular = step.num_decode_requests - len(first_decodes)

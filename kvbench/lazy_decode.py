@@ -3,11 +3,15 @@
 Every decode tick, each decoding sequence writes one KV token and samples one output token. Nothing
 about a sequence changes between two events: the tick its headroom with the strategy runs out (it
 must call `allocate` before writing) and the tick it finishes. So the set keeps each sequence's
-counts as of some tick, two heaps of event ticks, and running sums from which the batch's total
-context and the not-yet-synced token count follow in O(1). A tick costs O(events), not O(batch).
+counts as of some tick, its event ticks, and running sums from which the batch's total context and
+the not-yet-synced token count follow in O(1). A tick costs O(events), not O(batch).
 
 Counts: after tick T a lazy sequence has computed `num_computed_tokens + (T - as_of_tick)` tokens,
-i.e. `base + T` with `base = num_computed_tokens - as_of_tick`.
+i.e. `base + T` with `base = num_computed_tokens - as_of_tick`. An allocation event does not
+write these counts back (only `synced_tokens`): they are made exact when the sequence leaves.
+
+Allocation events live in one bucket per tick rather than a heap: every decode tick is visited
+once, in order, so a bucket is taken whole at its tick and sorted into admission order there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from collections.abc import Callable
 from kvbench.sequence import Sequence
 from kvbench.strategies.base import KVCacheStrategy
 
+# A planned allocation: (admission order, seq_id, finish tick, seq). Sorted, a bucket is in admission
+# order (seq_id breaks ties between parallel samples, so the rest is never compared).
+DueEntry = tuple[int, int, int, Sequence]
+
 
 class LazyDecodeSet:
     def __init__(self, strategy: KVCacheStrategy, lazy: bool = True):
@@ -26,14 +34,16 @@ class LazyDecodeSet:
         self.lazy = lazy
         self._seqs: dict[int, Sequence] = {}
         self._finish_tick: dict[int, int] = {}
-        # Heap entries are (tick, admission order, seq_id, ...): events of one tick in admission order.
-        self._alloc_heap: list[tuple[int, int, int, int, Sequence]] = []  # (..., alloc_version, seq)
+        self._due: dict[int, list[DueEntry]] = {}  # tick -> sequences that must allocate then
+        # (tick, admission order, seq_id, seq): the finishes of one tick in admission order.
         self._finish_heap: list[tuple[int, int, int, Sequence]] = []
         self._sum_base = 0
         self._sum_synced = 0
+        self._last_due_tick = 0  # allocate_due has taken every bucket up to this tick
+        self.num_seqs = 0  # len(self), read several times a step
 
     def __len__(self) -> int:
-        return len(self._seqs)
+        return self.num_seqs
 
     def __contains__(self, seq: Sequence) -> bool:
         return seq.seq_id in self._seqs
@@ -43,16 +53,17 @@ class LazyDecodeSet:
 
     def context_tokens(self, tick: int) -> int:
         """KV tokens the batch attends to at `tick`: each sequence's context plus its new token."""
-        return self._sum_base + len(self._seqs) * tick
+        return self._sum_base + self.num_seqs * tick
 
     def unsynced_tokens(self, tick: int) -> int:
         """Tokens written by the end of `tick` that the strategy has not been told about."""
-        return self._sum_base + len(self._seqs) * tick - self._sum_synced
+        return self._sum_base + self.num_seqs * tick - self._sum_synced
 
     def add(self, seq: Sequence, tick: int) -> None:
         """Start decoding lazily; the sequence's counts are exact as of the end of `tick`."""
         seq.as_of_tick = tick
         self._seqs[seq.seq_id] = seq
+        self.num_seqs += 1
         self._sum_base += seq.num_computed_tokens - tick
         self._sum_synced += seq.synced_tokens
         finish_tick = tick + seq.group.request.num_output_tokens - seq.num_output_tokens
@@ -66,47 +77,80 @@ class LazyDecodeSet:
         self._sum_base -= seq.num_computed_tokens - seq.as_of_tick
         self._sum_synced -= seq.synced_tokens
         del self._seqs[seq.seq_id]
-        del self._finish_tick[seq.seq_id]
-        seq.alloc_version += 1
+        self.num_seqs -= 1
+        finish_tick = self._finish_tick.pop(seq.seq_id)
+        # Its planned allocation, if still ahead (a bucket being processed was taken out already).
+        due = self._due.get(seq.alloc_tick)
+        if due is not None:
+            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq))
+        seq.alloc_tick = None
 
     def allocate_due(
-        self, tick: int, allocate: Callable[[Sequence, int, int], int | None],
+        self, tick: int, allocate_decodes: Callable[[list[tuple[Sequence, int]]], list[int]],
         retry: Callable[[Sequence, int, int], int | None],
     ) -> None:
-        """Every sequence (in admission order) whose headroom runs out at `tick`: make its counts exact
-        as of the end of `tick - 1`, `allocate(seq, num_computed_tokens, 1)` (when refused,
-        `retry(seq, num_computed_tokens, 1)`, which preempts to make room and returns None when the
-        sequence's own request went) and plan its next event.
+        """Every sequence (in admission order) whose headroom runs out at `tick`: room for the token
+        it computes at `tick`, asked of the strategy for all of them in one call,
+        `allocate_decodes([(seq, num_computed_tokens), ...])` (counts as of the end of `tick - 1`),
+        which grants in order up to the first refusal; a refused sequence goes to
+        `retry(seq, num_computed_tokens, 1)`, which preempts to make room (the latest admitted
+        first: sequences later in the batch, whose planned allocations are then dropped) and
+        returns None when the sequence's own request went. Then each plans its next event.
 
         This is the simulator's hottest loop (one pass per block boundary of every decoding
-        sequence), so materializing, syncing and planning are written out here rather than called.
+        sequence), so counting and planning are written out here rather than called.
         """
-        heap = self._alloc_heap
-        seqs = self._seqs
-        finish_tick = self._finish_tick
-        eager = not self.lazy
+        self._last_due_tick = tick
+        due = self._due.pop(tick, None)
+        if due is None:
+            return
+        due.sort()
         as_of_tick = tick - 1
-        while heap and heap[0][0] <= tick:
-            _, admit_order, seq_id, version, seq = heapq.heappop(heap)
-            if version != seq.alloc_version or seq_id not in seqs:
-                continue  # rescheduled or gone since this entry was pushed
-            steps = as_of_tick - seq.as_of_tick
-            num_computed = seq.num_computed_tokens + steps
-            seq.num_computed_tokens = num_computed
-            seq.num_output_tokens += steps
-            seq.group.num_generated_tokens += steps
-            seq.as_of_tick = as_of_tick
-            headroom = allocate(seq, num_computed, 1)
-            if headroom is None and (headroom := retry(seq, num_computed, 1)) is None:
-                continue
+        batch = [(seq, seq.num_computed_tokens + as_of_tick - seq.as_of_tick) for _, _, _, seq in due]
+        start = 0
+        while True:
+            granted = allocate_decodes(batch[start:] if start else batch)
+            end = start + len(granted)
+            self._plan_next(tick, due[start:end] if start else due, batch[start:end] if start else batch, granted)
+            if end == len(batch):
+                return
+            seq, num_computed = batch[end]
+            headroom = retry(seq, num_computed, 1)
+            start = end + 1
+            if headroom is not None:
+                self._plan_next(tick, due[end:start], batch[end:start], [headroom])
+            # Preemption made room by taking the latest-admitted requests: drop them from the batch.
+            seqs = self._seqs
+            kept = [i for i in range(start, len(batch)) if batch[i][0].seq_id in seqs]
+            due[start:] = [due[i] for i in kept]
+            batch[start:] = [batch[i] for i in kept]
+            if start == len(batch):
+                return
+
+    def _plan_next(
+        self, tick: int, entries: list[DueEntry], synced: list[tuple[Sequence, int]], headrooms: list[int]
+    ) -> None:
+        """The sequences of `entries` were synced at `num_computed_tokens` and granted `headrooms`
+        at `tick`: their next allocation comes when that headroom is used up (unless they finish first)."""
+        due = self._due
+        eager = not self.lazy
+        num_newly_synced = 0
+        for entry, (seq, num_computed), headroom in zip(entries, synced, headrooms):
             # Rule 2 of strategies/base.py: else the same tick would come back forever.
             assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
-            self._sum_synced += num_computed - seq.synced_tokens
+            num_newly_synced += num_computed - seq.synced_tokens
             seq.synced_tokens = num_computed
             alloc_tick = tick + (1 if eager else headroom)  # synced: all of the headroom is free
-            if alloc_tick <= finish_tick[seq_id]:
-                seq.alloc_version = version = seq.alloc_version + 1
-                heapq.heappush(heap, (alloc_tick, admit_order, seq_id, version, seq))
+            if alloc_tick <= entry[2]:
+                seq.alloc_tick = alloc_tick
+                bucket = due.get(alloc_tick)
+                if bucket is None:
+                    due[alloc_tick] = [entry]
+                else:
+                    bucket.append(entry)
+            else:
+                seq.alloc_tick = None
+        self._sum_synced += num_newly_synced
 
     def materialize(self, seq: Sequence, tick: int) -> None:
         """Make the sequence's counts exact as of the end of `tick` (running sums unchanged)."""
@@ -127,15 +171,18 @@ class LazyDecodeSet:
                 done.append(seq)
         return done
 
-    def _schedule_alloc(self, seq: Sequence, headroom: int | None = None) -> None:
-        """Plan the tick at which the sequence must call allocate again (headroom: as just granted)."""
-        if headroom is None:
-            headroom = self.strategy.headroom(seq.seq_id)
+    def _schedule_alloc(self, seq: Sequence) -> None:
+        """Plan the tick at which a sequence joining the set must call allocate again."""
+        headroom = self.strategy.headroom(seq.seq_id)
         assert headroom >= seq.num_computed_tokens - seq.synced_tokens, "a sequence wrote past its headroom"
         if not self.lazy:
             headroom = min(headroom, 1)  # call again at the next tick
         free_positions = headroom - (seq.num_computed_tokens - seq.synced_tokens)
         alloc_tick = seq.as_of_tick + max(0, free_positions) + 1
-        if alloc_tick <= self._finish_tick[seq.seq_id]:
-            seq.alloc_version += 1
-            heapq.heappush(self._alloc_heap, (alloc_tick, seq.group.admit_order, seq.seq_id, seq.alloc_version, seq))
+        assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
+        finish_tick = self._finish_tick[seq.seq_id]
+        if alloc_tick <= finish_tick:
+            seq.alloc_tick = alloc_tick
+            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, seq))
+        else:
+            seq.alloc_tick = None

@@ -126,31 +126,26 @@ class MetricsRecorder:
         self._steps: list[tuple] = []
         self._requests: list[tuple] = []
         self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
-        self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)
+        self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)  # as of the last chunk
         self.end_time_s = 0.0
 
     def record_step(
         self, step: StepPlan, start_s: float, duration_s: float, usage: PoolUsage,
         counters: dict[str, int], num_finished: int,
     ) -> None:
-        """`counters`: the strategy's cumulative event counts (absent standard ones count 0)."""
-        last = self._last_counts
-        cow_copies, fork_copied_blocks = counters.get("cow_copies", 0), counters.get("fork_copied_blocks", 0)
+        """`counters`: the strategy's cumulative event counts (absent standard ones count 0). A row
+        keeps them cumulative; its chunk turns them into events per step (one subtraction per
+        column rather than per step)."""
         row = (
             step.step_index, start_s, duration_s, step.batch_size, step.num_decode_seqs, len(step.prefills),
             step.num_waiting_requests, step.num_prefill_tokens, step.num_decode_seqs,
             usage.token_slots, usage.reserved_slots, usage.internal_frag_slots, usage.external_frag_slots,
             usage.free_slots, usage.cached_slots, usage.shared_saved_slots,
             step.num_preemptions, step.num_prefix_hit_tokens, step.num_prefix_query_tokens,
-            cow_copies - last["cow_copies"], fork_copied_blocks - last["fork_copied_blocks"], num_finished,
+            counters.get("cow_copies", 0), counters.get("fork_copied_blocks", 0), num_finished,
         )
-        last["cow_copies"], last["fork_copied_blocks"] = cow_copies, fork_copied_blocks
         if self.extra_events:
-            extra = []
-            for name in self.extra_events:
-                extra.append(counters[name] - last[name])
-                last[name] = counters[name]
-            row += tuple(extra)
+            row += tuple(map(counters.__getitem__, self.extra_events))
         self._steps.append(row)
         self.end_time_s = start_s + duration_s
         if len(self._steps) >= STEP_CHUNK_ROWS:
@@ -191,6 +186,11 @@ class MetricsRecorder:
         columns = {name: np.array(values) for name, values in zip(names, zip(*rows))}
         for column in TIME_WEIGHTED_COLUMNS:
             columns[column] = columns[column].astype(np.int64) * self.kv_bytes_per_token
+        last = self._last_counts
+        for column in last:  # cumulative counts -> events per step
+            cumulative = columns[column]
+            columns[column] = np.diff(cumulative, prepend=last[column])
+            last[column] = int(cumulative[-1])
         return pd.DataFrame(columns)
 
     def empty_steps_table(self) -> pd.DataFrame:

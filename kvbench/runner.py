@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from kvbench.collector import built_objects_frozen
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.fleet import execute_fleet
@@ -128,8 +127,9 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
             itl.step_done(result.step, result.start_s + result.duration_s)
             if result.finished:
                 recorder.record_finished(result.finished, executor.request_fields)
-                bar.update(len(result.finished))
-                bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
+                if not bar.disable:  # a disabled bar still formats its postfix
+                    bar.update(len(result.finished))
+                    bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
     recorder.flush_steps()
     return recorder
 
@@ -210,8 +210,7 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
         if run.cfg.get("fleet") is not None and run.cfg.fleet.num_replicas != 1:  # replicas behind a router
             return execute_fleet(run, run_dir, directory, summary_header(run), _request_rate(run.cfg))
-        with built_objects_frozen():  # the collector's full passes skip what was built (kvbench.collector)
-            recorder = simulate(run, progress, directory.steps.write)
+        recorder = simulate(run, progress, directory.steps.write)
         requests = recorder.requests_table()
         itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None

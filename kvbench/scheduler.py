@@ -244,35 +244,36 @@ class Scheduler:
             self._enqueue(RequestState(self._arrivals.popleft()))
         if not self.running and not self.waiting and not self.swapped:
             return None
-        step = self._step = StepPlan(step_index=self._next_step, layout=self.strategy.layout)
+        step = self._step = StepPlan(self._next_step, self.strategy.layout)
         if self.chunked_prefill:
             self.tick += 1
             step.tick = self.tick
             self._schedule_decodes(step)
             num_beam_seqs = sum(len(g.seqs) for g in self._beams.values()) if self._beams else 0
-            budget = self.max_num_batched_tokens - len(self.lazy) - num_beam_seqs
-            budget = self._schedule_partial_prefills(step, budget)
+            budget = self.max_num_batched_tokens - self.lazy.num_seqs - num_beam_seqs
+            if self._prefilling:
+                budget = self._schedule_partial_prefills(step, budget)
             if not step.num_preemptions:  # vLLM 0.33.0: no admission in a step that preempted
                 if self.swapped:
                     budget = self._swap_in(step, budget)
                 if not self.swapped:  # vLLM v0: swapped requests resume before new ones are admitted
                     self._admit(step, budget)
         else:
-            if not (self._decode_next and (len(self.lazy) or self._beams)) and not self.swapped:
+            if not (self._decode_next and (self.lazy.num_seqs or self._beams)) and not self.swapped:
                 self._admit(step, self.max_num_batched_tokens)
             if not step.prefills:
                 self.tick += 1
                 step.tick = self.tick
                 self._schedule_decodes(step)
                 if self.swapped and not step.num_preemptions:
-                    self._swap_in(step, self.max_num_batched_tokens - len(self.lazy) - len(step.beam_seqs))
+                    self._swap_in(step, self.max_num_batched_tokens - self.lazy.num_seqs - len(step.beam_seqs))
         # Preemptions late in planning may have removed groups scheduled earlier in the step.
         if step.beam_seqs:
             step.beam_seqs = [seq for seq in step.beam_seqs if seq.group.phase is Phase.DECODE]
         if step.prefills:
             step.num_prefill_tokens = sum(chunk.num_new_tokens for chunk in step.prefills)
         if step.tick is not None:
-            step.num_decode_seqs = len(self.lazy) + len(step.beam_seqs)
+            step.num_decode_seqs = self.lazy.num_seqs + len(step.beam_seqs)
             step.decode_context_tokens = self.lazy.context_tokens(step.tick)
             if step.beam_seqs:
                 step.decode_context_tokens += sum(seq.num_computed_tokens + 1 for seq in step.beam_seqs)
@@ -310,7 +311,7 @@ class Scheduler:
 
     def _schedule_decodes(self, step: StepPlan) -> None:
         self.strategy.begin_decode_tick(step.tick)
-        self.lazy.allocate_due(step.tick, self.strategy.allocate, self._preempt_and_allocate)
+        self.lazy.allocate_due(step.tick, self.strategy.allocate_decodes, self._preempt_and_allocate)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
@@ -320,7 +321,7 @@ class Scheduler:
         self.strategy.end_decode_tick(step.tick)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
-        for group in list(self._prefilling.values()) if self._prefilling else ():
+        for group in list(self._prefilling.values()):
             if budget <= 0:
                 break
             if group.phase is not Phase.PREFILL:
@@ -342,10 +343,12 @@ class Scheduler:
             self._order_by_prefix_match()
         while self.waiting and budget > 0:
             group = self.waiting[0]
+            if self._blocked_at is not None and self._blocked_at == (
+                self._num_room_frees, self.strategy.prefix_cache_version()
+            ):
+                return  # nothing that could make room has happened since the head last failed
             if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
                 return
-            if self._blocked_at == (self._num_room_frees, self.strategy.prefix_cache_version()):
-                return  # nothing that could make room has happened since the head last failed
             seq = group.seqs[0]
             num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
             num_new = group.num_prefill_target_tokens - num_hit

@@ -26,7 +26,7 @@ class Sequence:
 
     __slots__ = (
         "seq_id", "group", "stream", "final_num_kv_tokens", "num_computed_tokens", "num_output_tokens",
-        "as_of_tick", "synced_tokens", "alloc_version", "parent_seq_id",
+        "as_of_tick", "synced_tokens", "alloc_tick", "parent_seq_id",
     )
 
     def __init__(
@@ -41,7 +41,7 @@ class Sequence:
         self.num_output_tokens = num_output_tokens
         self.as_of_tick = 0
         self.synced_tokens = 0
-        self.alloc_version = 0
+        self.alloc_tick: int | None = None  # the tick of its next planned allocate (lazy_decode.py)
         self.parent_seq_id = parent_seq_id  # the sequence it was forked from (it shares its tokens)
 
     def __repr__(self) -> str:

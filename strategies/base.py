@@ -12,7 +12,8 @@ The seam with the scheduler (check-then-commit, as nano-vllm's can_allocate / al
 - `can_hold(seq, num_computed_tokens, num_tokens) -> bool`: whether a new sequence would fit with
   that many tokens now (pure; the scheduler admits a chunked prompt only when all of it fits).
 - `allocate(seq, num_computed_tokens, num_new_tokens) -> int | None`: make room for more tokens;
-  the headroom granted, or None having changed nothing.
+  the headroom granted, or None having changed nothing. `allocate_decodes(batch)` is the same for
+  a step's decoding sequences at once (one new token each), granted in order up to the first refusal.
 - `fork(parent_id, child, num_computed_tokens) -> bool`, `free(seq_id, num_computed_tokens) -> bool`
   (whether it made room), `block_table(seq_id)`, `headroom(seq_id)`, `usage()`, `snapshot()`.
 - Swap preemption (`scheduler.preemption=swap`), for strategies with `supports_swap`:
@@ -282,6 +283,22 @@ class KVCacheStrategy(ABC):
 
     def end_decode_tick(self, tick: int) -> None:
         """Every decoding sequence is allocated for tick `tick`: its tokens are all scheduled."""
+
+    def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
+        """`allocate(seq, num_computed_tokens, 1)` for each held (seq, num_computed_tokens) of
+        `batch`, in order, stopping at the first refusal: the headrooms granted, one per sequence
+        before it (the refused one changed nothing, rule 1).
+
+        The scheduler's decoding sequences that crossed their headroom in a step come in one call
+        (the simulator's most frequent event); a strategy answers them in one loop where that pays.
+        """
+        headrooms = []
+        for seq, num_computed_tokens in batch:
+            headroom = self.allocate(seq, num_computed_tokens, 1)
+            if headroom is None:
+                break
+            headrooms.append(headroom)
+        return headrooms
 
     def release_out_of_window(self, seq_id: int, num_computed_tokens: int) -> bool:
         """Release a live sequence's blocks of sliding-window layers that no token after its first

@@ -87,6 +87,23 @@ class BlockPool:
         self.num_free_blocks -= num_blocks
         return out
 
+    def take_one(self, num_tokens_to_write: int) -> Block:
+        """One block for new content (a decoding sequence crossing a block boundary), reserved for
+        the `num_tokens_to_write` tokens its owner will still write from its start (the block's
+        slots beyond are internal fragmentation). Caller checked that a block is free."""
+        reusable = self._reusable
+        block = reusable.popleft() if reusable else self.free_queue.pop()
+        if block.cache_key is not None:
+            self._evict(block)
+        bs = self.block_size
+        reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
+        block.ref_cnt = 1
+        block.num_tokens = 0
+        block.reserve_end = reserve_end
+        self.reserved_slots += reserve_end
+        self.num_free_blocks -= 1
+        return block
+
     def _evict(self, block: Block) -> None:
         self.uncache(block)
         self.num_cached_free_blocks -= 1
@@ -147,12 +164,14 @@ class BlockPool:
         Returns whether any block became free.
         """
         reusable: list[Block] = []
-        num_freed = 0
+        num_freed = num_token_slots = num_reserved_slots = 0  # what the freed blocks held
         for block in blocks_tail_first:
-            block.ref_cnt -= 1
-            if block.ref_cnt == 0:
-                self.token_slots -= block.num_tokens
-                self.reserved_slots -= block.reserve_end - block.num_tokens
+            ref_cnt = block.ref_cnt - 1
+            block.ref_cnt = ref_cnt
+            if not ref_cnt:
+                num_tokens = block.num_tokens
+                num_token_slots += num_tokens
+                num_reserved_slots += block.reserve_end - num_tokens
                 if block.cache_key is not None:
                     self.num_cached_free_blocks += 1
                     self.free_queue.push(block)
@@ -162,6 +181,8 @@ class BlockPool:
                 num_freed += 1
         self._reusable.extendleft(reversed(reusable))
         self.num_free_blocks += num_freed
+        self.token_slots -= num_token_slots
+        self.reserved_slots -= num_reserved_slots
         return num_freed > 0
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:

@@ -53,7 +53,7 @@ class ContiguousStrategy(KVCacheStrategy):
         self.allocator = ALLOCATORS[Allocator(config.allocator).value](num_blocks)
         self.runs = RunTable(num_blocks, self.block_size)
         # Asked every step while a request waits: recomputed only when the holes or the request change.
-        self._external_frag: tuple[tuple[int, int], int] = ((-1, -1), 0)
+        self._external_frag: tuple[tuple[int, int, int], int] = ((-1, -1, -1), 0)  # (seq_id, tokens, version), slots
 
     def reserved_tokens(self, final_num_kv_tokens: int) -> int:
         """Tokens the policy reserves for a sequence that will hold `final_num_kv_tokens`."""
@@ -113,9 +113,9 @@ class ContiguousStrategy(KVCacheStrategy):
     def external_frag_slots(self, seq: SeqView, num_new_tokens: int) -> int:
         if seq.seq_id in self.runs.seqs:
             return 0  # a running sequence never needs a new run
-        num_blocks = ceil_div(max(self.reserved_tokens(seq.final_num_kv_tokens), num_new_tokens), self.block_size)
-        key = (num_blocks, self.allocator.version)
+        key = (seq.seq_id, num_new_tokens, self.allocator.version)
         if key != self._external_frag[0]:
+            num_blocks = ceil_div(max(self.reserved_tokens(seq.final_num_kv_tokens), num_new_tokens), self.block_size)
             self._external_frag = (key, self.allocator.unusable_free_blocks(num_blocks) * self.block_size)
         return self._external_frag[1]
 

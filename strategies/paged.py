@@ -65,6 +65,13 @@ class PagedStrategy(KVCacheStrategy):
             return None
         return tables.headroom(state)
 
+    def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
+        # The tables answer the batch in one loop, unless each sequence must take `allocate`: with a
+        # table per layer group, or in a subclass that changes what `allocate` does.
+        if self.grouped or type(self).allocate is not PagedStrategy.allocate:
+            return super().allocate_decodes(batch)
+        return self.tables.grow_decodes(batch)
+
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
         if self.grouped:
             return self.tables.fits_whole_prompt(num_tokens, self.max_num_batched_tokens, self.max_model_len)

@@ -93,7 +93,7 @@ class PagedTables:
 
     def grow_one(self, state: SeqBlocks, num_computed_tokens: int) -> int | None:
         """`grow(state, num_computed_tokens, 1)` then `headroom(state)` (None when refused): a decoding
-        sequence at a block boundary, the one call the simulator makes most, handled in one step."""
+        sequence at a block boundary, handled in one step (`grow_decodes` does it for a whole batch)."""
         bs = self.block_size
         blocks = state.blocks
         num_blocks = len(blocks)
@@ -110,14 +110,53 @@ class PagedTables:
             return None
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
-        (block,) = pool.take_new(1)  # fresh: no tokens, reserved up to the final length
-        reserve_end = state.final_num_kv_tokens - num_computed_tokens
-        block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
-        pool.reserved_slots += reserve_end
-        blocks.append(block)
+        blocks.append(pool.take_one(state.final_num_kv_tokens - num_computed_tokens))
         self.num_logical_blocks += 1
         state.num_scheduled_tokens = num_computed_tokens + 1
         return bs  # its own fresh block: nothing shared to copy first
+
+    def grow_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
+        """`grow_one` for each held (seq, num_computed_tokens) in order, up to the first refusal:
+        the headrooms granted (KVCacheStrategy.allocate_decodes for the paged family).
+
+        Almost every call is a decoding sequence that has just filled its last block, its own: the
+        block is synced full and a fresh one appended, written out here (one pass, no call but the
+        pool's) because the simulator does it once per block of every output. Anything else
+        (a shared block, tokens synced blocks ago, no free block) takes `grow_one`.
+        """
+        bs = self.block_size
+        pool = self.pool
+        take_one = pool.take_one
+        seqs = self.seqs
+        headrooms = []
+        num_written = 0  # tokens synced into the last blocks: reserved slots become token slots
+        num_appended = 0
+        for seq, num_computed_tokens in batch:
+            state = seqs[seq.seq_id]
+            blocks = state.blocks
+            num_unsynced = num_computed_tokens - state.num_tokens
+            if num_computed_tokens != len(blocks) * bs or not 0 < num_unsynced <= bs or not pool.num_free_blocks:
+                headroom = self.grow_one(state, num_computed_tokens)
+                if headroom is None:
+                    break
+                headrooms.append(headroom)
+                continue
+            last = blocks[-1]
+            # What `sync` asserts: nobody else holds it (a fork's share is copied before a write),
+            # and the sequence writes it whole (it was reserved up to its end).
+            assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
+            assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
+            num_written += num_unsynced
+            last.num_tokens = bs
+            state.num_tokens = num_computed_tokens
+            blocks.append(take_one(state.final_num_kv_tokens - num_computed_tokens))
+            state.num_scheduled_tokens = num_computed_tokens + 1
+            headrooms.append(bs)  # its own fresh block: nothing shared to copy first
+            num_appended += 1
+        pool.token_slots += num_written
+        pool.reserved_slots -= num_written
+        self.num_logical_blocks += num_appended
+        return headrooms
 
     def headroom(self, state: SeqBlocks) -> int:
         """Up to the capacity, unless the first position after the last call's tokens lies in a block
@@ -175,18 +214,13 @@ class PagedTables:
     def usage(self) -> PoolUsage:
         bs = self.block_size
         pool = self.pool
-        held_slots = pool.num_held_blocks * bs
+        token_slots, reserved_slots = pool.token_slots, pool.reserved_slots
+        internal_frag_slots = pool.num_held_blocks * bs - token_slots - reserved_slots
         cached_slots = pool.num_cached_free_blocks * bs
-        return PoolUsage(
-            pool_slots=pool.num_blocks * bs,
-            token_slots=pool.token_slots,
-            reserved_slots=pool.reserved_slots,
-            internal_frag_slots=held_slots - pool.token_slots - pool.reserved_slots,
-            external_frag_slots=0,
-            free_slots=pool.num_free_blocks * bs - cached_slots,
-            cached_slots=cached_slots,
-            logical_slots=self.num_logical_blocks * bs,
-        )
+        free_slots = pool.num_free_blocks * bs - cached_slots
+        # Positional (PoolUsage's field order): a keyword call costs several times more, once per step.
+        return PoolUsage(pool.num_blocks * bs, token_slots, reserved_slots, internal_frag_slots, 0, free_slots,
+                         cached_slots, self.num_logical_blocks * bs)
 
     def snapshot(self) -> PoolSnapshot:
         seqs = self.seqs

@@ -220,16 +220,13 @@ class VAttentionStrategy(KVCacheStrategy):
     def usage(self) -> PoolUsage:
         bs = self.block_size
         held_slots = self.num_used_blocks * bs
-        return PoolUsage(
-            pool_slots=self.pool_slots,
-            token_slots=self.token_slots,
-            reserved_slots=self.reserved_slots,
-            internal_frag_slots=held_slots - self.token_slots - self.reserved_slots,
-            external_frag_slots=0,
-            free_slots=(self.num_free_blocks - self._num_mapped_idle) * bs,
-            cached_slots=self._num_mapped_idle * bs,
-            logical_slots=held_slots,
-        )
+        token_slots, reserved_slots = self.token_slots, self.reserved_slots
+        internal_frag_slots = held_slots - token_slots - reserved_slots
+        free_slots = (self.num_free_blocks - self._num_mapped_idle) * bs
+        cached_slots = self._num_mapped_idle * bs
+        # Positional (PoolUsage's field order): a keyword call costs several times more, once per step.
+        return PoolUsage(self.pool_slots, token_slots, reserved_slots, internal_frag_slots, 0, free_slots,
+                         cached_slots, held_slots)
 
     def max_seq_kv_tokens(self) -> int:
         return self.pool_slots

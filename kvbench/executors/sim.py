@@ -42,6 +42,7 @@ class SimExecutor(Executor):
         self.config_cpu = config.cpu_overhead
         self.cpu = cpu_overhead(config.cpu_overhead, config.step_overhead_s, config.cpu_overhead_per_seq_s,
                                 config.cpu_overhead_per_token_s)
+        self._has_cpu_time = bool(self.cpu.fixed_s or self.cpu.per_seq_s or self.cpu.per_token_s)
         self.cost_model: RooflineCostModel | None = None
         self.profile: ProfileCostModel | None = None
         if CostModelKind(config.cost_model) is CostModelKind.profile:
@@ -71,7 +72,6 @@ class SimExecutor(Executor):
         return swap_s
 
     def execute(self, plan: StepPlan) -> float:
-        cpu_s = self.cpu.step_time_s(plan.num_decode_seqs + len(plan.prefills), plan.num_scheduled_tokens)
         if self.profile is not None:
             # The profile was measured per block-table layout; the strategy declares its own.
             device_s = self.profile.step_time_s(StepWork.of(plan), plan.layout)
@@ -80,7 +80,9 @@ class SimExecutor(Executor):
         if plan.num_swap_out_blocks or plan.num_swap_in_blocks:
             swap_s = self._swap_s(plan)
             device_s = max(device_s, swap_s) if self.swap_overlap else device_s + swap_s
-        step_s = device_s + cpu_s
+        step_s = device_s
+        if self._has_cpu_time:  # adding a zero would change nothing
+            step_s += self.cpu.step_time_s(plan.num_decode_seqs + len(plan.prefills), plan.num_scheduled_tokens)
         if plan.kv_load_s is None:
             return step_s
         return self._with_kv_load(step_s, plan.kv_load_s, plan.kv_load_overlapped)

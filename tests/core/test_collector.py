@@ -13,12 +13,13 @@ from kvbench.compose import compose
 def test_the_loop_runs_with_the_built_objects_frozen_and_the_run_leaves_none_frozen(tmp_path, monkeypatch):
     frozen_in_loop = []
 
-    def simulate(*args, **kwargs):
-        frozen_in_loop.append(gc.get_freeze_count())
-        return original(*args, **kwargs)
+    def run_steps(*args, **kwargs):
+        for result in original(*args, **kwargs):
+            frozen_in_loop.append(gc.get_freeze_count())
+            yield result
 
-    original = runner.simulate
-    monkeypatch.setattr(runner, "simulate", simulate)
+    original = runner.run_steps
+    monkeypatch.setattr(runner, "run_steps", run_steps)
     summary = runner.execute(compose(["workload.num_requests=5"]), tmp_path / "run", progress=False)
     assert summary["num_requests"] == 5
     assert frozen_in_loop and frozen_in_loop[0] > 1000  # the workload, the pool, the config...

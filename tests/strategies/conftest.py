@@ -167,6 +167,31 @@ class StrategyMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
+    def decode_batch(self, data):
+        """A step's decoding sequences in one call: `allocate_decodes` does what `allocate(seq,
+        computed, 1)` one by one does, up to the first refusal, which changes nothing."""
+        seq_ids = data.draw(st.lists(st.sampled_from(sorted(self.live)), min_size=1, unique=True))
+        entries = [self.live[s] for s in seq_ids if self.live[s]["computed"] < self.live[s]["seq"].final_num_kv_tokens]
+        if not entries:
+            return
+        one_by_one = copy.deepcopy(self.strategy)
+        expected = []
+        for entry in entries:
+            headroom = one_by_one.allocate(entry["seq"], entry["computed"], 1)
+            if headroom is None:
+                break
+            expected.append(headroom)
+        headrooms = self.strategy.allocate_decodes([(entry["seq"], entry["computed"]) for entry in entries])
+        self._require(headrooms == expected, f"allocate_decodes granted {headrooms}, allocate one by one {expected}")
+        self._require(self.strategy.snapshot() == one_by_one.snapshot(), "allocate_decodes left another pool")
+        self._require(all(h >= 1 for h in headrooms), f"rule 2: allocate_decodes granted {headrooms} for one token each")
+        for entry in entries[: len(headrooms)]:
+            entry["synced"] = entry["computed"]
+            entry["computed"] += 1
+        self._note_cache_version()
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
     def lazy_write(self, data):
         """Write one token without telling the strategy, as the scheduler does within headroom."""
         seq_id = data.draw(st.sampled_from(sorted(self.live)))
