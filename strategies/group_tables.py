@@ -95,6 +95,7 @@ class WindowTables(PagedTables):
         for block in shared[num_skipped:]:
             self.pool.touch(block)
         state = SeqBlocks(list(shared), num_computed_tokens, child.final_num_kv_tokens, child.stream)
+        state.num_cached_blocks = parent.num_cached_blocks  # registered blocks are full, so shared
         self.seqs[child.seq_id] = state
         self.num_skipped[child.seq_id] = num_skipped
         self.num_logical_blocks += len(shared) - num_skipped
@@ -145,24 +146,45 @@ class GroupedTables:
     def num_groups(self) -> int:
         return len(self.groups)
 
-    def fits(self, hits: list[Block], num_total_tokens: int) -> bool:
-        return self.num_groups * ceil_div(num_total_tokens, self.block_size) <= self.pool.num_free_blocks
+    def fits(self, hits: list[list[Block]] | list[Block], num_total_tokens: int) -> bool:
+        """Whether a new sequence with room up to `num_total_tokens` fits now, holding `hits`: each
+        group's cached blocks (NULL_BLOCK before a sliding group's window), or none."""
+        hits = hits or [[]] * self.num_groups
+        num_needed = sum(self._num_admission_blocks(t, h, num_total_tokens) for t, h in zip(self.groups, hits))
+        return num_needed <= self.pool.num_free_blocks
 
-    def fits_whole_prompt(self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int) -> bool:
+    def fits_whole_prompt(
+        self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int,
+        hits: list[list[Block]] | None = None,
+    ) -> bool:
         """Whether a new sequence of `num_tokens` fits, prefilled chunk by chunk: a sliding group
         never holds more than its window plus the tokens in flight, as vLLM 0.33.0 caps admission
         (`SlidingWindowSpec.max_admission_blocks_per_request`). vLLM counts two steps' token
         budgets in flight (`max_concurrent_batches` is 2 under its default async scheduling)."""
-        num_blocks = ceil_div(num_tokens, self.block_size)
+        hits = hits or [[]] * self.num_groups
         num_needed = 0
-        for tables in self.groups:
+        for tables, group_hits in zip(self.groups, hits):
+            cap_blocks = None
             if isinstance(tables, WindowTables) and max_num_batched_tokens is not None:
                 max_in_flight_tokens = 2 * max_num_batched_tokens
                 cap_tokens = min(tables.sliding_window - 1 + max_in_flight_tokens, max_model_len)
-                num_needed += min(num_blocks, ceil_div(cap_tokens, self.block_size) + 1)
-            else:
-                num_needed += num_blocks
+                cap_blocks = ceil_div(cap_tokens, self.block_size) + 1
+            num_needed += self._num_admission_blocks(tables, group_hits, num_tokens, cap_blocks)
         return num_needed <= self.pool.num_free_blocks
+
+    def _num_admission_blocks(
+        self, tables: PagedTables, hits: list[Block], num_tokens: int, cap_blocks: int | None = None,
+    ) -> int:
+        """Free blocks one group of a new sequence takes (vLLM 0.33.0's
+        `SingleTypeKVCacheManager.get_num_blocks_to_allocate`): its blocks up to `num_tokens` (at
+        most `cap_blocks`) beyond its cached `hits`, plus each hit that is free now (reviving it
+        takes it out of the free blocks). A sliding group holds no hit before the window."""
+        num_blocks = ceil_div(num_tokens, self.block_size)
+        if cap_blocks is not None:
+            num_blocks = min(num_blocks, cap_blocks)
+        num_skipped = tables.skippable_blocks(len(hits) * self.block_size) if isinstance(tables, WindowTables) else 0
+        num_reviving = sum(1 for block in hits[num_skipped:] if block.ref_cnt == 0)
+        return max(num_blocks - max(num_skipped, len(hits)), 0) + num_reviving
 
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> GroupedSeq | None:
         if hits:
