@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from kvbench.strategies.base import SeqView, ceil_div
 from kvbench.strategies.block_pool import Block, BlockPool
 from kvbench.strategies.group_tables import NULL_BLOCK, GroupedSeq, GroupedTables, WindowTables
-from kvbench.strategies.paged_tables import SeqBlocks
+from kvbench.strategies.paged_tables import PagedTables, SeqBlocks
 from kvbench.strategies.prefix_index import KeyChain
 
 if TYPE_CHECKING:
@@ -133,25 +133,30 @@ class GroupedPrefixTables(GroupedTables):
             return None
         hits = hits or [[]] * self.num_groups
         num_hit_tokens = len(hits[0]) * self.block_size
-        states = GroupedSeq(seq.seq_id, ())
-        for tables, group_hits in zip(self.groups, hits):  # every group's hits revived first
-            num_skipped = tables.skippable_blocks(num_hit_tokens) if isinstance(tables, WindowTables) else 0
-            held = group_hits[num_skipped:]
-            for block in held:
-                self.pool.touch(block)
-            state = SeqBlocks([NULL_BLOCK] * num_skipped + held, num_hit_tokens, seq.final_num_kv_tokens, seq.stream)
-            state.num_cached_blocks = len(state.blocks)
-            tables.seqs[seq.seq_id] = state
-            tables.num_logical_blocks += len(held)
-            if num_skipped:
-                tables.num_skipped[seq.seq_id] = num_skipped
-            states.append(state)
+        states = GroupedSeq(seq.seq_id, (  # every group's hits revived first
+            self._in_group(g, self._revive, tables, seq, group_hits, num_hit_tokens)
+            for g, (tables, group_hits) in enumerate(zip(self.groups, hits))
+        ))
         num_blocks = ceil_div(num_total_tokens, self.block_size)
-        for tables, state in zip(self.groups, states):
-            tables._append_blocks(state, num_blocks - len(state.blocks))
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
+            self._in_group(g, tables._append_blocks, state, num_blocks - len(state.blocks))
             state.num_scheduled_tokens = num_total_tokens
         self.seqs[seq.seq_id] = states
         return states
+
+    def _revive(self, tables: PagedTables, seq: SeqView, hits: list[Block], num_hit_tokens: int) -> SeqBlocks:
+        """A new sequence's state in one group, holding its hits (NULL_BLOCK before the window)."""
+        num_skipped = tables.skippable_blocks(num_hit_tokens) if isinstance(tables, WindowTables) else 0
+        held = hits[num_skipped:]
+        for block in held:
+            self.pool.touch(block)
+        state = SeqBlocks([NULL_BLOCK] * num_skipped + held, num_hit_tokens, seq.final_num_kv_tokens, seq.stream)
+        state.num_cached_blocks = len(state.blocks)
+        tables.seqs[seq.seq_id] = state
+        tables.num_logical_blocks += len(held)
+        if num_skipped:
+            tables.num_skipped[seq.seq_id] = num_skipped
+        return state
 
     def register(self, states: GroupedSeq, chain: KeyChain, num_tokens: int) -> None:
         """Make every group's blocks that `num_tokens` tokens fill findable by content (blocks

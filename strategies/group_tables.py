@@ -141,10 +141,24 @@ class GroupedTables:
         ]
         self.seqs: dict[int, GroupedSeq] = {}
         self.num_dropped_blocks = 0  # released out of a window: room made without a free
+        # Per group: the blocks its tables hold (each block belongs to one group) and the K/V
+        # token slots written in them, kept by `_in_group` around every call that changes them.
+        self.group_held_blocks = [0] * len(groups)
+        self.group_token_slots = [0] * len(groups)
 
     @property
     def num_groups(self) -> int:
         return len(self.groups)
+
+    def _in_group(self, g: int, call: Callable, *args):
+        """`call(*args)`, a call on group g's tables: what it changes in the pool's held blocks and
+        token slots is group g's (a call on one group's tables touches only that group's blocks)."""
+        pool = self.pool
+        num_free_blocks, token_slots = pool.num_free_blocks, pool.token_slots
+        result = call(*args)
+        self.group_held_blocks[g] += num_free_blocks - pool.num_free_blocks
+        self.group_token_slots[g] += pool.token_slots - token_slots
+        return result
 
     def fits(self, hits: list[list[Block]] | list[Block], num_total_tokens: int) -> bool:
         """Whether a new sequence with room up to `num_total_tokens` fits now, holding `hits`: each
@@ -191,7 +205,9 @@ class GroupedTables:
             raise ValueError("grouped tables cache no prefix")
         if not self.fits(hits, num_total_tokens):
             return None
-        states = GroupedSeq(seq.seq_id, (tables.admit(seq, [], num_total_tokens) for tables in self.groups))
+        states = GroupedSeq(seq.seq_id, (
+            self._in_group(g, tables.admit, seq, [], num_total_tokens) for g, tables in enumerate(self.groups)
+        ))
         self.seqs[seq.seq_id] = states
         return states
 
@@ -199,11 +215,11 @@ class GroupedTables:
         """Release every sliding group's blocks that `num_computed_tokens` leave behind the window.
         Whether a block became free."""
         free_before = self.pool.num_free_blocks
-        for tables, state in zip(self.groups, states):
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
             if isinstance(tables, WindowTables):
                 if num_computed_tokens != state.num_tokens:
-                    tables.sync(state, num_computed_tokens)
-                tables.drop_skipped(states.seq_id, state, num_computed_tokens)
+                    self._in_group(g, tables.sync, state, num_computed_tokens)
+                self._in_group(g, tables.drop_skipped, states.seq_id, state, num_computed_tokens)
         num_freed = self.pool.num_free_blocks - free_before
         self.num_dropped_blocks += num_freed
         return num_freed > 0
@@ -233,8 +249,8 @@ class GroupedTables:
             num_needed += max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
         if num_needed > self.pool.num_free_blocks:
             return False
-        for tables, state in zip(self.groups, states):
-            grown = tables.grow(state, num_computed_tokens, num_new_tokens)
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
+            grown = self._in_group(g, tables.grow, state, num_computed_tokens, num_new_tokens)
             assert grown, "a group's growth was counted but did not fit"
         return True
 
@@ -253,23 +269,31 @@ class GroupedTables:
             num_needed += ceil_div(num_computed_tokens, self.block_size) - skipped
         if num_needed > self.pool.num_free_blocks:
             return None
-        states = GroupedSeq(child.seq_id, (tables.fork_copied(parent_id, child, num_computed_tokens) for tables in self.groups))
+        states = GroupedSeq(child.seq_id, (
+            self._in_group(g, tables.fork_copied, parent_id, child, num_computed_tokens)
+            for g, tables in enumerate(self.groups)
+        ))
         self.seqs[child.seq_id] = states
         return states
 
     def fork_shared(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq:
-        states = GroupedSeq(child.seq_id, (tables.fork_shared(parent_id, child, num_computed_tokens) for tables in self.groups))
+        states = GroupedSeq(child.seq_id, (
+            self._in_group(g, tables.fork_shared, parent_id, child, num_computed_tokens)
+            for g, tables in enumerate(self.groups)
+        ))
         self.seqs[child.seq_id] = states
         return states
 
     def drop(self, seq_id: int, num_computed_tokens: int) -> GroupedSeq:
         del self.seqs[seq_id]
-        return GroupedSeq(seq_id, (tables.drop(seq_id, num_computed_tokens) for tables in self.groups))
+        return GroupedSeq(seq_id, (
+            self._in_group(g, tables.drop, seq_id, num_computed_tokens) for g, tables in enumerate(self.groups)
+        ))
 
     def release(self, states: GroupedSeq) -> bool:
         freed = False
-        for tables, state in zip(self.groups, states):
-            freed |= tables.release(state)
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
+            freed |= self._in_group(g, tables.release, state)
         return freed
 
     def block_table(self, seq_id: int) -> list[int]:
@@ -280,16 +304,12 @@ class GroupedTables:
         return [tables.block_table(seq_id) for tables in self.groups]
 
     def usage(self) -> PoolUsage:
+        bs = self.block_size
         usage = self.groups[0].usage()
-        usage.logical_slots = sum(tables.num_logical_blocks for tables in self.groups) * self.block_size
+        usage.logical_slots = sum(tables.num_logical_blocks for tables in self.groups) * bs
+        usage.group_held_slots = tuple(num_blocks * bs for num_blocks in self.group_held_blocks)
+        usage.group_token_slots = tuple(self.group_token_slots)
         return usage
-
-    def group_held_blocks(self) -> list[int]:
-        """Blocks each group's tables hold (a block shared by a fork counts once per group)."""
-        return [
-            len({b.block_id for s in tables.seqs.values() for b in s.blocks if b.block_id != NULL_BLOCK_ID})
-            for tables in self.groups
-        ]
 
     def snapshot(self) -> PoolSnapshot:
         """Every group's tables in one snapshot, each keyed (seq_id, group index), so the invariant

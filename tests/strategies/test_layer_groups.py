@@ -141,9 +141,23 @@ def test_state_machine_with_one_sliding_group(name, strategy_machine):
     strategy_machine(name, factory=factory([KVGroup(5, 1)]))
 
 
-def test_grouped_tables_report_each_groups_blocks(seq_factory):
-    s = make_grouped("paged", 12, 2, groups=[FULL, KVGroup(2, 1)])
-    s.allocate(seq_factory(0, 6, 9), 0, 6)
-    s.allocate(seq_factory(0, 6, 9), 6, 1)
+@pytest.mark.parametrize("name", WINDOW_AWARE)
+def test_grouped_tables_report_each_groups_blocks(name, seq_factory):
+    """Exact held blocks and token slots per group (window 2, blocks of 2): the breakdown's
+    per-group columns, recounted from the tables by the invariant checker after each call."""
+    s = make_grouped(name, 12, 2, groups=[FULL, KVGroup(2, 1)])
+    seq = seq_factory(0, 6, 9)
+    s.allocate(seq, 0, 6)
+    check(s)
+    assert s.tables.group_held_blocks == [3, 3]
+    assert s.usage().group_held_slots == (6, 6) and s.usage().group_token_slots == (0, 0)  # not written yet
+    s.allocate(seq, 6, 1)  # 6 tokens written; the sliding group keeps the block of tokens 4-5
+    check(s)
     assert isinstance(s.tables, GroupedTables)
-    assert s.tables.group_held_blocks() == [4, 2]
+    assert s.tables.group_held_blocks == [4, 2]
+    assert s.usage().group_held_slots == (8, 4) and s.usage().group_token_slots == (6, 2)
+    # Tokens written since the last call (lazy decoding) count in every group.
+    assert s.usage().with_unsynced(2 * 1).group_token_slots == (7, 3)
+    s.free(0, 7)
+    check(s)
+    assert s.usage().group_held_slots == (0, 0) and s.usage().group_token_slots == (0, 0)

@@ -69,7 +69,7 @@ def test_an_interleaved_hit_needs_every_full_block_and_the_windows_last_blocks(s
     assert s.tables.group_block_tables(2) == [[0, 1, 4, 6, 8, 10, 5], [NULL_BLOCK_ID] * 4 + [9, 11, 7]]
     check(s)
     # The full group holds every block again; the sliding group holds the window only.
-    assert s.tables.group_held_blocks() == [3 + 7, 3 + 3]
+    assert s.tables.group_held_blocks == [3 + 7, 3 + 3]
 
 
 def test_the_hit_is_what_every_group_agrees_on(seq_factory):
