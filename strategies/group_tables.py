@@ -30,6 +30,10 @@ from kvbench.strategies.paged_tables import PagedTables, SeqBlocks
 if TYPE_CHECKING:
     from kvbench.model_spec import KVGroup
 
+# How the groups share the pool: "shared" (any group takes any free block: vLLM's hybrid
+# allocator, and Jenga's when pages are of one size) or "static" (each group a fixed equal share,
+# set at startup: the per-type partition Jenga compares against).
+GROUP_POOLS = ("shared", "static")
 NULL_BLOCK_ID = -1
 NULL_BLOCK = Block(NULL_BLOCK_ID)  # stands in a table for a block released out of the window
 
@@ -131,7 +135,7 @@ class GroupedTables:
 
     def __init__(
         self, pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
-        groups: list[KVGroup],
+        groups: list[KVGroup], group_pools: str = "shared",
     ):
         self.pool = pool
         self.block_size = pool.block_size
@@ -145,10 +149,21 @@ class GroupedTables:
         # token slots written in them, kept by `_in_group` around every call that changes them.
         self.group_held_blocks = [0] * len(groups)
         self.group_token_slots = [0] * len(groups)
+        # Static pools: each group may hold at most its equal share of the pool (None: shared).
+        self.group_pool_blocks = pool.num_blocks // len(groups) if group_pools == "static" else None
 
     @property
     def num_groups(self) -> int:
         return len(self.groups)
+
+    def _fits(self, num_needed: list[int]) -> bool:
+        """Whether each group can take its `num_needed` free blocks now: from the shared pool, and
+        with static pools also within the group's own share."""
+        if sum(num_needed) > self.pool.num_free_blocks:
+            return False
+        if self.group_pool_blocks is None:
+            return True
+        return all(held + n <= self.group_pool_blocks for held, n in zip(self.group_held_blocks, num_needed))
 
     def _in_group(self, g: int, call: Callable, *args):
         """`call(*args)`, a call on group g's tables: what it changes in the pool's held blocks and
@@ -164,8 +179,7 @@ class GroupedTables:
         """Whether a new sequence with room up to `num_total_tokens` fits now, holding `hits`: each
         group's cached blocks (NULL_BLOCK before a sliding group's window), or none."""
         hits = hits or [[]] * self.num_groups
-        num_needed = sum(self._num_admission_blocks(t, h, num_total_tokens) for t, h in zip(self.groups, hits))
-        return num_needed <= self.pool.num_free_blocks
+        return self._fits([self._num_admission_blocks(t, h, num_total_tokens) for t, h in zip(self.groups, hits)])
 
     def fits_whole_prompt(
         self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int,
@@ -176,15 +190,15 @@ class GroupedTables:
         (`SlidingWindowSpec.max_admission_blocks_per_request`). vLLM counts two steps' token
         budgets in flight (`max_concurrent_batches` is 2 under its default async scheduling)."""
         hits = hits or [[]] * self.num_groups
-        num_needed = 0
+        num_needed = []
         for tables, group_hits in zip(self.groups, hits):
             cap_blocks = None
             if isinstance(tables, WindowTables) and max_num_batched_tokens is not None:
                 max_in_flight_tokens = 2 * max_num_batched_tokens
                 cap_tokens = min(tables.sliding_window - 1 + max_in_flight_tokens, max_model_len)
                 cap_blocks = ceil_div(cap_tokens, self.block_size) + 1
-            num_needed += self._num_admission_blocks(tables, group_hits, num_tokens, cap_blocks)
-        return num_needed <= self.pool.num_free_blocks
+            num_needed.append(self._num_admission_blocks(tables, group_hits, num_tokens, cap_blocks))
+        return self._fits(num_needed)
 
     def _num_admission_blocks(
         self, tables: PagedTables, hits: list[Block], num_tokens: int, cap_blocks: int | None = None,
@@ -239,15 +253,15 @@ class GroupedTables:
         bs = self.block_size
         self.release_out_of_window(states, num_computed_tokens)
         num_total_tokens = num_computed_tokens + num_new_tokens
-        num_needed = 0
+        num_needed = []
         for state in states:
             idx = num_computed_tokens // bs
             copy_on_write = (
                 num_new_tokens > 0 and num_computed_tokens % bs != 0 and idx < len(state.blocks)
                 and state.blocks[idx].ref_cnt > 1
             )
-            num_needed += max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
-        if num_needed > self.pool.num_free_blocks:
+            num_needed.append(max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write)
+        if not self._fits(num_needed):
             return False
         for g, (tables, state) in enumerate(zip(self.groups, states)):
             grown = self._in_group(g, tables.grow, state, num_computed_tokens, num_new_tokens)
@@ -263,11 +277,11 @@ class GroupedTables:
 
     def fork_copied(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq | None:
         parents = self.seqs[parent_id]
-        num_needed = 0
+        num_needed = []
         for tables, parent in zip(self.groups, parents):
             skipped = tables.num_skipped.get(parent_id, 0) if isinstance(tables, WindowTables) else 0
-            num_needed += ceil_div(num_computed_tokens, self.block_size) - skipped
-        if num_needed > self.pool.num_free_blocks:
+            num_needed.append(ceil_div(num_computed_tokens, self.block_size) - skipped)
+        if not self._fits(num_needed):
             return None
         states = GroupedSeq(child.seq_id, (
             self._in_group(g, tables.fork_copied, parent_id, child, num_computed_tokens)
@@ -328,10 +342,12 @@ class GroupedTables:
 
 def make_tables(
     pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
-    kv_groups: list[KVGroup] | None,
+    kv_groups: list[KVGroup] | None, group_pools: str = "shared",
 ) -> PagedTables | GroupedTables:
     """The tables a paged strategy needs: PagedTables when every attention layer is full (one
     group, exactly what it has always used), GroupedTables when some layer has a window."""
+    if group_pools not in GROUP_POOLS:
+        raise ValueError(f"strategy.group_pools={group_pools!r}: one of {', '.join(GROUP_POOLS)}")
     if not kv_groups or not any(g.is_sliding for g in kv_groups):
         return PagedTables(pool, counters, log_copies)
-    return GroupedTables(pool, counters, log_copies, kv_groups)
+    return GroupedTables(pool, counters, log_copies, kv_groups, group_pools)
