@@ -161,3 +161,29 @@ def test_grouped_tables_report_each_groups_blocks(name, seq_factory):
     s.free(0, 7)
     check(s)
     assert s.usage().group_held_slots == (0, 0) and s.usage().group_token_slots == (0, 0)
+
+
+@pytest.mark.parametrize("group_pools, grows", [("shared", True), ("static", False)])
+def test_static_group_pools_cannot_lend_a_sliding_groups_blocks_to_the_full_group(group_pools, grows, seq_factory):
+    """8 blocks, a full and a window-2 group: static pools give each group 4. The full group's
+    fifth block is refused there, though the sliding group released blocks the shared pool lends."""
+    s = make_grouped("paged", 8, 2, groups=[FULL, KVGroup(2, 1)], group_pools=group_pools)
+    seq = seq_factory(0, 8, 12)
+    assert s.allocate(seq, 0, 8) is not None  # 4 + 4 blocks
+    check(s)
+    assert (s.allocate(seq, 8, 1) is not None) is grows  # the sliding group releases 3, the full group needs a 5th
+    check(s)
+    assert s.tables.group_held_blocks == ([5, 2] if grows else [4, 1])
+    assert free_slots(s) == (1 if grows else 3) * 2
+
+
+def test_a_bad_group_pools_value_is_named():
+    with pytest.raises(ValueError, match="strategy.group_pools='split': one of shared, static"):
+        make_grouped("paged", 8, 2, groups=None, group_pools="split")
+
+
+def test_state_machine_with_static_group_pools(strategy_machine):
+    def make(name, num_blocks, block_size, max_model_len=64, **options):
+        return make_grouped(name, num_blocks, block_size, max_model_len, [FULL, KVGroup(3, 1)], group_pools="static")
+
+    strategy_machine("paged", factory=make)
