@@ -49,7 +49,7 @@ def test_sliding_window_layers_generate_the_dense_models_tokens(strategy, run_de
 
 
 def test_the_window_changes_what_the_model_computes(run_device):
-    run, _ = run_device(["strategy=paged_prefix", SMALL_POOL, *WORKLOAD, *WINDOW, "workload.num_requests=1"])
+    run, _ = run_device(["strategy=paged_radix", SMALL_POOL, *WORKLOAD, *WINDOW, "workload.num_requests=1"])
     decoder = run.executor.engine.decoder
     tokens = list(range(1, 30))
     windowed = dense_logits(decoder, tokens)
@@ -63,7 +63,8 @@ def test_the_window_changes_what_the_model_computes(run_device):
 
 
 def test_window_aware_strategies_and_triton_are_refused_on_the_device(run_device):
-    with pytest.raises(ConfigError, match="cannot run model=tiny with strategy=paged"):
-        run_device(["strategy=paged", *WORKLOAD, *WINDOW])
+    for strategy in ("paged", "paged_prefix"):  # a table per layer group
+        with pytest.raises(ConfigError, match=f"cannot run model=tiny with strategy={strategy}"):
+            run_device([f"strategy={strategy}", *WORKLOAD, *WINDOW])
     with pytest.raises(ValueError, match="no sliding-window mask yet"):
-        run_device(["strategy=paged_prefix", *WORKLOAD, *WINDOW, "engine.backend=triton", "engine.dtype=float32"])
+        run_device(["strategy=paged_radix", *WORKLOAD, *WINDOW, "engine.backend=triton", "engine.dtype=float32"])
