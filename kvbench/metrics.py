@@ -8,6 +8,11 @@ Recording is a tuple append per step. Every `STEP_CHUNK_ROWS` steps the rows bec
 (memory turned from token slots into bytes), are added into the running `StepTotals` and handed to
 the run's sink (the steps table on disk), so a long run never holds all its steps in memory.
 
+A strategy with a block table per layer group (group_tables.py) reports each group's held and
+token slots in its usage: they become `kv_group{g}_held_bytes` / `kv_group{g}_token_bytes` step
+columns and `kv_group{g}_held_frac` / `_token_frac` / `_max_held_bytes` summary fields; runs of
+other strategies and models have none of them.
+
 Sums are independent of threads and launchers: time-weighted sums are `math.fsum` of elementwise
 products per chunk, then `math.fsum` of the chunks (a BLAS dot product's result depends on how many
 threads split it); counts are Python integers.
@@ -49,6 +54,13 @@ REQUEST_COLUMNS = (
 STEP_CHUNK_ROWS = 65_536  # steps per chunk; fixed, so the sums (and summaries) do not depend on it
 TIME_WEIGHTED_COLUMNS = (*MEMORY_COLUMNS, "shared_saved_bytes")
 COUNTED_COLUMNS = ("preemptions", "prefix_hit_tokens", "prefix_query_tokens", "cow_copies", "fork_copied_blocks")
+GROUP_COLUMN_PREFIX = "kv_group"
+
+
+def group_columns(num_groups: int) -> tuple[str, ...]:
+    """The step columns of a run with `num_groups` layer groups: held bytes, then token bytes."""
+    return (*(f"kv_group{g}_held_bytes" for g in range(num_groups)),
+            *(f"kv_group{g}_token_bytes" for g in range(num_groups)))
 
 
 @dataclass
@@ -60,6 +72,7 @@ class StepTotals:
     batch_size_sum: int = 0
     max_batch_size: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    group_max_bytes: dict[str, int] = field(default_factory=dict)  # per layer group column: its peak
     _duration_sums: list[float] = field(default_factory=list)  # one per chunk
     _weighted_sums: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in TIME_WEIGHTED_COLUMNS})
 
@@ -86,7 +99,9 @@ class StepTotals:
                 totals.counts[column] += count
             totals._duration_sums.extend(part._duration_sums)
             for column, sums in part._weighted_sums.items():
-                totals._weighted_sums[column].extend(sums)
+                totals._weighted_sums.setdefault(column, []).extend(sums)
+            for column, peak in part.group_max_bytes.items():
+                totals.group_max_bytes[column] = max(totals.group_max_bytes.get(column, 0), peak)
         return totals
 
     def add(self, chunk: pd.DataFrame) -> None:
@@ -100,6 +115,11 @@ class StepTotals:
             self.counts[column] += int(chunk[column].to_numpy(dtype=np.int64).sum())
         weights = chunk["duration_s"].to_numpy(dtype=np.float64)
         self._duration_sums.append(math.fsum(weights))
+        for column in chunk.columns:  # a layer-grouped run's columns: weighted like memory, and their peak
+            if column.startswith(GROUP_COLUMN_PREFIX):
+                self._weighted_sums.setdefault(column, [])
+                peak = int(chunk[column].max())
+                self.group_max_bytes[column] = max(self.group_max_bytes.get(column, 0), peak)
         for column, sums in self._weighted_sums.items():
             sums.append(math.fsum(chunk[column].to_numpy(dtype=np.float64) * weights))
 
@@ -127,6 +147,7 @@ class MetricsRecorder:
         self._requests: list[tuple] = []
         self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
         self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)  # as of the last chunk
+        self.group_columns: tuple[str, ...] = ()  # set by the first step of a layer-grouped strategy
         self.end_time_s = 0.0
 
     def record_step(
@@ -146,6 +167,10 @@ class MetricsRecorder:
         )
         if self.extra_events:
             row += tuple(map(counters.__getitem__, self.extra_events))
+        if usage.group_held_slots:
+            if not self.group_columns:
+                self.group_columns = group_columns(len(usage.group_held_slots))
+            row += usage.group_held_slots + usage.group_token_slots
         self._steps.append(row)
         self.end_time_s = start_s + duration_s
         if len(self._steps) >= STEP_CHUNK_ROWS:
@@ -178,13 +203,13 @@ class MetricsRecorder:
 
     def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
         import pandas as pd
-        names = (*STEP_COLUMNS, *self.extra_events)
+        names = (*STEP_COLUMNS, *self.extra_events, *self.group_columns)
         if not rows:
             return pd.DataFrame.from_records(rows, columns=names).astype(
                 {column: np.int64 for column in TIME_WEIGHTED_COLUMNS})
         # Rows transposed in C (zip) and one array per column: half the time of DataFrame.from_records.
         columns = {name: np.array(values) for name, values in zip(names, zip(*rows))}
-        for column in TIME_WEIGHTED_COLUMNS:
+        for column in (*TIME_WEIGHTED_COLUMNS, *self.group_columns):
             columns[column] = columns[column].astype(np.int64) * self.kv_bytes_per_token
         last = self._last_counts
         for column in last:  # cumulative counts -> events per step
@@ -254,7 +279,7 @@ def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_byt
     query_tokens = totals.counts["prefix_query_tokens"]
     hit_tokens = totals.counts["prefix_hit_tokens"]
     per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
-    return {
+    summary = {
         "num_requests": len(requests),
         "num_steps": totals.num_steps,
         "duration_s": duration_s,
@@ -283,3 +308,10 @@ def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_byt
         "tpot_p99_s": _percentile(requests["tpot_s"], 99),
         "normalized_latency_s": float(requests["normalized_latency_s"].mean()) if len(requests) else float("nan"),
     }
+    for column, peak in totals.group_max_bytes.items():  # per layer group, in step-column order
+        if column.endswith("_held_bytes"):
+            group = column.removesuffix("_held_bytes")
+            summary[f"{group}_held_frac"] = time_avg_frac(column)
+            summary[f"{group}_token_frac"] = time_avg_frac(f"{group}_token_bytes")
+            summary[f"{group}_max_held_bytes"] = peak
+    return summary

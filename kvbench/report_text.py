@@ -1,4 +1,5 @@
-"""Compact text tables of run summaries, for the end of a run and for `compare`."""
+"""Compact text tables of run summaries, for the end of a run and for `compare` (with a line per
+layer group for strategies that keep a block table per group)."""
 
 from __future__ import annotations
 
@@ -41,4 +42,20 @@ def summary_table(summaries: list[dict], names: list[str] | None = None) -> str:
     lines = ["  ".join(cell.rjust(w) if i >= text_columns else cell.ljust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines + _group_lines(summaries, names))
+
+
+def _group_lines(summaries: list[dict], names: list[str] | None) -> list[str]:
+    """Runs with a block table per layer group: each group's time-averaged share of the pool held
+    and holding K/V, and its peak, one line per run and group."""
+    lines = []
+    for i, s in enumerate(summaries):
+        g = 0
+        while f"kv_group{g}_held_frac" in s:
+            who = names[i] if names is not None else s.get("strategy", "")
+            lines.append(
+                f"{who} layer group {g}: held {s[f'kv_group{g}_held_frac']:.1%} of the pool "
+                f"(K/V tokens {s[f'kv_group{g}_token_frac']:.1%}), peak {s[f'kv_group{g}_max_held_bytes'] / 2**20:.1f} MiB"
+            )
+            g += 1
+    return [""] + lines if lines else []

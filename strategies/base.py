@@ -99,6 +99,10 @@ class PoolUsage:
     free_slots: int
     cached_slots: int
     logical_slots: int
+    # Per layer group, for strategies with a block table per group (group_tables.py): the slots of
+    # the blocks each group holds, and of those the slots holding K/V of existing tokens.
+    group_held_slots: tuple[int, ...] = ()
+    group_token_slots: tuple[int, ...] = ()
 
     @property
     def held_slots(self) -> int:
@@ -112,6 +116,9 @@ class PoolUsage:
         """Count tokens written into reserved slots since the sequences last synced."""
         self.token_slots += num_unsynced_tokens
         self.reserved_slots -= num_unsynced_tokens
+        if self.group_token_slots:  # every token is written in every group: an equal share each
+            per_group = num_unsynced_tokens // len(self.group_token_slots)
+            self.group_token_slots = tuple(num_slots + per_group for num_slots in self.group_token_slots)
         return self
 
     def with_external_frag(self, external_frag_slots: int) -> PoolUsage:

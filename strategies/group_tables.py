@@ -30,6 +30,10 @@ from kvbench.strategies.paged_tables import PagedTables, SeqBlocks
 if TYPE_CHECKING:
     from kvbench.model_spec import KVGroup
 
+# How the groups share the pool: "shared" (any group takes any free block: vLLM's hybrid
+# allocator, and Jenga's when pages are of one size) or "static" (each group a fixed equal share,
+# set at startup: the per-type partition Jenga compares against).
+GROUP_POOLS = ("shared", "static")
 NULL_BLOCK_ID = -1
 NULL_BLOCK = Block(NULL_BLOCK_ID)  # stands in a table for a block released out of the window
 
@@ -95,6 +99,7 @@ class WindowTables(PagedTables):
         for block in shared[num_skipped:]:
             self.pool.touch(block)
         state = SeqBlocks(list(shared), num_computed_tokens, child.final_num_kv_tokens, child.stream)
+        state.num_cached_blocks = parent.num_cached_blocks  # registered blocks are full, so shared
         self.seqs[child.seq_id] = state
         self.num_skipped[child.seq_id] = num_skipped
         self.num_logical_blocks += len(shared) - num_skipped
@@ -130,7 +135,7 @@ class GroupedTables:
 
     def __init__(
         self, pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
-        groups: list[KVGroup],
+        groups: list[KVGroup], group_pools: str = "shared",
     ):
         self.pool = pool
         self.block_size = pool.block_size
@@ -140,36 +145,83 @@ class GroupedTables:
         ]
         self.seqs: dict[int, GroupedSeq] = {}
         self.num_dropped_blocks = 0  # released out of a window: room made without a free
+        # Per group: the blocks its tables hold (each block belongs to one group) and the K/V
+        # token slots written in them, kept by `_in_group` around every call that changes them.
+        self.group_held_blocks = [0] * len(groups)
+        self.group_token_slots = [0] * len(groups)
+        # Static pools: each group may hold at most its equal share of the pool (None: shared).
+        self.group_pool_blocks = pool.num_blocks // len(groups) if group_pools == "static" else None
 
     @property
     def num_groups(self) -> int:
         return len(self.groups)
 
-    def fits(self, hits: list[Block], num_total_tokens: int) -> bool:
-        return self.num_groups * ceil_div(num_total_tokens, self.block_size) <= self.pool.num_free_blocks
+    def _fits(self, num_needed: list[int]) -> bool:
+        """Whether each group can take its `num_needed` free blocks now: from the shared pool, and
+        with static pools also within the group's own share."""
+        if sum(num_needed) > self.pool.num_free_blocks:
+            return False
+        if self.group_pool_blocks is None:
+            return True
+        return all(held + n <= self.group_pool_blocks for held, n in zip(self.group_held_blocks, num_needed))
 
-    def fits_whole_prompt(self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int) -> bool:
+    def _in_group(self, g: int, call: Callable, *args):
+        """`call(*args)`, a call on group g's tables: what it changes in the pool's held blocks and
+        token slots is group g's (a call on one group's tables touches only that group's blocks)."""
+        pool = self.pool
+        num_free_blocks, token_slots = pool.num_free_blocks, pool.token_slots
+        result = call(*args)
+        self.group_held_blocks[g] += num_free_blocks - pool.num_free_blocks
+        self.group_token_slots[g] += pool.token_slots - token_slots
+        return result
+
+    def fits(self, hits: list[list[Block]] | list[Block], num_total_tokens: int) -> bool:
+        """Whether a new sequence with room up to `num_total_tokens` fits now, holding `hits`: each
+        group's cached blocks (NULL_BLOCK before a sliding group's window), or none."""
+        hits = hits or [[]] * self.num_groups
+        return self._fits([self._num_admission_blocks(t, h, num_total_tokens) for t, h in zip(self.groups, hits)])
+
+    def fits_whole_prompt(
+        self, num_tokens: int, max_num_batched_tokens: int | None, max_model_len: int,
+        hits: list[list[Block]] | None = None,
+    ) -> bool:
         """Whether a new sequence of `num_tokens` fits, prefilled chunk by chunk: a sliding group
         never holds more than its window plus the tokens in flight, as vLLM 0.33.0 caps admission
         (`SlidingWindowSpec.max_admission_blocks_per_request`). vLLM counts two steps' token
         budgets in flight (`max_concurrent_batches` is 2 under its default async scheduling)."""
-        num_blocks = ceil_div(num_tokens, self.block_size)
-        num_needed = 0
-        for tables in self.groups:
+        hits = hits or [[]] * self.num_groups
+        num_needed = []
+        for tables, group_hits in zip(self.groups, hits):
+            cap_blocks = None
             if isinstance(tables, WindowTables) and max_num_batched_tokens is not None:
                 max_in_flight_tokens = 2 * max_num_batched_tokens
                 cap_tokens = min(tables.sliding_window - 1 + max_in_flight_tokens, max_model_len)
-                num_needed += min(num_blocks, ceil_div(cap_tokens, self.block_size) + 1)
-            else:
-                num_needed += num_blocks
-        return num_needed <= self.pool.num_free_blocks
+                cap_blocks = ceil_div(cap_tokens, self.block_size) + 1
+            num_needed.append(self._num_admission_blocks(tables, group_hits, num_tokens, cap_blocks))
+        return self._fits(num_needed)
+
+    def _num_admission_blocks(
+        self, tables: PagedTables, hits: list[Block], num_tokens: int, cap_blocks: int | None = None,
+    ) -> int:
+        """Free blocks one group of a new sequence takes (vLLM 0.33.0's
+        `SingleTypeKVCacheManager.get_num_blocks_to_allocate`): its blocks up to `num_tokens` (at
+        most `cap_blocks`) beyond its cached `hits`, plus each hit that is free now (reviving it
+        takes it out of the free blocks). A sliding group holds no hit before the window."""
+        num_blocks = ceil_div(num_tokens, self.block_size)
+        if cap_blocks is not None:
+            num_blocks = min(num_blocks, cap_blocks)
+        num_skipped = tables.skippable_blocks(len(hits) * self.block_size) if isinstance(tables, WindowTables) else 0
+        num_reviving = sum(1 for block in hits[num_skipped:] if block.ref_cnt == 0)
+        return max(num_blocks - max(num_skipped, len(hits)), 0) + num_reviving
 
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> GroupedSeq | None:
         if hits:
             raise ValueError("grouped tables cache no prefix")
         if not self.fits(hits, num_total_tokens):
             return None
-        states = GroupedSeq(seq.seq_id, (tables.admit(seq, [], num_total_tokens) for tables in self.groups))
+        states = GroupedSeq(seq.seq_id, (
+            self._in_group(g, tables.admit, seq, [], num_total_tokens) for g, tables in enumerate(self.groups)
+        ))
         self.seqs[seq.seq_id] = states
         return states
 
@@ -177,11 +229,11 @@ class GroupedTables:
         """Release every sliding group's blocks that `num_computed_tokens` leave behind the window.
         Whether a block became free."""
         free_before = self.pool.num_free_blocks
-        for tables, state in zip(self.groups, states):
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
             if isinstance(tables, WindowTables):
                 if num_computed_tokens != state.num_tokens:
-                    tables.sync(state, num_computed_tokens)
-                tables.drop_skipped(states.seq_id, state, num_computed_tokens)
+                    self._in_group(g, tables.sync, state, num_computed_tokens)
+                self._in_group(g, tables.drop_skipped, states.seq_id, state, num_computed_tokens)
         num_freed = self.pool.num_free_blocks - free_before
         self.num_dropped_blocks += num_freed
         return num_freed > 0
@@ -201,18 +253,18 @@ class GroupedTables:
         bs = self.block_size
         self.release_out_of_window(states, num_computed_tokens)
         num_total_tokens = num_computed_tokens + num_new_tokens
-        num_needed = 0
+        num_needed = []
         for state in states:
             idx = num_computed_tokens // bs
             copy_on_write = (
                 num_new_tokens > 0 and num_computed_tokens % bs != 0 and idx < len(state.blocks)
                 and state.blocks[idx].ref_cnt > 1
             )
-            num_needed += max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write
-        if num_needed > self.pool.num_free_blocks:
+            num_needed.append(max(0, ceil_div(num_total_tokens, bs) - len(state.blocks)) + copy_on_write)
+        if not self._fits(num_needed):
             return False
-        for tables, state in zip(self.groups, states):
-            grown = tables.grow(state, num_computed_tokens, num_new_tokens)
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
+            grown = self._in_group(g, tables.grow, state, num_computed_tokens, num_new_tokens)
             assert grown, "a group's growth was counted but did not fit"
         return True
 
@@ -225,29 +277,37 @@ class GroupedTables:
 
     def fork_copied(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq | None:
         parents = self.seqs[parent_id]
-        num_needed = 0
+        num_needed = []
         for tables, parent in zip(self.groups, parents):
             skipped = tables.num_skipped.get(parent_id, 0) if isinstance(tables, WindowTables) else 0
-            num_needed += ceil_div(num_computed_tokens, self.block_size) - skipped
-        if num_needed > self.pool.num_free_blocks:
+            num_needed.append(ceil_div(num_computed_tokens, self.block_size) - skipped)
+        if not self._fits(num_needed):
             return None
-        states = GroupedSeq(child.seq_id, (tables.fork_copied(parent_id, child, num_computed_tokens) for tables in self.groups))
+        states = GroupedSeq(child.seq_id, (
+            self._in_group(g, tables.fork_copied, parent_id, child, num_computed_tokens)
+            for g, tables in enumerate(self.groups)
+        ))
         self.seqs[child.seq_id] = states
         return states
 
     def fork_shared(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> GroupedSeq:
-        states = GroupedSeq(child.seq_id, (tables.fork_shared(parent_id, child, num_computed_tokens) for tables in self.groups))
+        states = GroupedSeq(child.seq_id, (
+            self._in_group(g, tables.fork_shared, parent_id, child, num_computed_tokens)
+            for g, tables in enumerate(self.groups)
+        ))
         self.seqs[child.seq_id] = states
         return states
 
     def drop(self, seq_id: int, num_computed_tokens: int) -> GroupedSeq:
         del self.seqs[seq_id]
-        return GroupedSeq(seq_id, (tables.drop(seq_id, num_computed_tokens) for tables in self.groups))
+        return GroupedSeq(seq_id, (
+            self._in_group(g, tables.drop, seq_id, num_computed_tokens) for g, tables in enumerate(self.groups)
+        ))
 
     def release(self, states: GroupedSeq) -> bool:
         freed = False
-        for tables, state in zip(self.groups, states):
-            freed |= tables.release(state)
+        for g, (tables, state) in enumerate(zip(self.groups, states)):
+            freed |= self._in_group(g, tables.release, state)
         return freed
 
     def block_table(self, seq_id: int) -> list[int]:
@@ -258,16 +318,12 @@ class GroupedTables:
         return [tables.block_table(seq_id) for tables in self.groups]
 
     def usage(self) -> PoolUsage:
+        bs = self.block_size
         usage = self.groups[0].usage()
-        usage.logical_slots = sum(tables.num_logical_blocks for tables in self.groups) * self.block_size
+        usage.logical_slots = sum(tables.num_logical_blocks for tables in self.groups) * bs
+        usage.group_held_slots = tuple(num_blocks * bs for num_blocks in self.group_held_blocks)
+        usage.group_token_slots = tuple(self.group_token_slots)
         return usage
-
-    def group_held_blocks(self) -> list[int]:
-        """Blocks each group's tables hold (a block shared by a fork counts once per group)."""
-        return [
-            len({b.block_id for s in tables.seqs.values() for b in s.blocks if b.block_id != NULL_BLOCK_ID})
-            for tables in self.groups
-        ]
 
     def snapshot(self) -> PoolSnapshot:
         """Every group's tables in one snapshot, each keyed (seq_id, group index), so the invariant
@@ -286,10 +342,12 @@ class GroupedTables:
 
 def make_tables(
     pool: BlockPool, counters: dict[str, int], log_copies: Callable[[Iterable[tuple[int, int]]], None],
-    kv_groups: list[KVGroup] | None,
+    kv_groups: list[KVGroup] | None, group_pools: str = "shared",
 ) -> PagedTables | GroupedTables:
     """The tables a paged strategy needs: PagedTables when every attention layer is full (one
     group, exactly what it has always used), GroupedTables when some layer has a window."""
+    if group_pools not in GROUP_POOLS:
+        raise ValueError(f"strategy.group_pools={group_pools!r}: one of {', '.join(GROUP_POOLS)}")
     if not kv_groups or not any(g.is_sliding for g in kv_groups):
         return PagedTables(pool, counters, log_copies)
-    return GroupedTables(pool, counters, log_copies, kv_groups)
+    return GroupedTables(pool, counters, log_copies, kv_groups, group_pools)

@@ -7,14 +7,15 @@ slot (sharing is for inherited tokens only), every prefix-cache key a live seque
 the content it re-derives for that block, and the memory breakdown recomputed block by block
 equals the strategy's running totals and sums to the pool. With tiers below the pool
 (strategies/tiers.py): every block kept below the pool is in exactly one tier (a block also
-resident in the pool is a copy), and no tier holds more than its capacity.
+resident in the pool is a copy), and no tier holds more than its capacity. With a block table
+per layer group: no block in two groups, and each group's held and token slots add up.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, SwappedKV
+from kvbench.strategies.base import KVCacheStrategy, PoolSnapshot, PoolUsage, SwappedKV
 from kvbench.strategies.group_tables import NULL_BLOCK_ID
 
 
@@ -52,6 +53,27 @@ def _check_tiers(snap: PoolSnapshot) -> None:
             if key in seen:
                 raise InvariantError(f"a block is in tiers {seen[key]} and {name}: demotion copied instead of moving")
             seen[key] = name
+
+
+def _check_groups(snap: PoolSnapshot, usage: PoolUsage, filled: dict[int, int]) -> None:
+    """Per layer group (tables keyed (seq_id, group)): no block is in two groups' tables, and each
+    group's held and token slots recomputed from its tables equal what the strategy reports."""
+    bs = snap.block_size
+    group_of: dict[int, int] = {}
+    for (seq_id, g), table in snap.tables.items():
+        for block_id in table:
+            if block_id != NULL_BLOCK_ID and group_of.setdefault(block_id, g) != g:
+                raise InvariantError(f"block {block_id} is in the tables of groups {group_of[block_id]} and {g}")
+    num_groups = len(usage.group_held_slots)
+    held, token = [0] * num_groups, [0] * num_groups
+    for block_id, g in group_of.items():
+        held[g] += bs
+        token[g] += filled[block_id]
+    for name, expected in (("group_held_slots", held), ("group_token_slots", token)):
+        if list(getattr(usage, name)) != expected:
+            raise InvariantError(f"usage.{name} = {list(getattr(usage, name))}, recomputed {expected}")
+    if sum(held) != usage.held_slots:
+        raise InvariantError(f"the groups hold {sum(held)} slots, the pool {usage.held_slots}")
 
 
 def check(strategy: KVCacheStrategy) -> None:
@@ -139,6 +161,8 @@ def check(strategy: KVCacheStrategy) -> None:
     for name, value in expected.items():
         if getattr(usage, name) != value:
             raise InvariantError(f"usage.{name} = {getattr(usage, name)}, recomputed {value}")
+    if usage.group_held_slots:
+        _check_groups(snap, usage, filled)
     total = (
         usage.token_slots + usage.reserved_slots + usage.internal_frag_slots
         + usage.external_frag_slots + usage.free_slots + usage.cached_slots

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 @dataclass
 class PagedConfig(StrategyConfig):
     name: str = "paged"
+    # Sliding-window models: "shared" pool of uniform pages, or "static" equal pools per layer group
+    # (group_tables.py, GROUP_POOLS); nothing changes for other models.
+    group_pools: str = "shared"
 
 
 @register("paged", PagedConfig)
@@ -34,7 +37,9 @@ class PagedStrategy(KVCacheStrategy):
     def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int, kv_groups: list[KVGroup] | None = None):
         super().__init__(config, num_blocks, max_model_len)
         self.pool = BlockPool(num_blocks, self.block_size)
-        self.tables = make_tables(self.pool, self.counters, self._log_copies, kv_groups)
+        self.tables = make_tables(
+            self.pool, self.counters, self._log_copies, kv_groups, getattr(config, "group_pools", "shared"),
+        )
         self.grouped = isinstance(self.tables, GroupedTables)
         if self.grouped:
             self.num_kv_groups = self.tables.num_groups

@@ -23,7 +23,7 @@ tables (forks share, copy-on-write) and the prefix index (keys, lookups; see pre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from kvbench.strategies import paged_swap
 from kvbench.strategies.base import (
@@ -36,6 +36,9 @@ from kvbench.strategies.prefix_index import KeyChain, PrefixIndex
 from kvbench.strategies.registry import register
 from kvbench.strategies.tiers import TieredBlockPool, TieredCache, TiersConfig, enabled_tiers, tier_event_names
 from kvbench.tokens import TokenSequence
+
+if TYPE_CHECKING:
+    from kvbench.model_spec import KVGroup
 
 
 @dataclass
@@ -61,7 +64,18 @@ class PagedPrefixStrategy(KVCacheStrategy):
         """The declared events, and each enabled tier's counters (tiers.py)."""
         return super().event_names() + tier_event_names(getattr(self.config, "tiers", None))
 
-    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int):
+    # On a model with sliding-window layers it is WindowPrefixStrategy (window_prefix.py: a table
+    # per layer group, each group's hit rules, as vLLM's hybrid manager): `__new__` builds that.
+    window_aware = True
+
+    def __new__(cls, *args, kv_groups: list[KVGroup] | None = None, **kwargs):
+        if kv_groups and any(group.is_sliding for group in kv_groups):
+            from kvbench.strategies.window_prefix import WindowPrefixStrategy
+
+            return WindowPrefixStrategy(*args, kv_groups=kv_groups, eviction_policy=cls.eviction_policy, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, config: StrategyConfig, num_blocks: int, max_model_len: int, kv_groups: list[KVGroup] | None = None):
         super().__init__(config, num_blocks, max_model_len)
         self.tiers: TieredCache | None = None
         if enabled_tiers(getattr(config, "tiers", None)):

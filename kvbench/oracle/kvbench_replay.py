@@ -29,13 +29,14 @@ def build(case: Case, strategy_name: str = "paged_prefix", kv_groups: list[KVGro
                      with_block_tables=True)
 
 
-def replay(case: Case, sliding_window: int = 0) -> Iterator[StepState]:
+def replay(case: Case, windows: tuple[int, ...] = (), prefix_caching: bool = True) -> Iterator[StepState]:
     """Every step kvbench plans for `case`; an empty step when it cannot schedule anything.
 
-    `sliding_window`: run `paged` over a full-attention group and a sliding-window group of that
-    window (as `vllm_replay.replay` does), reporting each group's tables."""
-    kv_groups = [KVGroup(0, 1), KVGroup(sliding_window, 1)] if sliding_window else None
-    scheduler = build(case, "paged" if sliding_window else "paged_prefix", kv_groups)
+    `windows`: the layer groups' sliding windows (0: full attention), one layer each, as
+    `vllm_replay.replay` takes them; each group's tables are reported. `paged_prefix`, or `paged`
+    without `prefix_caching`."""
+    kv_groups = [KVGroup(window, 1) for window in windows] or None
+    scheduler = build(case, "paged_prefix" if prefix_caching else "paged", kv_groups)
     strategy = scheduler.strategy
     clock_s = 0.0
     while scheduler.has_work():
@@ -55,7 +56,7 @@ def replay(case: Case, sliding_window: int = 0) -> Iterator[StepState]:
         group_tables = tuple(sorted(
             (g.request_id, tuple(map(tuple, strategy.tables.group_block_tables(g.seqs[0].seq_id))))
             for g in scheduler.running.values()
-        )) if sliding_window else ()
+        )) if windows else ()
         yield StepState(
             group_block_tables=group_tables,
             num_prefix_hit_tokens=step.num_prefix_hit_tokens,

@@ -48,7 +48,7 @@ def _model_dir() -> str:
     return path
 
 
-def _scheduler(case: Case, sliding_window: int = 0):
+def _scheduler(case: Case, windows: tuple[int, ...] = (), prefix_caching: bool = True):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
@@ -64,19 +64,16 @@ def _scheduler(case: Case, sliding_window: int = 0):
         model_config=ModelConfig(
             model=_model_dir(), skip_tokenizer_init=True, dtype="float16", max_model_len=case.max_model_len,
         ),
-        # A sliding-window case runs kvbench's `paged` (no prefix cache) against vLLM's hybrid manager.
-        cache_config=CacheConfig(block_size=case.block_size, enable_prefix_caching=not sliding_window),
+        cache_config=CacheConfig(block_size=case.block_size, enable_prefix_caching=prefix_caching),
         device_config=DeviceConfig(device="cpu"),
     )
     num_blocks = case.num_blocks + 1  # vLLM reserves block 0 as its null block
     vllm_config.cache_config.num_gpu_blocks = num_blocks
-    spec = FullAttentionSpec(block_size=case.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32)
-    groups = [KVCacheGroupSpec(["layer"], spec)]
-    if sliding_window:  # a second group of the same page size: sliding-window layers
-        window_spec = SlidingWindowSpec(
-            block_size=case.block_size, num_kv_heads=1, head_size=1, dtype=torch.float32, sliding_window=sliding_window,
-        )
-        groups.append(KVCacheGroupSpec(["window_layer"], window_spec))
+    groups = []
+    for g, window in enumerate(windows or (0,)):  # groups of one page size: one layer each
+        shape = {"block_size": case.block_size, "num_kv_heads": 1, "head_size": 1, "dtype": torch.float32}
+        spec = SlidingWindowSpec(**shape, sliding_window=window) if window else FullAttentionSpec(**shape)
+        groups.append(KVCacheGroupSpec([f"layer{g}"], spec))
     kv_cache_config = KVCacheConfig(num_blocks=num_blocks, kv_cache_tensors=[], kv_cache_groups=groups)
     return Scheduler(
         vllm_config=vllm_config, kv_cache_config=kv_cache_config,
@@ -85,12 +82,13 @@ def _scheduler(case: Case, sliding_window: int = 0):
 
 
 def replay(
-    case: Case, max_steps: int = 100_000, sliding_window: int = 0, observe: bool = True,
+    case: Case, max_steps: int = 100_000, windows: tuple[int, ...] = (), prefix_caching: bool = True,
+    observe: bool = True,
 ) -> Iterator[StepState | None]:
     """Every step vLLM plans for `case`, until all requests finish (or nothing can be scheduled).
 
-    `sliding_window`: the model has a full-attention group and a sliding-window group of that
-    window (prefix caching off); every step then also reports each group's tables.
+    `windows`: the model's layer groups, each group's sliding window (0: full attention); empty,
+    one full-attention group. With groups, every step also reports each group's tables.
     `observe=False` yields None instead of reading the state back (timing vLLM's own work alone)."""
     from vllm.sampling_params import SamplingParams
     from vllm.utils.hashing import sha256
@@ -98,7 +96,7 @@ def replay(
     from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request, RequestStatus
 
-    scheduler = _scheduler(case, sliding_window)
+    scheduler = _scheduler(case, windows, prefix_caching)
     init_none_hash(sha256)
     hasher = get_request_block_hasher(case.block_size, sha256)
     outputs = {str(r.request_id): r.output.ids(0, r.num_output_tokens, 1 << 62).tolist() for r in case.requests}
@@ -124,7 +122,7 @@ def replay(
             was_waiting = {rid for rid, req in live.items() if req.status != RequestStatus.RUNNING}
             was_running = [req.request_id for req in scheduler.running]
         out = scheduler.schedule()
-        yield _observe(scheduler, out, live, was_waiting, was_running, with_groups=bool(sliding_window)) if observe else None
+        yield _observe(scheduler, out, live, was_waiting, was_running, with_groups=bool(windows)) if observe else None
         if out.total_num_scheduled_tokens == 0:
             return  # stuck: the caller sees the empty step
         req_ids = list(out.num_scheduled_tokens)

@@ -53,7 +53,7 @@ def test_sliding_window_layers_generate_the_dense_models_tokens(strategy, run_de
 
 
 def test_the_window_changes_what_the_model_computes(run_device):
-    run, _ = run_device(["strategy=paged_prefix", SMALL_POOL, *WORKLOAD, *WINDOW, "workload.num_requests=1"])
+    run, _ = run_device(["strategy=paged_radix", SMALL_POOL, *WORKLOAD, *WINDOW, "workload.num_requests=1"])
     decoder = run.executor.engine.decoder
     tokens = list(range(1, 30))
     windowed = dense_logits(decoder, tokens)
@@ -67,18 +67,21 @@ def test_the_window_changes_what_the_model_computes(run_device):
 
 
 def test_window_aware_strategies_are_refused_on_the_device(run_device):
-    with pytest.raises(ConfigError, match="cannot run model=tiny with strategy=paged"):
-        run_device(["strategy=paged", *WORKLOAD, *WINDOW])
+    for strategy in ("paged", "paged_prefix"):  # a table per layer group
+        with pytest.raises(ConfigError, match=f"cannot run model=tiny with strategy={strategy}"):
+            run_device([f"strategy={strategy}", *WORKLOAD, *WINDOW])
 
 
 # Prompts of 74-94 tokens (a 64-token shared prefix) with a window of 6: past the kernels' first 64-token tile, so the Triton
 # kernels skip whole tiles before the window (tests/kernels/test_sliding_window_kernels.py proves
-# the skip); a shared prefix gives prefix-cache hits, 2 samples copy-on-write.
+# the skip); a shared prefix gives prefix-cache hits (paged_radix keeps every token, so the device
+# runs it on a windowed model; it hits only what is computed, so one request runs at a time),
+# 2 samples copy-on-write.
 TRITON_WINDOW = [
-    "strategy=paged_prefix", "strategy.block_size=4", "workload=synthetic", "workload.num_requests=3",
+    "strategy=paged_radix", "strategy.block_size=4", "workload=synthetic", "workload.num_requests=3",
     "workload.arrival=offline", "workload.prompt.min=10", "workload.prompt.max=30", "workload.output.min=2",
     "workload.output.max=5", "workload.shared_prefix_tokens=64", "workload.n=2", "engine.dtype=float32",
-    "engine.record_logits=true", "num_blocks=160", "model.layer_pattern=[sliding,full]", "model.sliding_window=6",
+    "engine.record_logits=true", "num_blocks=160", "scheduler.max_num_seqs=2", "model.layer_pattern=[sliding,full]", "model.sliding_window=6",
 ]
 
 
