@@ -63,7 +63,7 @@ def test_bf16_triton_over_an_fp8_pool_matches_the_quantized_dense_model(strategy
     assert max_logit_error(engine, reference=reference, relative=True, quantized=True) <= BF16_RELATIVE_TOLERANCE
 
 
-@pytest.mark.parametrize("strategy", ["paged_prefix", "contiguous"])
+@pytest.mark.parametrize("strategy", ["paged_radix", "contiguous"])  # they keep every token: the device runs them
 def test_bf16_triton_logits_match_the_dense_model_with_a_sliding_window(strategy, run_device, max_logit_error):
     run, _ = run_device([f"strategy={strategy}", *WORKLOAD, "engine.dtype=bfloat16", "engine.backend=triton",
                          "model.layer_pattern=[sliding,full]", "model.sliding_window=16"])
