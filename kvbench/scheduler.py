@@ -160,10 +160,10 @@ class Scheduler:
         # Requests arriving together queue in the workload's order (a file's order offline); each is
         # built when admission reaches it (kvbench/waiting_queue.py).
         self.waiting = WaitingQueue(requests, self._new_group)
-        request = self.waiting.widest_request()
-        if request is not None and request.num_seqs > self.max_num_seqs:
+        widest = self.waiting.widest_request()
+        if widest is not None and widest[1] > self.max_num_seqs:
             raise SchedulerError(
-                f"request {request.request_id} runs {request.num_seqs} sequences at once, more than "
+                f"request {widest[0]} runs {widest[1]} sequences at once, more than "
                 f"scheduler.max_num_seqs={self.max_num_seqs}"
             )
         self.running: dict[int, RequestState] = {}  # admit_order -> group, in admission order

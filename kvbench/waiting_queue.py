@@ -47,11 +47,12 @@ class WaitingQueue:
 
     # -- arrivals ------------------------------------------------------------------------------------
 
-    def widest_request(self) -> Request | None:
-        """A request running the most sequences at once (the scheduler checks it fits max_num_seqs)."""
-        if isinstance(self._feed, RequestStream):
-            return self._feed[0] if len(self._feed) else None  # every request has the workload's n and beam width
-        return max(self._feed, key=lambda r: r.num_seqs, default=None)
+    def widest_request(self) -> tuple[int, int] | None:
+        """(request id, sequences) of a request running the most sequences at once; None without requests."""
+        if isinstance(self._feed, RequestStream):  # every request has the workload's n and beam width
+            return (int(self._feed.request_ids[0]), self._feed.num_seqs) if len(self._feed) else None
+        widest = max(self._feed, key=lambda r: r.num_seqs, default=None)
+        return None if widest is None else (widest.request_id, widest.num_seqs)
 
     def submit(self, request: Request) -> None:
         """Add a request arriving no earlier than those already fed (a fleet's router)."""
