@@ -20,8 +20,8 @@ def finished_rows(num_requests: int, seed: int = 0) -> list[tuple]:
         ttft, latency = float(rng.random()), float(1 + rng.random())
         num_output = int(rng.integers(1, 20))
         tpot = (latency - ttft) / (num_output - 1) if num_output > 1 else np.nan
-        rows.append((int(ids[i]), 0.1 * i, ttft, latency, int(rng.integers(1, 500)), num_output, 1 + i % 2, 1, num_output,
-                     0, 0, ttft, latency, tpot, latency / num_output))
+        rows.append((int(ids[i]), 0.1 * i, ttft, latency, int(rng.integers(1, 500)), num_output, 1 + i % 2, 1,
+                     num_output, 0, 0, ttft, latency, tpot, latency / num_output))
     return rows
 
 
