@@ -4,9 +4,10 @@ Each conversation gives at most one request: its first user message is the promp
 right after it gives the output length. (vLLM's benchmark takes messages 0 and 1 whatever their
 roles; a third of ShareGPT V3 conversations open with the bot, so kvbench looks for the first
 user-then-bot pair instead.) Conversations are shuffled with the seed and taken in that order,
-skipping pairs outside the length filters (vLLM's defaults), until `num_requests` are found. With
-`with_replacement=true` every request instead draws one of all the pairs that pass, at random, so
-a run can replay more requests than ShareGPT has conversations (the same prompt then recurs).
+skipping pairs outside the length filters (vLLM's defaults), until `num_requests` are found. When
+fewer pass, the missing requests are drawn again from those that do, at random with replacement
+(as vLLM's benchmark oversamples), so a run can replay a million requests; a turn drawn twice has
+the same tokens.
 
 Lengths come from the table shipped with kvbench (cl100k_base token counts of ShareGPT V3, see
 workloads/data/README.md), or from a user's own ShareGPT JSON given as `workload.path`, which is
@@ -36,9 +37,6 @@ class ShareGPTConfig(WorkloadConfig):
     min_output_tokens: int = 4
     max_prompt_tokens: int = 1024
     max_total_tokens: int = 2048
-    # Draw num_requests of the turns that pass the filters at random, with replacement (a trace
-    # longer than ShareGPT, such as a million requests); false: each conversation at most once.
-    with_replacement: bool = False
 
 
 def message_key(conversation: Conversation, index: int) -> tuple:
@@ -87,22 +85,19 @@ class ShareGPTWorkload(Workload):
             raise ValueError(
                 "workload length filters need 1 <= min_prompt_tokens <= max_prompt_tokens, min_output_tokens >= 1"
             )
-        if c.with_replacement and c.num_requests is None:
-            raise ValueError(
-                "workload.with_replacement=true draws workload.num_requests requests: set workload.num_requests"
-            )
         conversations, dataset = load_conversations(c.path)
-        # Without replacement the shuffled conversations are read only until num_requests pass.
-        picked = self.passing_turns(conversations, rng, None if c.with_replacement else c.num_requests)
-        if c.with_replacement and len(picked):
-            picked = picked[rng.integers(0, len(picked), c.num_requests)]
-        elif c.num_requests is not None and len(picked) < c.num_requests:
-            raise ValueError(
-                f"workload.num_requests={c.num_requests} but only {len(picked)} ShareGPT conversations pass the "
-                f"length filters (min_prompt_tokens={c.min_prompt_tokens}, max_prompt_tokens={c.max_prompt_tokens}, "
-                f"min_output_tokens={c.min_output_tokens}, max_total_tokens={c.max_total_tokens}); "
-                f"workload.with_replacement=true draws them again"
-            )
+        picked = self.passing_turns(conversations, rng, c.num_requests)
+        if c.num_requests is not None and len(picked) < c.num_requests:
+            if not len(picked):
+                raise ValueError(
+                    f"no ShareGPT conversation passes the length filters (min_prompt_tokens={c.min_prompt_tokens}, "
+                    f"max_prompt_tokens={c.max_prompt_tokens}, min_output_tokens={c.min_output_tokens}, "
+                    f"max_total_tokens={c.max_total_tokens})"
+                )
+            # More requests than turns pass: the rest are drawn again, with replacement, as vLLM's
+            # benchmark oversamples a dataset that is too small.
+            extra = picked[rng.integers(0, len(picked), c.num_requests - len(picked))]
+            picked = np.concatenate([picked, extra])
         # Three int32 columns, not a tuple per request: a million draws cost 12 MB.
         conversation_rows, prompt_messages, output_messages = picked.T
 

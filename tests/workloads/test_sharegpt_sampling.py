@@ -1,4 +1,4 @@
-"""`sharegpt` beyond its conversations: drawing turns with replacement, and the columns it keeps."""
+"""`sharegpt` beyond its conversations: the missing requests drawn again, with replacement."""
 
 from __future__ import annotations
 
@@ -7,27 +7,24 @@ import pytest
 from kvbench.workloads.arrivals import Arrival
 from kvbench.workloads.sharegpt import ShareGPTConfig
 
-
-def test_more_requests_than_conversations_need_drawing_with_replacement(load):
-    with pytest.raises(ValueError, match="with_replacement=true draws them again"):
-        load(ShareGPTConfig(num_requests=200_000))
-    data = load(ShareGPTConfig(num_requests=200_000, with_replacement=True, arrival=Arrival.offline))
-    requests = data.requests
-    assert len(requests) == 200_000 and list(requests.request_ids[:3]) == [0, 1, 2]
-    first = [requests[i] for i in range(0, 200_000, 1000)]
-    assert len({r.prompt for r in requests[:20_000]}) < 20_000  # a turn drawn twice has the same tokens
-    again = load(ShareGPTConfig(num_requests=200_000, with_replacement=True, arrival=Arrival.offline)).requests
-    assert [again[i] for i in range(0, 200_000, 1000)] == first  # seeded
-    other = load(ShareGPTConfig(num_requests=200_000, with_replacement=True, arrival=Arrival.offline), seed=1)
-    assert [other.requests[i] for i in range(0, 200_000, 1000)] != first
+NUM_PASSING = 15_449  # first turns of the shipped table that pass the default filters
 
 
-def test_a_draw_passes_the_length_filters(load):
-    config = ShareGPTConfig(num_requests=5000, with_replacement=True, max_prompt_tokens=64, max_total_tokens=256)
+def test_more_requests_than_passing_turns_draw_the_rest_again(load):
+    config = ShareGPTConfig(num_requests=50_000, arrival=Arrival.offline)
     requests = load(config).requests
-    assert all(4 <= r.num_prompt_tokens <= 64 and r.num_prompt_tokens + r.num_output_tokens <= 256 for r in requests)
+    assert len(requests) == 50_000 and list(requests.request_ids[:3]) == [0, 1, 2]
+    unique = load(ShareGPTConfig(num_requests=NUM_PASSING, arrival=Arrival.offline)).requests
+    assert requests[:50] == unique[:50] and requests[NUM_PASSING - 1] == unique[NUM_PASSING - 1]  # those first
+    assert len({r.prompt for r in unique}) == NUM_PASSING
+    drawn = {r.prompt for r in requests[NUM_PASSING : NUM_PASSING + 20_000]}
+    assert len(drawn) < 20_000 and drawn <= {r.prompt for r in unique}  # repeats, of turns that pass
+    every_500th = range(0, 50_000, 500)
+    again, other = load(config).requests, load(config, seed=1).requests
+    assert [again[i] for i in every_500th] == [requests[i] for i in every_500th]  # seeded
+    assert [other[i] for i in every_500th] != [requests[i] for i in every_500th]
 
 
-def test_with_replacement_needs_a_number_of_requests(load):
-    with pytest.raises(ValueError, match="set workload.num_requests"):
-        load(ShareGPTConfig(num_requests=None, with_replacement=True))
+def test_no_passing_turn_is_an_error_that_names_the_filters(load):
+    with pytest.raises(ValueError, match="no ShareGPT conversation passes the length filters"):
+        load(ShareGPTConfig(num_requests=10, min_prompt_tokens=2000, max_prompt_tokens=2000))
