@@ -26,7 +26,7 @@ REQUEST_COLUMNS = (
 # What summary.json and the vLLM-format result read from the requests table, with the typecode
 # each is kept in (token counts fit 32 bits, sample counts 16); the summary sees them as int64 / float64.
 SUMMARY_COLUMNS = {
-    "num_prompt_tokens": "l", "num_output_tokens": "l", "n": "h", "beam_width": "h",
+    "num_prompt_tokens": "i", "num_output_tokens": "i", "n": "h", "beam_width": "h",
     "ttft_s": "d", "latency_s": "d", "tpot_s": "d", "normalized_latency_s": "d",
 }
 _SUMMARY_POSITIONS = [(REQUEST_COLUMNS.index(name), name) for name in SUMMARY_COLUMNS]
