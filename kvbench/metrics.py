@@ -7,6 +7,7 @@ step columns (events per step) and summary fields (the run's total).
 Recording is a tuple append per step. Every `STEP_CHUNK_ROWS` steps the rows become a table chunk
 (memory turned from token slots into bytes), are added into the running `StepTotals` and handed to
 the run's sink (the steps table on disk), so a long run never holds all its steps in memory.
+Finished requests' rows go the same way, in request id order (kvbench/request_rows.py).
 
 A strategy with a block table per layer group (group_tables.py) reports each group's held and
 token slots in its usage: they become `kv_group{g}_held_bytes` / `kv_group{g}_token_bytes` step
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kvbench.request_rows import RequestRows
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
 from kvbench.strategies.base import STANDARD_EVENTS, PoolUsage
@@ -43,11 +45,6 @@ STEP_COLUMNS = (
 )
 MEMORY_COLUMNS = (
     "token_bytes", "reserved_bytes", "internal_frag_bytes", "external_frag_bytes", "free_bytes", "cached_bytes",
-)
-REQUEST_COLUMNS = (
-    "request_id", "arrival_time_s", "first_token_time_s", "finish_time_s", "num_prompt_tokens", "num_output_tokens",
-    "n", "beam_width", "num_generated_tokens", "num_preemptions", "prefix_hit_tokens",
-    "ttft_s", "latency_s", "tpot_s", "normalized_latency_s",
 )
 
 
@@ -135,17 +132,19 @@ class MetricsRecorder:
     def __init__(
         self, kv_bytes_per_token: int, event_names: tuple[str, ...] = STANDARD_EVENTS,
         step_sink: Callable[[pd.DataFrame], None] | None = None,
+        request_sink: Callable[[pd.DataFrame], None] | None = None, request_ids: np.ndarray | None = None,
     ):
         """`step_sink` receives the steps table chunk by chunk; without one the recorder keeps them
-        (`steps_table()`), for tests and small runs in memory."""
+        (`steps_table()`), for tests and small runs in memory. `request_sink` receives the requests
+        table the same way, in request id order (kvbench/request_rows.py: it needs `request_ids`,
+        the ids of every request that will finish)."""
         self.kv_bytes_per_token = kv_bytes_per_token
         self.extra_events = tuple(e for e in event_names if e not in STANDARD_EVENTS)
         self._step_sink = step_sink
         self._step_chunks: list[pd.DataFrame] = []
         self.step_totals = StepTotals(self.extra_events)
         self._steps: list[tuple] = []
-        self._requests: list[tuple] = []
-        self._request_extras: list[dict] = []  # engine-specific columns, one dict per request
+        self.requests = RequestRows(request_sink, request_ids)
         self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)  # as of the last chunk
         self.group_columns: tuple[str, ...] = ()  # set by the first step of a layer-grouped strategy
         self.end_time_s = 0.0
@@ -190,16 +189,15 @@ class MetricsRecorder:
 
     def record_finished(self, groups: list[RequestState], extra: Callable[[RequestState], dict] | None = None) -> None:
         for g in groups:
-            self._request_extras.append(extra(g) if extra else {})
             r = g.request
             ttft = g.first_token_time_s - r.arrival_time_s
             latency = g.finish_time_s - r.arrival_time_s
             tpot = (g.finish_time_s - g.first_token_time_s) / (r.num_output_tokens - 1) if r.num_output_tokens > 1 else np.nan
-            self._requests.append((
+            self.requests.add((
                 r.request_id, r.arrival_time_s, g.first_token_time_s, g.finish_time_s, r.num_prompt_tokens,
                 r.num_output_tokens, r.n, r.beam_width, g.num_generated_tokens, g.num_preemptions,
                 g.num_prefix_hit_tokens, ttft, latency, tpot, latency / r.num_output_tokens,
-            ))
+            ), extra(g) if extra else {})
 
     def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
         import pandas as pd
@@ -230,11 +228,8 @@ class MetricsRecorder:
         return pd.concat(self._step_chunks, ignore_index=True) if self._step_chunks else self.empty_steps_table()
 
     def requests_table(self) -> pd.DataFrame:
-        import pandas as pd
-        df = pd.DataFrame.from_records(self._requests, columns=REQUEST_COLUMNS)
-        if any(self._request_extras):
-            df = pd.concat([df, pd.DataFrame.from_records(self._request_extras)], axis=1)
-        return df.sort_values("request_id", ignore_index=True)
+        """Every finished request, sorted by id, when the recorder kept them (no request sink)."""
+        return self.requests.table()
 
 
 def event_totals(totals: StepTotals) -> dict:

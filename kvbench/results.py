@@ -4,7 +4,7 @@
     manifest.json     status (running | complete | failed | interrupted), versions, kvbench's own commit and
                       the user's working repository (kvbench/provenance.py), seed, dataset
     steps.parquet     one row per step (steps.csv with results.format=csv), streamed to disk in chunks
-    requests.parquet  one row per finished request (requests.csv with results.format=csv)
+    requests.parquet  one row per finished request (requests.csv with results.format=csv), streamed in id order
     summary.json      headline figures: strict JSON, written last, atomically, and only when the run completed
 
 A table is written under a partial name (`steps.partial.parquet`) and renamed when the run
@@ -198,6 +198,7 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         self.table_format = TableFormat(table_format)
         self.steps = TableWriter(self.path, STEPS, self.table_format)
+        self.requests = TableWriter(self.path, REQUESTS, self.table_format)
         self._manifest: dict = {}
         self._started = time.perf_counter()
 
@@ -223,20 +224,21 @@ class RunDirectory:
         write_json_atomic(self.path / MANIFEST, self._manifest)
 
     def complete(self, empty_steps: pd.DataFrame, requests: pd.DataFrame, summary: dict) -> None:
-        """The run finished: name its tables, then write summary.json, then mark it complete."""
+        """The run finished: name its tables, then write summary.json, then mark it complete.
+
+        `requests`: the rows not streamed to `self.requests` yet (all of a fleet's; none of a run's,
+        which streams them), or its columns alone."""
         self.steps.finish(empty_steps)
-        requests_writer = TableWriter(self.path, REQUESTS, self.table_format)
-        try:
-            requests_writer.write(requests)
-            requests_writer.finish(requests)
-        finally:
-            requests_writer.close()
+        if len(requests):
+            self.requests.write(requests)
+        self.requests.finish(requests)
         write_json_atomic(self.path / SUMMARY, summary)
         self._finish("complete")
 
     def fail(self, status: str, error: str) -> None:
         """Mark the run failed or interrupted, as far as the disk allows (it may be full)."""
         self.steps.close()
+        self.requests.close()
         try:
             self._finish(status, error=error)
         except (OSError, ValueError):

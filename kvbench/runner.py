@@ -108,13 +108,18 @@ def default_choices(cfg: DictConfig) -> dict[str, str]:
     return {group: cfg[group].name for group in ("strategy", "workload", "model", "hardware", "engine")}
 
 
-def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame], None] | None = None) -> MetricsRecorder:
+def simulate(
+    run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame], None] | None = None,
+    request_sink: Callable[[pd.DataFrame], None] | None = None,
+) -> MetricsRecorder:
     """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended).
 
-    With `step_sink` the steps go there chunk by chunk (the run's steps table) instead of staying in memory.
+    With `step_sink` the steps go there chunk by chunk (the run's steps table) instead of staying in
+    memory; with `request_sink` the finished requests' rows, in id order (the requests table).
     """
     scheduler, strategy, executor = run.scheduler, run.strategy, run.executor
-    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names(), step_sink)
+    recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names(), step_sink,
+                               request_sink, run.workload.requests.request_ids)
     itl = scheduler.token_events = InterTokenLatencies()  # the run's ITL distribution (kvbench.inter_token_latency)
     bar = tqdm(
         total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
@@ -131,6 +136,7 @@ def simulate(run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame]
                     bar.update(len(result.finished))
                     bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
     recorder.flush_steps()
+    recorder.requests.flush()
     return recorder
 
 
@@ -210,8 +216,8 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
                  len(run.workload.requests), run.workload.num_dropped_too_long, run.workload.num_skipped_bad_rows)
         if run.cfg.get("fleet") is not None and run.cfg.fleet.num_replicas != 1:  # replicas behind a router
             return execute_fleet(run, run_dir, directory, summary_header(run), _request_rate(run.cfg))
-        recorder = simulate(run, progress, directory.steps.write)
-        requests = recorder.requests_table()
+        recorder = simulate(run, progress, directory.steps.write, directory.requests.write)
+        requests = recorder.requests.summary_table()  # the table is on disk; the columns the summary reads
         itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
         summary = rounded({
@@ -223,7 +229,7 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
             **swap_summary(run.scheduler, run.executor, run.budget.block_bytes),
         })
         write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
-        directory.complete(recorder.empty_steps_table(), requests, summary)
+        directory.complete(recorder.empty_steps_table(), recorder.requests.empty_table(), summary)
         log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
                  summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],
                  summary["mean_batch_size"])

@@ -42,6 +42,7 @@ from kvbench.request import Request
 from kvbench.sequence import Phase, RequestState, Sequence
 from kvbench.strategies.base import KVCacheStrategy, PoolUsage
 from kvbench.swap_space import SwappedGroup, SwapSpace, SwapStats
+from kvbench.waiting_queue import WaitingQueue
 
 if TYPE_CHECKING:
     from kvbench.inter_token_latency import InterTokenLatencies
@@ -156,15 +157,15 @@ class Scheduler:
             8192 if config.chunked_prefill else max_model_len
         )
         self._check_config(max_model_len)
-        # Stable: requests arriving together queue in the workload's order (a file's order offline).
-        self._arrivals = deque(sorted(requests, key=lambda r: r.arrival_time_s))
-        for request in self._arrivals:
-            if request.num_seqs > self.max_num_seqs:
-                raise SchedulerError(
-                    f"request {request.request_id} runs {request.num_seqs} sequences at once, more than "
-                    f"scheduler.max_num_seqs={self.max_num_seqs}"
-                )
-        self.waiting: deque[RequestState] = deque()
+        # Requests arriving together queue in the workload's order (a file's order offline); each is
+        # built when admission reaches it (kvbench/waiting_queue.py).
+        self.waiting = WaitingQueue(requests, self._new_group)
+        widest = self.waiting.widest_request()
+        if widest is not None and widest[1] > self.max_num_seqs:
+            raise SchedulerError(
+                f"request {widest[0]} runs {widest[1]} sequences at once, more than "
+                f"scheduler.max_num_seqs={self.max_num_seqs}"
+            )
         self.running: dict[int, RequestState] = {}  # admit_order -> group, in admission order
         self._prefilling: dict[int, RequestState] = {}
         self._beams: dict[int, RequestState] = {}
@@ -196,7 +197,7 @@ class Scheduler:
 
     def submit(self, request: Request) -> None:
         """Add a request arriving no earlier than those already queued (a fleet's router, kvbench/fleet.py)."""
-        self._arrivals.append(request)
+        self.waiting.submit(request)
 
     def _check_config(self, max_model_len: int) -> None:
         if self.batching not in BATCHING:
@@ -226,10 +227,10 @@ class Scheduler:
     # -- state queries -----------------------------------------------------------------------------
 
     def has_work(self) -> bool:
-        return bool(self._arrivals or self.waiting or self.running or self.swapped)
+        return bool(self.waiting.has_arrivals() or self.waiting or self.running or self.swapped)
 
     def next_arrival_time_s(self) -> float | None:
-        return self._arrivals[0].arrival_time_s if self._arrivals else None
+        return self.waiting.next_arrival_time_s()
 
     def _decode_batch(self, step: StepPlan) -> list[tuple[Sequence, int]]:
         """Every sequence decoded in `step`, with its computed tokens before the step (O(batch))."""
@@ -240,8 +241,7 @@ class Scheduler:
 
     def schedule(self, now_s: float) -> StepPlan | None:
         """Plan the next step at time `now_s`; None when nothing can run before the next arrival."""
-        while self._arrivals and self._arrivals[0].arrival_time_s <= now_s:
-            self._enqueue(RequestState(self._arrivals.popleft()))
+        self._next_seq_id += self.waiting.arrive(now_s, self._next_seq_id)
         if not self.running and not self.waiting and not self.swapped:
             return None
         step = self._step = StepPlan(self._next_step, self.strategy.layout)
@@ -299,11 +299,12 @@ class Scheduler:
         # Forks at the end of the previous step and copy-on-write while planning this one.
         step.block_copies = self.strategy.pop_block_copies()
 
-    def _enqueue(self, group: RequestState) -> None:
-        seq = Sequence(self._new_seq_id(), group, group.branch_stream(group.request.prompt), 0)
-        group.seqs = [seq]
-        group.num_prefill_target_tokens = group.request.num_prompt_tokens
-        self.waiting.append(group)
+    def _new_group(self, request: Request, seq_id: int) -> RequestState:
+        """An arrived request's state, waiting with its prompt as sequence `seq_id`."""
+        group = RequestState(request)
+        group.seqs = [Sequence(seq_id, group, group.branch_stream(request.prompt), 0)]
+        group.num_prefill_target_tokens = request.num_prompt_tokens
+        return group
 
     def _new_seq_id(self) -> int:
         self._next_seq_id += 1
@@ -386,7 +387,7 @@ class Scheduler:
         head = self.waiting[0]
         cached = self.strategy.cached_prefix_tokens
         ranked = sorted(self.waiting, key=lambda g: -cached(g.seqs[0], g.num_prefill_target_tokens))
-        self.waiting = deque(ranked)
+        self.waiting.reorder(ranked)
         if ranked[0] is not head:
             self._blocked_at = None  # a new head: it has not been refused yet
 

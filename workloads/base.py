@@ -3,8 +3,9 @@
 A workload reads or generates its candidate requests as a `RequestTable` (columns, one row per
 request, before anything is picked or timed); `replay.py` then applies the controls every workload
 has (time window, first N or a seeded sample, arrival process, time scale or target rate, n and
-beam width, the max_model_len filter) and builds the `Request`s. Arrival times and lengths come
-from separate generators (`arrivals.py`, `lengths.py`), so any "when" combines with any "how long".
+beam width, the max_model_len filter) and returns a `RequestStream`, which builds each `Request`
+when it is needed (kvbench/request_stream.py). Arrival times and lengths come from separate
+generators (`arrivals.py`, `lengths.py`), so any "when" combines with any "how long".
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 from omegaconf import MISSING
 
 from kvbench.registry import Registry
-from kvbench.request import Request
 from kvbench.workloads.arrivals import Arrival
 from kvbench.workloads.replay import replay
+from kvbench.request_stream import RequestStream
 from kvbench.workloads.request_table import RequestTable
 
 
@@ -58,7 +59,7 @@ class TraceFileConfig(WorkloadConfig):
 class WorkloadData:
     """The requests of a run and what the manifest records about them."""
 
-    requests: list[Request]
+    requests: RequestStream  # in arrival order, each built when indexed or iterated
     num_dropped_too_long: int = 0  # prompt + output longer than max_model_len
     dataset: dict = field(default_factory=dict)  # name, source, sha256...
     num_skipped_bad_rows: int = 0  # malformed rows skipped (workload.skip_bad_rows=true)

@@ -14,6 +14,7 @@ Then, in both cases:
   4. times shifted so the window starts at 0, then multiplied by `time_scale`, or rescaled so that
      the mean rate from the first to the last arrival is `target_rate`;
   5. the max_model_len filter: a request whose prompt + output is longer is dropped and counted.
+The result is a `RequestStream`: these decisions as columns, each `Request` built when it is needed.
 
 Request ids are the table's own (a trace's row positions, a user's ids) or, for generated workloads,
 positions in arrival order: in both cases fixed before the length filter, so runs with different
@@ -27,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kvbench.request import Request
 from kvbench.workloads.arrivals import Arrival, arrival_times_s
+from kvbench.request_stream import RequestStream
 from kvbench.workloads.request_table import RequestTable
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ class UnsortedTraceWarning(UserWarning):
 
 def replay(
     table: RequestTable, c: WorkloadConfig, rng: np.random.Generator, max_model_len: int
-) -> tuple[list[Request], int]:
-    """The requests a run replays, in arrival order, and how many were too long for max_model_len."""
+) -> tuple[RequestStream, int]:
+    """The requests a run replays, in arrival order (each built on demand: kvbench/request_stream.py),
+    and how many were too long for max_model_len."""
     if not len(table):
         raise ValueError(f"{table.source}: no requests")
     if Arrival(c.arrival) is Arrival.trace:
@@ -59,28 +61,8 @@ def replay(
         raise ValueError(f"{table.source}: workload.time_scale={c.time_scale} stretches arrival times past what a float holds")
     fits = table.num_prompt_tokens[rows] + table.num_output_tokens[rows] <= max_model_len
     ids = table.request_ids[rows] if table.request_ids is not None else np.arange(len(rows))
-    return build_requests(table, c, rows, times_s, ids, fits), int(len(rows) - fits.sum())
-
-
-def build_requests(
-    table: RequestTable, c: WorkloadConfig, rows: np.ndarray, times_s: np.ndarray, ids: np.ndarray, fits: np.ndarray
-) -> list[Request]:
-    """A `Request` for each of `rows` that fits, arriving at `times_s`, named by `ids` (all in arrival order)."""
-    return [
-        Request(
-            request_id=int(ids[i]),
-            arrival_time_s=float(times_s[i]),
-            prompt=table.prompt(row),
-            num_output_tokens=int(table.num_output_tokens[row]),
-            n=c.n,
-            beam_width=c.beam_width,
-            session_id=None if table.session_ids is None else int(table.session_ids[row]),
-            turn=None if table.turns is None else int(table.turns[row]),
-            output=None if table.output is None else table.output(row),
-        )
-        for i, row in enumerate(rows.tolist())
-        if fits[i]
-    ]
+    stream = RequestStream(table, rows[fits], times_s[fits], ids[fits].astype(np.int64), c.n, c.beam_width)
+    return stream, int(len(rows) - fits.sum())
 
 
 def trace_times(table: RequestTable, c: WorkloadConfig) -> np.ndarray:

@@ -4,7 +4,10 @@ Each conversation gives at most one request: its first user message is the promp
 right after it gives the output length. (vLLM's benchmark takes messages 0 and 1 whatever their
 roles; a third of ShareGPT V3 conversations open with the bot, so kvbench looks for the first
 user-then-bot pair instead.) Conversations are shuffled with the seed and taken in that order,
-skipping pairs outside the length filters (vLLM's defaults), until `num_requests` are found.
+skipping pairs outside the length filters (vLLM's defaults), until `num_requests` are found. When
+fewer pass, the missing requests are drawn again from those that do, at random with replacement
+(as vLLM's benchmark oversamples), so a run can replay a million requests; a turn drawn twice has
+the same tokens.
 
 Lengths come from the table shipped with kvbench (cl100k_base token counts of ShareGPT V3, see
 workloads/data/README.md), or from a user's own ShareGPT JSON given as `workload.path`, which is
@@ -83,7 +86,45 @@ class ShareGPTWorkload(Workload):
                 "workload length filters need 1 <= min_prompt_tokens <= max_prompt_tokens, min_output_tokens >= 1"
             )
         conversations, dataset = load_conversations(c.path)
-        picked: list[tuple[Conversation, int, int]] = []
+        picked = self.passing_turns(conversations, rng, c.num_requests)
+        if c.num_requests is not None and len(picked) < c.num_requests:
+            if not len(picked):
+                raise ValueError(
+                    f"no ShareGPT conversation passes the length filters (min_prompt_tokens={c.min_prompt_tokens}, "
+                    f"max_prompt_tokens={c.max_prompt_tokens}, min_output_tokens={c.min_output_tokens}, "
+                    f"max_total_tokens={c.max_total_tokens})"
+                )
+            # More requests than turns pass: the rest are drawn again, with replacement, as vLLM's
+            # benchmark oversamples a dataset that is too small.
+            extra = picked[rng.integers(0, len(picked), c.num_requests - len(picked))]
+            picked = np.concatenate([picked, extra])
+        # Three int32 columns, not a tuple per request: a million draws cost 12 MB.
+        conversation_rows, prompt_messages, output_messages = picked.T
+
+        def segment(row: int, messages: np.ndarray) -> TokenSequence:
+            conversation, message = conversations[int(conversation_rows[row])], int(messages[row])
+            return TokenSequence.synthetic(message_key(conversation, message), conversation.num_tokens[message])
+
+        def num_tokens(messages: np.ndarray) -> np.ndarray:
+            lengths = [conversations[i].num_tokens[m] for i, m in zip(conversation_rows.tolist(), messages.tolist())]
+            return np.asarray(lengths, dtype=np.int64)
+
+        return RequestTable(
+            num_prompt_tokens=num_tokens(prompt_messages),
+            num_output_tokens=num_tokens(output_messages),
+            prompt=lambda row: segment(row, prompt_messages),
+            output=lambda row: segment(row, output_messages),
+            source="sharegpt",
+            dataset=dataset,
+        )
+
+    def passing_turns(
+        self, conversations: list[Conversation], rng: np.random.Generator, limit: int | None
+    ) -> np.ndarray:
+        """(conversation index, prompt message, output message) of the first turns that pass the length
+        filters, conversations in the seed's shuffled order; at most `limit` of them."""
+        c = self.config
+        picked: list[tuple[int, int, int]] = []
         for index in rng.permutation(len(conversations)):
             conversation = conversations[index]
             turn = first_turn(conversation)
@@ -94,25 +135,7 @@ class ShareGPTWorkload(Workload):
                 continue
             if prompt_len + output_len > c.max_total_tokens:
                 continue
-            picked.append((conversation, *turn))
-            if len(picked) == c.num_requests:
+            picked.append((int(index), *turn))
+            if len(picked) == limit:
                 break
-        if c.num_requests is not None and len(picked) < c.num_requests:
-            raise ValueError(
-                f"workload.num_requests={c.num_requests} but only {len(picked)} ShareGPT conversations pass the "
-                f"length filters (min_prompt_tokens={c.min_prompt_tokens}, max_prompt_tokens={c.max_prompt_tokens}, "
-                f"min_output_tokens={c.min_output_tokens}, max_total_tokens={c.max_total_tokens})"
-            )
-
-        def segment(row: int, which: int) -> TokenSequence:
-            conv, message = picked[row][0], picked[row][which]
-            return TokenSequence.synthetic(message_key(conv, message), conv.num_tokens[message])
-
-        return RequestTable(
-            num_prompt_tokens=np.asarray([conv.num_tokens[p] for conv, p, _ in picked], dtype=np.int64),
-            num_output_tokens=np.asarray([conv.num_tokens[o] for conv, _, o in picked], dtype=np.int64),
-            prompt=lambda row: segment(row, 1),
-            output=lambda row: segment(row, 2),
-            source="sharegpt",
-            dataset=dataset,
-        )
+        return np.asarray(picked, dtype=np.int32).reshape(-1, 3)

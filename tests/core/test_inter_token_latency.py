@@ -126,3 +126,22 @@ def test_a_request_preempted_by_a_fork_right_after_its_first_decode_keeps_both_g
     itl.prefill_token(group, 4.0, computed_tick=3, last=False)  # its recompute samples the next token
     stats = itl.stats_ms((0, 100))
     assert itl.num_gaps == 2 and (stats["p0_itl_ms"], stats["p100_itl_ms"]) == pytest.approx((750, 1750))
+
+
+def test_memory_per_decode_tick_is_a_few_bytes():
+    """A million-step run must not hold a float object and list slots per tick (80 MB; issue 16)."""
+    import tracemalloc
+
+    from kvbench.scheduler import StepPlan
+
+    itl = InterTokenLatencies()
+    num_ticks = 50_000
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    for tick in range(1, num_ticks + 1):
+        step = StepPlan(step_index=tick - 1, tick=tick, num_decode_requests=int(tick > 1))
+        itl.step_done(step, tick * 0.01 + (tick % 7) * 1e-4)  # gaps that differ from tick to tick
+    grown, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert itl.num_gaps == num_ticks - 1
+    assert (grown - before) / num_ticks < 40  # three 8-byte entries per tick, with the arrays' headroom

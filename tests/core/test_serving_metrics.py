@@ -96,3 +96,19 @@ def test_every_run_directory_holds_a_vllm_save_result_json(tmp_path):
     assert summary["mean_itl_ms"] == pytest.approx(decode_s / gaps.sum() * 1000, rel=1e-9)
     assert summary["p90_itl_ms"] <= summary["p99_itl_ms"] and summary["std_itl_ms"] >= 0
     assert saved["median_itl_ms"] == pytest.approx(summary["median_itl_ms"], rel=1e-11)
+
+
+def test_the_vllm_result_is_written_chunk_by_chunk_as_one_json_dumps_would(tmp_path, monkeypatch):
+    from kvbench import serving_metrics
+
+    monkeypatch.setattr(serving_metrics, "VLLM_RESULT_CHUNK", 7)
+    result = {
+        "date": "20261130-000000", "completed": 30, "request_goodput": None, "mean_ttft_ms": math.nan,
+        "goodput": {"ttft": 200.0, "tpot": 40.0}, "input_lens": np.arange(30, dtype=np.int64) * 5,
+        "ttfts": np.array([0.1 * i if i % 4 else math.nan for i in range(30)]), "itls": [[]] * 30,
+        "errors": [""] * 30, "empty": [], "kvbench": {"strategy": "paged", "seed": 0},
+    }
+    path = serving_metrics.write_vllm_result(tmp_path, result)
+    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
+    expected = json.dumps(as_lists, indent=1).replace("NaN", "null") + "\n"
+    assert path.read_text() == expected

@@ -56,9 +56,9 @@ def test_open_loop_timing_reply_estimate_plus_think_time(load):
 def test_seeded_and_limited(load):
     config = ShareGPTMultiturnConfig(num_sessions=5, max_turns=2, num_requests=7)
     first, again = load(config, seed=3), load(config, seed=3)
-    assert first.requests == again.requests and len(first.requests) == 7
+    assert list(first.requests) == list(again.requests) and len(first.requests) == 7
     assert max(r.turn for r in first.requests) <= 1
-    assert load(config, seed=4).requests != first.requests
+    assert list(load(config, seed=4).requests) != list(first.requests)
 
 
 def test_paged_prefix_finds_each_session_in_the_cache(compose_run):

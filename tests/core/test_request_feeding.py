@@ -1,0 +1,70 @@
+"""A run's requests are built when admission reaches them, and the schedule is the one a list gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from kvbench.request_stream import RequestStream
+from kvbench.scheduler import SchedulerConfig
+from kvbench.workloads.arrivals import Arrival
+from kvbench.workloads.lengths import LengthConfig, LengthDist
+from kvbench.workloads.synthetic import SyntheticConfig, SyntheticWorkload
+
+from .conftest import drive, make_strategy
+
+CONFIG = SchedulerConfig(max_num_seqs=8, max_num_batched_tokens=128)
+
+
+def stream(num_requests: int, arrival: Arrival, n: int = 1) -> RequestStream:
+    config = SyntheticConfig(
+        num_requests=num_requests, arrival=arrival, rate=50.0, n=n, shared_prefix_tokens=8, num_prefix_groups=3,
+        prompt=LengthConfig(LengthDist.uniform, min=1, max=40), output=LengthConfig(LengthDist.uniform, min=1, max=50),
+    )
+    return SyntheticWorkload(config, seed=3, max_model_len=128).load().requests
+
+
+def outcome(trace) -> tuple[list, list]:
+    finished = [(g.request_id, g.first_token_time_s, g.finish_time_s, g.num_preemptions, [s.seq_id for s in g.seqs])
+                for g in trace.finished]
+    return trace.rows(), finished
+
+
+@pytest.mark.parametrize("arrival", [Arrival.offline, Arrival.poisson])
+@pytest.mark.parametrize(("name", "n"), [("paged", 1), ("paged_cow", 2), ("paged_prefix", 1)])
+def test_a_lazy_stream_schedules_as_the_list_of_its_requests(name, n, arrival):
+    """Same steps, usage, finishes and sequence ids (forks and preemptions interleave their numbers)."""
+    requests = stream(120, arrival, n)
+    lazy = drive(make_strategy(name, 60), requests, CONFIG)
+    eager = drive(make_strategy(name, 60), list(requests), CONFIG)
+    assert sum(s.num_preemptions for s in eager.steps) > 0  # a tight pool: requests go back to the queue
+    assert outcome(lazy) == outcome(eager)
+
+
+class CountingStream(RequestStream):
+    """A stream that counts the requests built from it."""
+
+    num_built = 0
+
+    def __getitem__(self, index):
+        self.num_built += 1
+        return super().__getitem__(index)
+
+
+def test_offline_requests_stay_positions_until_admission_reaches_them():
+    requests = stream(5000, Arrival.offline)
+    counting = CountingStream(requests.table, requests.rows, requests.arrival_times_s, requests.request_ids)
+    trace = drive(make_strategy("paged", 400), counting, CONFIG)
+    first = trace.steps[0]
+    assert first.num_waiting_requests == 5000 - len(first.prefills)  # all of them wait from the first step on
+    assert counting.num_built == 5000 and len(trace.finished) == 5000
+
+
+def test_only_the_head_of_the_waiting_queue_is_built():
+    from kvbench.scheduler import Scheduler
+
+    requests = stream(5000, Arrival.offline)
+    counting = CountingStream(requests.table, requests.rows, requests.arrival_times_s, requests.request_ids)
+    scheduler = Scheduler(make_strategy("paged", 400), CONFIG, counting, 128, seed=0)
+    step = scheduler.schedule(0.0)
+    assert len(scheduler.waiting) == 5000 - len(step.prefills) == step.num_waiting_requests
+    assert counting.num_built <= CONFIG.max_num_seqs + 1  # the admitted ones and the next head
