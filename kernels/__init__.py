@@ -59,6 +59,7 @@ from kvbench.kernels.contiguous import (
     contiguous_decode_attention_torch,
     contiguous_decode_attention_triton,
 )
+from kvbench.kernels.fp8_kv import dequantize_pool, store_kv_fp8
 from kvbench.kernels.reference import (
     copy_blocks_torch,
     ref_paged_decode_attention,
@@ -113,8 +114,6 @@ def store_kv(
     (:mod:`kvbench.kernels.fp8_kv`)."""
     triton = _use_triton(backend)
     if kv_scales is not None:
-        from kvbench.kernels.fp8_kv import store_kv_fp8
-
         store_kv_fp8(key, value, key_cache, value_cache, slot_mapping, *kv_scales, backend=backend)
     elif triton:
         from kvbench.kernels.cache_ops_triton import store_kv_triton
@@ -168,15 +167,7 @@ def paged_decode_attention(
     skips the tiles before them). ``kv_scales`` (k_scale, v_scale): an fp8 pool, dequantized
     as it is read (:mod:`kvbench.kernels.fp8_kv`).
     """
-    triton = _use_triton(backend)
-    if kv_scales is not None:
-        from kvbench.kernels.fp8_kv import paged_decode_attention_fp8
-
-        return paged_decode_attention_fp8(
-            query, key_cache, value_cache, block_tables, context_lens, scale, *kv_scales, num_splits=num_splits,
-            max_context_len=max_context_len, out=out, backend=backend, sliding_window=sliding_window,
-        )
-    if triton:
+    if _use_triton(backend):
         from kvbench.kernels.decode_triton import paged_decode_attention_triton
 
         return paged_decode_attention_triton(
@@ -190,7 +181,10 @@ def paged_decode_attention(
             max_context_len=max_context_len,
             out=out,
             sliding_window=sliding_window,
+            kv_scales=kv_scales,
         )
+    if kv_scales is not None:  # the reference reads an fp8 pool dequantized
+        key_cache, value_cache = dequantize_pool(key_cache, value_cache, query.dtype, kv_scales)
     return ref_paged_decode_attention(
         query, key_cache, value_cache, block_tables, context_lens, scale, out=out, sliding_window=sliding_window
     )
@@ -218,15 +212,7 @@ def paged_prefill_attention(
     many keys (the Triton kernel skips the tiles before them). ``kv_scales``: an fp8 pool, as in
     :func:`paged_decode_attention`.
     """
-    triton = _use_triton(backend)
-    if kv_scales is not None:
-        from kvbench.kernels.fp8_kv import paged_prefill_attention_fp8
-
-        return paged_prefill_attention_fp8(
-            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, *kv_scales,
-            max_query_len=max_query_len, out=out, backend=backend, sliding_window=sliding_window,
-        )
-    if triton:
+    if _use_triton(backend):
         from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
 
         return paged_prefill_attention_triton(
@@ -240,7 +226,10 @@ def paged_prefill_attention(
             max_query_len=max_query_len,
             out=out,
             sliding_window=sliding_window,
+            kv_scales=kv_scales,
         )
+    if kv_scales is not None:  # the reference reads an fp8 pool dequantized
+        key_cache, value_cache = dequantize_pool(key_cache, value_cache, query.dtype, kv_scales)
     return ref_paged_prefill_attention(
         query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale, out=out,
         sliding_window=sliding_window,

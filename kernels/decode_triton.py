@@ -392,6 +392,7 @@ def paged_decode_attention_triton(
     max_context_len: int | None = None,
     out: torch.Tensor | None = None,
     sliding_window: int = 0,
+    kv_scales: tuple[float, float] | None = None,
 ) -> torch.Tensor:
     """Decode attention through block tables; see :func:`kvbench.kernels.paged_decode_attention`."""
     return launch_decode(
@@ -405,5 +406,6 @@ def paged_decode_attention_triton(
         num_splits=num_splits,
         max_context_len=max_context_len,
         out=out,
+        kv_scales=kv_scales,
         sliding_window=sliding_window,
     )

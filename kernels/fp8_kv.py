@@ -4,7 +4,7 @@ The pool tensors are ``torch.float8_e4m3fn`` (or ``float8_e5m2``) of the usual s
 ``[num_blocks, block_size, num_kv_heads, head_dim]``: one byte per element. A stored value is
 ``x / scale`` saturated at the format's largest finite value (``quant_reference.quantize_fp8``),
 and the kernels read back ``stored * scale`` in the query's dtype (vLLM's ``kv_cache_dtype=fp8``
-with ``k_scale``/``v_scale``). The public functions of kvbench.kernels come here when given
+with ``k_scale``/``v_scale``). The public functions of kvbench.kernels take such a pool with
 ``kv_scales=(k_scale, v_scale)``:
 
 * Triton: the store kernel quantizes as it writes (cache_ops_triton.py), the decode and prefill
@@ -23,7 +23,6 @@ from __future__ import annotations
 import torch
 
 from kvbench.kernels.quant_reference import quantize_fp8
-from kvbench.kernels.reference import ref_paged_decode_attention, ref_paged_prefill_attention
 from kvbench.kernels.validation import FP8_KV_DTYPES, check_store_kv_args
 
 
@@ -54,64 +53,7 @@ def dequantize(cache: torch.Tensor, dtype: torch.dtype, scale: float) -> torch.T
     return cache.to(dtype) * scale
 
 
-def paged_decode_attention_fp8(
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    value_cache: torch.Tensor,
-    block_tables: torch.Tensor,
-    context_lens: torch.Tensor,
-    scale: float,
-    k_scale: float,
-    v_scale: float,
-    *,
-    num_splits: int | None = None,
-    max_context_len: int | None = None,
-    out: torch.Tensor | None = None,
-    backend: str = "triton",
-    sliding_window: int = 0,
-) -> torch.Tensor:
-    """Decode attention over an fp8 paged pool: as kvbench.kernels.paged_decode_attention, with
-    the pool's per-tensor scales."""
-    if backend == "triton":
-        from kvbench.kernels.decode_triton import launch_decode
-
-        return launch_decode(
-            query, key_cache, value_cache, context_lens, scale, block_tables=block_tables, start_slots=None,
-            num_splits=num_splits, max_context_len=max_context_len, out=out, kv_scales=(k_scale, v_scale),
-            sliding_window=sliding_window,
-        )
-    return ref_paged_decode_attention(
-        query, dequantize(key_cache, query.dtype, k_scale), dequantize(value_cache, query.dtype, v_scale),
-        block_tables, context_lens, scale, out=out, sliding_window=sliding_window,
-    )
-
-
-def paged_prefill_attention_fp8(
-    query: torch.Tensor,
-    key_cache: torch.Tensor,
-    value_cache: torch.Tensor,
-    block_tables: torch.Tensor,
-    query_start_loc: torch.Tensor,
-    context_lens: torch.Tensor,
-    scale: float,
-    k_scale: float,
-    v_scale: float,
-    *,
-    max_query_len: int | None = None,
-    out: torch.Tensor | None = None,
-    backend: str = "triton",
-    sliding_window: int = 0,
-) -> torch.Tensor:
-    """Prefill attention over an fp8 paged pool: as kvbench.kernels.paged_prefill_attention, with
-    the pool's per-tensor scales."""
-    if backend == "triton":
-        from kvbench.kernels.prefill_triton import paged_prefill_attention_triton
-
-        return paged_prefill_attention_triton(
-            query, key_cache, value_cache, block_tables, query_start_loc, context_lens, scale,
-            max_query_len=max_query_len, out=out, kv_scales=(k_scale, v_scale), sliding_window=sliding_window,
-        )
-    return ref_paged_prefill_attention(
-        query, dequantize(key_cache, query.dtype, k_scale), dequantize(value_cache, query.dtype, v_scale),
-        block_tables, query_start_loc, context_lens, scale, out=out, sliding_window=sliding_window,
-    )
+def dequantize_pool(key_cache: torch.Tensor, value_cache: torch.Tensor, dtype: torch.dtype,
+                    kv_scales: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both fp8 pools as `dtype` values, each with its scale (the torch backend's reference input)."""
+    return dequantize(key_cache, dtype, kv_scales[0]), dequantize(value_cache, dtype, kv_scales[1])

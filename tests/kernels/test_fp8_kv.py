@@ -14,8 +14,11 @@ import math
 import pytest
 import torch
 
-from kvbench.kernels import copy_blocks, paged_prefill_attention, ref_paged_decode_attention, ref_paged_prefill_attention, store_kv
-from kvbench.kernels.fp8_kv import paged_decode_attention_fp8, store_kv_fp8
+from kvbench.kernels import (
+    copy_blocks, paged_decode_attention, paged_prefill_attention, ref_paged_decode_attention, ref_paged_prefill_attention,
+    store_kv,
+)
+from kvbench.kernels.fp8_kv import store_kv_fp8
 from kvbench.kernels.quant_reference import quantize_fp8
 from kvbench.kernels.synthetic import paged_batch, random_kv_pool, relative_error
 
@@ -47,11 +50,11 @@ def test_triton_fp8_decode_matches_the_dequantized_reference(fp8, num_splits, he
     key_cache, value_cache = fp8_pool(batch, block_size, heads[1], 32, fp8, k_scale, v_scale, gen)
     query = torch.randn((4, heads[0], 32), generator=gen)
     out = torch.full_like(query, math.nan)
-    paged_decode_attention_fp8(query, key_cache, value_cache, batch.block_tables, batch.context_lens, 32**-0.5,
-                               k_scale, v_scale, num_splits=num_splits, out=out, backend="triton")
+    paged_decode_attention(query, key_cache, value_cache, batch.block_tables, batch.context_lens, 32**-0.5,
+                           kv_scales=(k_scale, v_scale), num_splits=num_splits, out=out, backend="triton")
     assert relative_error(out, expected(query, key_cache, value_cache, batch, 32**-0.5, k_scale, v_scale)) < FP32_TOLERANCE
-    torch_out = paged_decode_attention_fp8(query, key_cache, value_cache, batch.block_tables, batch.context_lens,
-                                           32**-0.5, k_scale, v_scale, backend="torch")
+    torch_out = paged_decode_attention(query, key_cache, value_cache, batch.block_tables, batch.context_lens,
+                                       32**-0.5, kv_scales=(k_scale, v_scale), backend="torch")
     assert relative_error(torch_out, out) < FP32_TOLERANCE
 
 
@@ -132,11 +135,11 @@ def test_an_fp8_pool_with_a_query_of_another_shape_is_refused():
     batch = paged_batch([3], 16, generator=gen)
     key_cache, value_cache = fp8_pool(batch, 16, 2, 16, torch.float8_e4m3fn, 1.0, 1.0, gen)
     with pytest.raises(ValueError):
-        paged_decode_attention_fp8(torch.randn(1, 4, 32), key_cache, value_cache, batch.block_tables,
-                                   batch.context_lens, 0.25, 1.0, 1.0, backend="torch")
+        paged_decode_attention(torch.randn(1, 4, 32), key_cache, value_cache, batch.block_tables,
+                               batch.context_lens, 0.25, kv_scales=(1.0, 1.0), backend="torch")
     with pytest.raises(TypeError):
-        paged_decode_attention_fp8(torch.randn(1, 4, 16, dtype=torch.float64), key_cache.float(),
-                                   value_cache.float(), batch.block_tables, batch.context_lens, 0.25, 1.0, 1.0)
+        paged_decode_attention(torch.randn(1, 4, 16, dtype=torch.float64), key_cache.float(),
+                               value_cache.float(), batch.block_tables, batch.context_lens, 0.25, kv_scales=(1.0, 1.0))
 
 
 @pytest.mark.gpu
@@ -151,8 +154,8 @@ def test_gpu_fp8_decode_matches_the_dequantized_reference(dtype, tolerance, fp8,
     batch = paged_batch([1, 17, 256, 1000], 16, spare_blocks=4, generator=gen, device="cuda")
     key_cache, value_cache = fp8_pool(batch, 16, 8, 128, fp8, 0.05, 0.02, gen, device="cuda")
     query = torch.randn((4, 32, 128), generator=gen).to("cuda", dtype)
-    out = paged_decode_attention_fp8(query, key_cache, value_cache, batch.block_tables, batch.context_lens,
-                                     128**-0.5, 0.05, 0.02, num_splits=num_splits)
+    out = paged_decode_attention(query, key_cache, value_cache, batch.block_tables, batch.context_lens,
+                                 128**-0.5, kv_scales=(0.05, 0.02), num_splits=num_splits)
     assert relative_error(out, expected(query, key_cache, value_cache, batch, 128**-0.5, 0.05, 0.02)) < tolerance
 
 
