@@ -83,7 +83,9 @@ def decode_ticks(st, first: int, last: int) -> None:
         st.end_decode_tick(tick)
 
 
-def test_a_decoding_sequence_is_not_stopped_where_it_fills_a_block(strategy_factory, seq_factory):
+def start_decoding(strategy_factory, seq_factory):
+    """Sequence 0 prefills a 4-token prompt, then decodes its reply from tick 1: the strategy, the
+    prompt, and a request quoting the prompt and the reply's first block."""
     st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
     prompt = TokenSequence.synthetic("doc", 4)
     a = seq_factory(0, prompt, final=16, gen="reply")
@@ -91,9 +93,14 @@ def test_a_decoding_sequence_is_not_stopped_where_it_fills_a_block(strategy_fact
     st.begin_decode_tick(1)
     assert st.allocate(a, 4, 1) == 4  # a decode: it writes positions 4-7 in ticks 1-4, one call
     st.end_decode_tick(1)
-    assert st.headroom(0) == 4
-    # A request quoting the reply finds block 1 from the tick whose decode fills it (position 7: tick 4).
     quote = seq_factory(1, TokenSequence((*prompt.segments, Synthetic(("gen", "reply"), 4))), final=12)
+    return st, prompt, quote
+
+
+def test_a_decoding_sequence_is_not_stopped_where_it_fills_a_block(strategy_factory, seq_factory):
+    st, _, quote = start_decoding(strategy_factory, seq_factory)
+    assert st.headroom(0) == 4
+    # The quoting request finds block 1 from the tick whose decode fills it (position 7: tick 4).
     decode_ticks(st, 2, 3)
     assert st.cached_prefix_tokens(quote, 9) == 4
     check(st)
@@ -104,19 +111,12 @@ def test_a_decoding_sequence_is_not_stopped_where_it_fills_a_block(strategy_fact
 
 
 def test_a_block_a_freed_sequence_would_have_filled_is_never_registered(strategy_factory, seq_factory):
-    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
-    prompt = TokenSequence.synthetic("doc", 4)
-    a = seq_factory(0, prompt, final=16, gen="reply")
-    assert st.allocate(a, 0, 4)
-    st.begin_decode_tick(1)
-    assert st.allocate(a, 4, 1) == 4
-    st.end_decode_tick(1)
+    st, prompt, quote = start_decoding(strategy_factory, seq_factory)
     decode_ticks(st, 2, 2)
     st.free(0, 6)  # preempted after tick 2: positions 4 and 5 computed, block 1 not full
     # Admitted again under the same id, it computes more slowly (a prefill in chunks).
     assert st.allocate(seq_factory(0, prompt, final=16, gen="reply"), 4, 1)
     decode_ticks(st, 3, 5)
-    quote = seq_factory(1, TokenSequence((*prompt.segments, Synthetic(("gen", "reply"), 4))), final=12)
     assert st.cached_prefix_tokens(quote, 9) == 4
     check(st)
 
