@@ -4,19 +4,26 @@ A registry name equals its YAML preset's `name`. Nothing is registered by a hand
 `discover` imports every module of a plugin package (strategies/, workloads/, executors/) and
 every installed package's entry point in the matching group (`kvbench.strategies`, ...), and each
 module registers what it defines.
+
+Schemas go into Hydra's ConfigStore unconverted (`store_schema`): turning a dataclass into an
+OmegaConf node costs about 2 ms, and a composition loads only the few its defaults name, so each
+is converted when a composition first loads it, not at import.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from importlib import resources
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoints, entry_points
 from typing import Generic, TypeVar
 
-from hydra.core.config_store import ConfigStore
+from hydra.core.config_store import ConfigNode, ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
 
@@ -49,10 +56,9 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.group} {name!r} is registered twice")
             self._classes[name] = cls
             self._schemas[name] = schema
-            store = ConfigStore.instance()
-            store.store(group=f"schema/{self.group}", name=name, node=schema)
+            store_schema(f"schema/{self.group}", name, schema)
             if not has_preset(self.group, name):
-                store.store(group=self.group, name=name, node=schema)
+                store_schema(self.group, name, schema)
             return cls
 
         return decorator
@@ -73,9 +79,47 @@ class Registry(Generic[T]):
         return sorted(self._classes)
 
 
+class SchemaNode(ConfigNode):
+    """A ConfigStore entry holding a dataclass, converted to its OmegaConf node on first load.
+
+    Hydra reads an entry's `node` only when a composition loads it (`ConfigStore.load`, which then
+    deep-copies it), and deep-copies the whole store once per composition, which for an unconverted
+    entry copies a class reference. The node is what `ConfigStore.store(node=schema)` would hold.
+    """
+
+    def __init__(self, name: str, schema: type, group: str | None):
+        self.schema = schema
+        super().__init__(name=name, node=None, group=group, package=None, provider=None)
+
+    @property
+    def node(self) -> DictConfig:
+        if self._node is None:
+            self._node = OmegaConf.structured(self.schema)
+        return self._node
+
+    @node.setter
+    def node(self, value: DictConfig | None) -> None:
+        self._node = value
+
+
+def store_schema(group: str | None, name: str, schema: type) -> None:
+    """`ConfigStore.instance().store(group=group, name=name, node=schema)`, converted when first loaded."""
+    folder = ConfigStore.instance().repo
+    for part in group.split("/") if group else ():
+        folder = folder.setdefault(part, {})
+    folder[f"{name}.yaml"] = SchemaNode(f"{name}.yaml", schema, group)
+
+
 def has_preset(group: str, name: str) -> bool:
     """Whether kvbench ships a YAML preset `conf/<group>/<name>.yaml`."""
     return resources.files("kvbench.conf").joinpath(group, f"{name}.yaml").is_file()
+
+
+@functools.lru_cache(maxsize=1)
+def installed_entry_points(search_path: tuple[str, ...]) -> EntryPoints:
+    """Every installed package's entry points, read once for the three plugin groups (reading them
+    means opening every installed distribution's metadata); read again when `sys.path` changes."""
+    return entry_points()
 
 
 def discover(package: str, package_path: Iterable[str], entry_point_group: str) -> None:
@@ -86,7 +130,7 @@ def discover(package: str, package_path: Iterable[str], entry_point_group: str) 
     """
     for module in pkgutil.iter_modules(package_path):
         importlib.import_module(f"{package}.{module.name}")
-    for entry_point in entry_points(group=entry_point_group):
+    for entry_point in installed_entry_points(tuple(sys.path)).select(group=entry_point_group):
         try:
             entry_point.load()
         except Exception as err:  # noqa: BLE001  (any failure of foreign code is reported the same way)
