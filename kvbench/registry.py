@@ -1,17 +1,25 @@
 """Name → class registries with Hydra schemas, and the discovery that fills them.
 
 A registry name equals its YAML preset's `name`. Nothing is registered by a hand-kept import line:
-`discover` imports every module of a plugin package (strategies/, workloads/, executors/) and
-every installed package's entry point in the matching group (`kvbench.strategies`, ...), and each
-module registers what it defines.
+a plugin package (strategies/, workloads/, executors/) names where its registry's classes come
+from (`Registry.find_plugins`): every module of the package and every installed package's entry
+point in the matching group (`kvbench.strategies`, ...); each module registers what it defines.
+They are imported when a name is first asked for, not when the package is: the module of the same
+name first (`strategy=paged` imports strategies/paged.py and what it needs), all of them (entry
+points too) when that does not register the name or when every name is asked for (`names()`,
+`kvbench list`, an unknown name's list of valid ones). A run imports what it uses (about 30 of 60
+plugin modules for a paged ShareGPT run, 0.04 s).
 
-Schemas go into Hydra's ConfigStore unconverted (`store_schema`): turning a dataclass into an
-OmegaConf node costs about 2 ms, and a composition loads only the few its defaults name, so each
-is converted when a composition first loads it, not at import.
+Hydra asks the ConfigStore for the schemas its defaults name (`schema/strategy/paged`); the
+registry's folders in the store (`PluginFolder`) find the plugin on that first look-up too. Schemas
+go into the store unconverted (`store_schema`): turning a dataclass into an OmegaConf node costs
+about 2 ms, and a composition loads only the few its defaults name, so each is converted when a
+composition first loads it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib
 import pkgutil
@@ -49,6 +57,38 @@ class Registry(Generic[T]):
         self.group = group
         self._classes: dict[str, type[T]] = {}
         self._schemas: dict[str, type] = {}
+        self._undiscovered: list[tuple[str, list[str], str]] = []  # (package, its path, entry point group)
+
+    def find_plugins(self, package: str, package_path: Iterable[str], entry_point_group: str) -> None:
+        """Where the classes come from (see the module's docstring); nothing is imported yet."""
+        self._undiscovered.append((package, list(package_path), entry_point_group))
+        repo = ConfigStore.instance().repo
+        for folder_path in (f"schema/{self.group}", self.group):
+            *parents, last = folder_path.split("/")
+            parent = repo
+            for part in parents:
+                parent = parent.setdefault(part, {})
+            if not isinstance(parent.get(last), PluginFolder):
+                parent[last] = PluginFolder(self, folder_path == self.group, parent.get(last, {}))
+
+    def find(self, name: str) -> None:
+        """Import what registers `name`: its module of the same name, else everything not yet imported."""
+        if name in self._classes:
+            return
+        for package, _, _ in self._undiscovered:
+            if name.isidentifier():
+                try:
+                    importlib.import_module(f"{package}.{name}")
+                except ModuleNotFoundError as err:
+                    if err.name != f"{package}.{name}":
+                        raise
+        if name not in self._classes:
+            self.discover_all()
+
+    def discover_all(self) -> None:
+        """Import every plugin module and entry point not imported yet."""
+        while self._undiscovered:
+            discover(*self._undiscovered.pop(0))
 
     def register(self, name: str, schema: type) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
@@ -64,6 +104,7 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> type[T]:
+        self.find(name)
         try:
             return self._classes[name]
         except KeyError:
@@ -76,7 +117,67 @@ class Registry(Generic[T]):
         return self._schemas[name]
 
     def names(self) -> list[str]:
+        self.discover_all()
         return sorted(self._classes)
+
+
+class PluginFolder(dict):
+    """A registry's folder in Hydra's ConfigStore (`schema/strategy`, or `strategy` for plugins
+    without a YAML preset) that finds a name's plugin the first time Hydra looks the name up, and
+    every plugin when Hydra lists the folder (a group's valid options).
+
+    Hydra deep-copies the store for each composition; a copy looks a name up in the registry the
+    same way and takes what that registered from the store's own folder.
+    """
+
+    def __init__(self, registry: Registry, presets_shadow: bool, entries: dict, original: PluginFolder | None = None):
+        super().__init__(entries)
+        self.registry = registry
+        self.presets_shadow = presets_shadow  # `strategy/<name>`: a YAML preset of the name answers first
+        self.original = self if original is None else original
+
+    def _find(self, key: str) -> None:
+        if dict.__contains__(self, key) or not key.endswith(".yaml"):
+            return
+        name = key.removesuffix(".yaml")
+        if self.presets_shadow and has_preset(self.registry.group, name):
+            return
+        self.registry.find(name)
+        if self.original is not self and dict.__contains__(self.original, key):
+            dict.__setitem__(self, key, dict.__getitem__(self.original, key))
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._find(key)
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: str):
+        self._find(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def keys(self):
+        self.registry.discover_all()
+        for key, entry in dict.items(self.original):
+            dict.setdefault(self, key, entry)
+        return dict.keys(self)
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):
+        self.keys()
+        return dict.items(self)
+
+    def values(self):
+        self.keys()
+        return dict.values(self)
+
+    def __deepcopy__(self, memo: dict) -> PluginFolder:
+        entries = {key: copy.deepcopy(entry, memo) for key, entry in dict.items(self)}
+        return PluginFolder(self.registry, self.presets_shadow, entries, self.original)
 
 
 class SchemaNode(ConfigNode):

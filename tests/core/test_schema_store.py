@@ -22,7 +22,7 @@ def stored_schemas(folder: dict | None = None, path: tuple[str, ...] = ()):
 
 
 def test_every_schema_loads_as_the_node_hydra_would_have_stored():
-    found = dict(stored_schemas())
+    found = dict(stored_schemas())  # listing a registry's folder finds all of its plugins
     assert {"run_schema.yaml", "schema/model.yaml", "schema/strategy/paged.yaml", "schema/workload/sharegpt.yaml",
             "schema/engine/sim.yaml"} <= set(found)
     for path, entry in found.items():
