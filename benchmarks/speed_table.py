@@ -69,15 +69,18 @@ def loop_cpu_s(overrides: list[str]) -> tuple[float, int]:
 # first step starts: the step loop's first call.
 RUN_WITH_FIRST_STEP_TIME = f"""
 import sys, time
-import kvbench.runner
 from kvbench.cli import main
+from kvbench.collector import pause_for_start_up
+
+pause_for_start_up()  # as main() does before its imports, which the line below brings forward
+import kvbench.runner
 
 def run_steps(*args, run_steps=kvbench.runner.run_steps):
     print("{FIRST_STEP_AT}", repr(time.time()), file=sys.stderr, flush=True)
     return run_steps(*args)
 
 kvbench.runner.run_steps = run_steps
-sys.exit(main(sys.argv[1:]))
+sys.exit(main())  # as the `kvbench` script calls it: the process ends when it returns
 """
 
 

@@ -6,6 +6,8 @@ import gc
 import importlib
 import sys
 
+from kvbench.collector import pause_for_start_up
+
 USAGE = """usage: kvbench <command> [arguments]
 
 commands:
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"kvbench: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
+    if ends_the_process and command == "run":
+        pause_for_start_up()  # the collector resumes when the run is built (kvbench.collector)
     from kvbench.commands.errors import run_command
 
     code = run_command(command, importlib.import_module(module).main, rest)

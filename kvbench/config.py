@@ -13,7 +13,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 import kvbench.executors  # noqa: F401  (registers engine schemas)
@@ -21,6 +20,7 @@ import kvbench.strategies  # noqa: F401  (registers strategy schemas)
 import kvbench.workloads  # noqa: F401  (registers workload schemas)
 from kvbench.hardware import HardwareConfig
 from kvbench.model_spec import ModelConfig
+from kvbench.registry import store_schema
 from kvbench.results import ResultsConfig
 from kvbench.routers import FleetConfig
 from kvbench.scheduler import SchedulerConfig
@@ -52,11 +52,10 @@ def short_run_id() -> str:
 
 
 def register_schemas() -> None:
-    store = ConfigStore.instance()
-    store.store(group="schema", name="model", node=ModelConfig)
-    store.store(group="schema", name="hardware", node=HardwareConfig)
-    store.store(group="schema", name="scheduler", node=SchedulerConfig)
-    store.store(name="run_schema", node=RunConfig)
+    store_schema("schema", "model", ModelConfig)
+    store_schema("schema", "hardware", HardwareConfig)
+    store_schema("schema", "scheduler", SchedulerConfig)
+    store_schema(None, "run_schema", RunConfig)
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", short_run_id, use_cache=True)
 

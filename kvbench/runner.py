@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
+from kvbench.collector import end_start_up
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.fleet import execute_fleet
@@ -101,6 +102,7 @@ def build(cfg: DictConfig, choices: dict[str, str] | None = None) -> Run:
         with_block_tables=executor_cls.needs_block_tables, num_swap_blocks=num_swap_blocks(hardware, budget),
     )
     executor = executor_cls(engine_cfg, model=model, hardware=hardware, budget=budget, seed=cfg.seed)
+    end_start_up()  # the `kvbench run` process's start-up ends here (kvbench.collector)
     return Run(cfg, choices, model, hardware, budget, strategy, workload, scheduler, executor)
 
 
@@ -121,10 +123,7 @@ def simulate(
     recorder = MetricsRecorder(run.budget.kv_bytes_per_token, strategy.event_names(), step_sink,
                                request_sink, run.workload.requests.request_ids)
     itl = scheduler.token_events = InterTokenLatencies()  # the run's ITL distribution (kvbench.inter_token_latency)
-    bar = tqdm(
-        total=len(run.workload.requests), unit="req", desc=f"{run.choices['strategy']} / {run.choices['workload']}",
-        disable=not progress or None, dynamic_ncols=True, leave=False,
-    )
+    bar = progress_bar(len(run.workload.requests), f"{run.choices['strategy']} / {run.choices['workload']}", progress)
     with bar:
         for result in run_steps(scheduler, executor):
             recorder.record_step(result.step, result.start_s, result.duration_s, result.usage, strategy.counters,
@@ -138,6 +137,28 @@ def simulate(
     recorder.flush_steps()
     recorder.requests.flush()
     return recorder
+
+
+class NoProgressBar:
+    """What `simulate` uses in place of a disabled tqdm bar."""
+
+    disable = True
+
+    def __enter__(self) -> NoProgressBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+
+def progress_bar(total: int, desc: str, progress: bool):
+    """tqdm's bar of finished requests, shown on a terminal (tqdm's own rule for `disable=None`); where it
+    would be disabled, no tqdm at all (importing it is a hundredth of a second of start-up)."""
+    if not progress or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return NoProgressBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="req", desc=desc, dynamic_ncols=True, leave=False)
 
 
 def check_swap_space(hardware: HardwareConfig, budget: KVBudget) -> None:

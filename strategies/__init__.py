@@ -1,8 +1,9 @@
 """KV-cache strategies: one file each, registered under their name (`strategy=NAME`).
 
-Importing this package registers every strategy it finds: each module of this folder, and every
-installed package's `kvbench.strategies` entry point (see examples/kvbench-fifo-strategy). No list
-of names is kept by hand.
+The registry finds every strategy: each module of this folder, and every installed package's
+`kvbench.strategies` entry point (see examples/kvbench-fifo-strategy). No list of names is kept by
+hand. Modules are imported when a name is first asked for (kvbench.registry), so `strategy=paged`
+imports paged.py and what it needs, and `kvbench list` imports them all.
 """
 
 from kvbench.strategies.base import KVCacheStrategy, PoolUsage, SeqView, StrategyConfig
@@ -10,6 +11,4 @@ from kvbench.strategies.registry import STRATEGIES, register
 
 __all__ = ["KVCacheStrategy", "PoolUsage", "SeqView", "StrategyConfig", "STRATEGIES", "register"]
 
-from kvbench.registry import discover  # noqa: E402  (after the names a plugin imports from here)
-
-discover(__name__, __path__, "kvbench.strategies")
+STRATEGIES.find_plugins(__name__, __path__, "kvbench.strategies")

@@ -4,6 +4,7 @@ and an in-process command leaves nothing frozen."""
 from __future__ import annotations
 
 import gc
+import sys
 
 from kvbench import runner
 from kvbench.cli import main
@@ -30,3 +31,31 @@ def test_the_command_called_in_process_leaves_nothing_frozen(tmp_path):
     # Only the `kvbench` process itself freezes what is left before its teardown (kvbench.cli.main).
     assert main(["run", "workload.num_requests=2", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
     assert gc.get_freeze_count() == 0
+
+
+def test_the_run_process_builds_its_run_with_the_collector_off_and_loops_with_it_on(tmp_path, monkeypatch):
+    # main() without arguments is the `kvbench` process itself: its start-up runs without collector
+    # passes (kvbench.collector.pause_for_start_up), its loop with them, over the frozen start-up.
+    passes_before_the_loop, in_loop = [], []
+
+    def count(phase, info):
+        if phase == "start" and not in_loop:
+            passes_before_the_loop.append(info["generation"])
+
+    def run_steps(*args, **kwargs):
+        in_loop.append((gc.isenabled(), gc.get_freeze_count()))
+        yield from original(*args, **kwargs)
+
+    original = runner.run_steps
+    monkeypatch.setattr(runner, "run_steps", run_steps)
+    monkeypatch.setattr(sys, "argv", ["kvbench", "run", "workload.num_requests=5", f"hydra.run.dir={tmp_path / 'run'}"])
+    gc.callbacks.append(count)
+    try:
+        assert main() == 0
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()  # the process freezes what is left before its teardown
+    assert passes_before_the_loop == []
+    assert in_loop[0][0] and in_loop[0][1] > 1000
+    assert gc.isenabled()
+

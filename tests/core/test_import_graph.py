@@ -11,6 +11,7 @@ is dynamic and not an edge: plugin modules import their package, never the other
 from __future__ import annotations
 
 import ast
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -120,8 +121,9 @@ def test_engine_modules_never_import_the_commands():
 
 
 # A `kvbench run` with engine=sim needs none of these before its first step (torch: 1.5 s; pandas
-# and pyarrow: a third of a second, imported where a table is built; matplotlib: charts only).
-NOT_AT_START = ("torch", "pandas", "pyarrow", "matplotlib", "scipy")
+# and pyarrow: a third of a second, imported where a table is built; matplotlib: charts only; tqdm:
+# the progress bar, shown only on a terminal).
+NOT_AT_START = ("torch", "pandas", "pyarrow", "matplotlib", "scipy", "tqdm")
 FIRST_STEP_PROBE = f"""
 import sys
 import kvbench.runner
@@ -143,3 +145,20 @@ def test_a_simulator_run_starts_without_torch_pandas_or_charts(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "loaded at the first step:\n" in result.stdout
+
+
+def test_the_progress_bar_is_tqdm_on_a_terminal_and_none_elsewhere(monkeypatch):
+    from tqdm import tqdm
+
+    from kvbench.runner import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with progress_bar(10, "paged / sharegpt", progress=True) as bar:
+        assert isinstance(bar, tqdm) and not bar.disable
+    assert progress_bar(10, "paged / sharegpt", progress=False).disable
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_bar(10, "paged / sharegpt", progress=True).disable
