@@ -135,6 +135,28 @@ class LazyDecodeSet:
         due = self._due
         eager = not self.lazy
         num_newly_synced = 0
+        if not eager and headrooms and len(headrooms) == len(entries) and headrooms.count(headrooms[0]) == len(headrooms):
+            headroom = headrooms[0]
+            # One headroom for all (a fresh block each, almost always): they move on together, in
+            # order, to one bucket, except those that finish first.
+            assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
+            alloc_tick = tick + headroom
+            for seq, num_computed in synced:
+                num_newly_synced += num_computed - seq.synced_tokens
+                seq.synced_tokens = num_computed
+                seq.alloc_tick = alloc_tick
+            self._sum_synced += num_newly_synced
+            moving = [entry for entry in entries if entry[2] >= alloc_tick]
+            if len(moving) != len(entries):
+                for entry in entries:
+                    if entry[2] < alloc_tick:
+                        entry[3].alloc_tick = None
+            bucket = due.get(alloc_tick)
+            if bucket is None:
+                due[alloc_tick] = moving
+            else:
+                bucket += moving
+            return
         for entry, (seq, num_computed), headroom in zip(entries, synced, headrooms):
             # Rule 2 of strategies/base.py: else the same tick would come back forever.
             assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"

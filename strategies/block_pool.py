@@ -91,10 +91,7 @@ class BlockPool:
         """One block for new content (a decoding sequence crossing a block boundary), reserved for
         the `num_tokens_to_write` tokens its owner will still write from its start (the block's
         slots beyond are internal fragmentation). Caller checked that a block is free."""
-        reusable = self._reusable
-        block = reusable.popleft() if reusable else self.free_queue.pop()
-        if block.cache_key is not None:
-            self._evict(block)
+        block = self.next_free_block()
         bs = self.block_size
         reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
         block.ref_cnt = 1
@@ -102,6 +99,15 @@ class BlockPool:
         block.reserve_end = reserve_end
         self.reserved_slots += reserve_end
         self.num_free_blocks -= 1
+        return block
+
+    def next_free_block(self) -> Block:
+        """The free block handed out next, its cache entry evicted; it stays counted as free and
+        its fields are the caller's to set (take_new, take_one, PagedTables.grow_decodes)."""
+        reusable = self._reusable
+        block = reusable.popleft() if reusable else self.free_queue.pop()
+        if block.cache_key is not None:
+            self._evict(block)
         return block
 
     def _evict(self, block: Block) -> None:

@@ -120,42 +120,58 @@ class PagedTables:
         the headrooms granted (KVCacheStrategy.allocate_decodes for the paged family).
 
         Almost every call is a decoding sequence that has just filled its last block, its own: the
-        block is synced full and a fresh one appended, written out here (one pass, no call but the
-        pool's) because the simulator does it once per block of every output. Anything else
-        (a shared block, tokens synced blocks ago, no free block) takes `grow_one`.
+        block is synced full and a fresh one appended, written out here (one pass, no call) because
+        the simulator does it once per block of every output; the pool's counts are updated once
+        per call. Anything else (a shared block, tokens synced blocks ago, no free block) takes
+        `grow_one`, with the pool's counts brought up to date first.
         """
         bs = self.block_size
         pool = self.pool
-        take_one = pool.take_one
         seqs = self.seqs
-        headrooms = []
-        num_written = 0  # tokens synced into the last blocks: reserved slots become token slots
-        num_appended = 0
+        headrooms = [bs] * len(batch)  # a fresh block of its own each: nothing shared to copy first
+        num_taken = num_written = num_reserved = 0  # not yet in the pool's counts
+        i = 0
         for seq, num_computed_tokens in batch:
             state = seqs[seq.seq_id]
             blocks = state.blocks
             num_unsynced = num_computed_tokens - state.num_tokens
-            if num_computed_tokens != len(blocks) * bs or not 0 < num_unsynced <= bs or not pool.num_free_blocks:
+            if (num_computed_tokens != len(blocks) * bs or not 0 < num_unsynced <= bs
+                    or num_taken == pool.num_free_blocks):
+                pool.num_free_blocks -= num_taken
+                pool.token_slots += num_written
+                pool.reserved_slots += num_reserved - num_written
+                self.num_logical_blocks += num_taken
+                num_taken = num_written = num_reserved = 0
                 headroom = self.grow_one(state, num_computed_tokens)
                 if headroom is None:
+                    del headrooms[i:]
                     break
-                headrooms.append(headroom)
+                headrooms[i] = headroom
+                i += 1
                 continue
             last = blocks[-1]
             # What `sync` asserts: nobody else holds it (a fork's share is copied before a write),
             # and the sequence writes it whole (it was reserved up to its end).
             assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
             assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
-            num_written += num_unsynced
             last.num_tokens = bs
+            num_written += num_unsynced
             state.num_tokens = num_computed_tokens
-            blocks.append(take_one(state.final_num_kv_tokens - num_computed_tokens))
             state.num_scheduled_tokens = num_computed_tokens + 1
-            headrooms.append(bs)  # its own fresh block: nothing shared to copy first
-            num_appended += 1
+            # BlockPool.take_one without its counts (added up above), as the pool's other takes do.
+            block = pool.next_free_block()
+            num_to_write = state.final_num_kv_tokens - num_computed_tokens
+            block.reserve_end = reserve_end = bs if num_to_write > bs else (num_to_write if num_to_write > 0 else 0)
+            block.ref_cnt = 1
+            block.num_tokens = 0
+            num_reserved += reserve_end
+            blocks.append(block)
+            num_taken += 1
+            i += 1
+        pool.num_free_blocks -= num_taken
         pool.token_slots += num_written
-        pool.reserved_slots -= num_written
-        self.num_logical_blocks += num_appended
+        pool.reserved_slots += num_reserved - num_written
+        self.num_logical_blocks += num_taken
         return headrooms
 
     def headroom(self, state: SeqBlocks) -> int:
