@@ -170,25 +170,27 @@ class BlockPool:
         Returns whether any block became free.
         """
         reusable: list[Block] = []
-        num_freed = num_token_slots = num_reserved_slots = 0  # what the freed blocks held
+        append = reusable.append
+        # What the freed blocks held, summed (every sequence's release walks all of its blocks).
+        num_cached = num_token_slots = num_reserve_end_slots = 0
         for block in blocks_tail_first:
             ref_cnt = block.ref_cnt - 1
             block.ref_cnt = ref_cnt
             if not ref_cnt:
-                num_tokens = block.num_tokens
-                num_token_slots += num_tokens
-                num_reserved_slots += block.reserve_end - num_tokens
-                if block.cache_key is not None:
-                    self.num_cached_free_blocks += 1
-                    self.free_queue.push(block)
-                else:
+                num_token_slots += block.num_tokens
+                num_reserve_end_slots += block.reserve_end
+                if block.cache_key is None:
                     block.num_tokens = block.reserve_end = 0
-                    reusable.append(block)
-                num_freed += 1
+                    append(block)
+                else:
+                    num_cached += 1
+                    self.free_queue.push(block)
+        num_freed = len(reusable) + num_cached
         self._reusable.extendleft(reversed(reusable))
+        self.num_cached_free_blocks += num_cached
         self.num_free_blocks += num_freed
         self.token_slots -= num_token_slots
-        self.reserved_slots -= num_reserved_slots
+        self.reserved_slots -= num_reserve_end_slots - num_token_slots
         return num_freed > 0
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:
