@@ -119,11 +119,11 @@ class PagedTables:
         """`grow_one` for each held (seq, num_computed_tokens) in order, up to the first refusal:
         the headrooms granted (KVCacheStrategy.allocate_decodes for the paged family).
 
-        Almost every call is a decoding sequence that has just filled its last block, its own: the
-        block is synced full and a fresh one appended, written out here (one pass, no call) because
-        the simulator does it once per block of every output; the pool's counts are updated once
-        per call. Anything else (a shared block, tokens synced blocks ago, no free block) takes
-        `grow_one`, with the pool's counts brought up to date first.
+        Almost every call is a decoding sequence that has just filled its last block: the block is
+        synced full and a fresh one appended, written out here (one pass, no call) because the
+        simulator does it once per block of every output; the pool's counts are updated once per
+        call. Anything else (a position inside a block, which may need a copy first, or no free
+        block) takes `grow_one`, with the pool's counts brought up to date first.
         """
         bs = self.block_size
         pool = self.pool
@@ -135,8 +135,7 @@ class PagedTables:
             state = seqs[seq.seq_id]
             blocks = state.blocks
             num_unsynced = num_computed_tokens - state.num_tokens
-            if (num_computed_tokens != len(blocks) * bs or not 0 < num_unsynced <= bs
-                    or num_taken == pool.num_free_blocks):
+            if num_computed_tokens != len(blocks) * bs or num_taken == pool.num_free_blocks:
                 pool.num_free_blocks -= num_taken
                 pool.token_slots += num_written
                 pool.reserved_slots += num_reserved - num_written
@@ -149,14 +148,17 @@ class PagedTables:
                 headrooms[i] = headroom
                 i += 1
                 continue
-            last = blocks[-1]
-            # What `sync` asserts: nobody else holds it (a fork's share is copied before a write),
-            # and the sequence writes it whole (it was reserved up to its end).
-            assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
-            assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
-            last.num_tokens = bs
-            num_written += num_unsynced
-            state.num_tokens = num_computed_tokens
+            if 0 < num_unsynced <= bs:  # written into its last block only
+                last = blocks[-1]
+                # What `sync` asserts: nobody else holds it (a fork's share is copied before a
+                # write), and the sequence writes it whole (it was reserved up to its end).
+                assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
+                assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
+                last.num_tokens = bs
+                num_written += num_unsynced
+                state.num_tokens = num_computed_tokens
+            elif num_unsynced:  # blocks ago: its prompt, computed before its first decode
+                self.sync(state, num_computed_tokens)
             state.num_scheduled_tokens = num_computed_tokens + 1
             # BlockPool.take_one without its counts (added up above), as the pool's other takes do.
             block = pool.next_free_block()
