@@ -110,7 +110,7 @@ class PagedTables:
             return None
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
-        blocks.append(pool.take_one(state.final_num_kv_tokens - num_computed_tokens))
+        blocks += pool.take_reserved(1, state.final_num_kv_tokens - num_computed_tokens)
         self.num_logical_blocks += 1
         state.num_scheduled_tokens = num_computed_tokens + 1
         return bs  # its own fresh block: nothing shared to copy first
@@ -160,7 +160,7 @@ class PagedTables:
             elif num_unsynced:  # blocks ago: its prompt, computed before its first decode
                 self.sync(state, num_computed_tokens)
             state.num_scheduled_tokens = num_computed_tokens + 1
-            # BlockPool.take_one without its counts (added up above), as the pool's other takes do.
+            # BlockPool.take_reserved for one block, its counts added up above.
             block = pool.next_free_block()
             num_to_write = state.final_num_kv_tokens - num_computed_tokens
             block.reserve_end = reserve_end = bs if num_to_write > bs else (num_to_write if num_to_write > 0 else 0)
@@ -262,21 +262,11 @@ class PagedTables:
         return min(self.block_size, max(0, state.final_num_kv_tokens - block_index * self.block_size))
 
     def _append_blocks(self, state: SeqBlocks, num_blocks: int) -> None:
-        if not num_blocks:
-            return
-        bs = self.block_size
-        final = state.final_num_kv_tokens
-        start = len(state.blocks) * bs
-        reserved_slots = 0
-        append = state.blocks.append
-        for block in self.pool.take_new(num_blocks):  # fresh: no tokens, reserved up to the final length
-            reserve_end = final - start
-            block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
-            reserved_slots += reserve_end
-            append(block)
-            start += bs
-        self.pool.reserved_slots += reserved_slots
-        self.num_logical_blocks += num_blocks
+        """Fresh blocks at the end of its table: no tokens, reserved up to its final length."""
+        if num_blocks:
+            start = len(state.blocks) * self.block_size
+            state.blocks += self.pool.take_reserved(num_blocks, state.final_num_kv_tokens - start)
+            self.num_logical_blocks += num_blocks
 
     def sync(self, state: SeqBlocks, num_tokens: int) -> None:
         """Record tokens the sequence wrote into its own blocks since it last told us.
