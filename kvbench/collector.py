@@ -20,6 +20,12 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# A loop keeps each request's objects for hundreds of steps, so every young collection walks them
+# again: with the default 700, the 10,000-request `paged` loop spent about 0.11 CPU-s of 1.2 in
+# 300 collections, with 10,000 about 0.08 in 20. A finished request's cyclic garbage (its state and
+# sequences refer to each other) may wait longer for its collection; the 30,000-request run's peak
+# RSS did not change.
+LOOP_GEN0_THRESHOLD = 10_000
 
 _paused_for_start_up = False
 
@@ -45,9 +51,13 @@ def end_start_up() -> None:
 
 @contextmanager
 def built_objects_frozen() -> Iterator[None]:
-    """Within the block, the collector's passes skip every object that existed when it began."""
+    """Within the block, the collector's passes skip every object that existed when it began, and
+    its youngest generation is collected every `LOOP_GEN0_THRESHOLD` new objects rather than 700."""
+    threshold = gc.get_threshold()
     gc.freeze()
+    gc.set_threshold(LOOP_GEN0_THRESHOLD, *threshold[1:])
     try:
         yield
     finally:
+        gc.set_threshold(*threshold)
         gc.unfreeze()

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from kvbench.sequence import Sequence
 from kvbench.strategies.base import KVCacheStrategy
 
-# A planned allocation: (admission order, seq_id, finish tick, seq). Sorted, a bucket is in admission
-# order (seq_id breaks ties between parallel samples, so the rest is never compared).
-DueEntry = tuple[int, int, int, Sequence]
+# A planned allocation: (admission order, seq_id, finish tick, base, seq), with `base` the sequence's
+# `num_computed_tokens - as_of_tick` while it is in the set (its count after tick T is base + T).
+# Sorted, a bucket is in admission order (seq_id breaks ties between parallel samples, so the rest
+# is never compared).
+DueEntry = tuple[int, int, int, int, Sequence]
 
 
 class LazyDecodeSet:
@@ -82,7 +84,7 @@ class LazyDecodeSet:
         # Its planned allocation, if still ahead (a bucket being processed was taken out already).
         due = self._due.get(seq.alloc_tick)
         if due is not None:
-            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq))
+            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq.num_computed_tokens - seq.as_of_tick, seq))
         seq.alloc_tick = None
 
     def allocate_due(
@@ -106,7 +108,7 @@ class LazyDecodeSet:
             return
         due.sort()
         as_of_tick = tick - 1
-        batch = [(seq, seq.num_computed_tokens + as_of_tick - seq.as_of_tick) for _, _, _, seq in due]
+        batch = [(seq, base + as_of_tick) for _, _, _, base, seq in due]
         start = 0
         while True:
             granted = allocate_decodes(batch[start:] if start else batch)
@@ -135,6 +137,28 @@ class LazyDecodeSet:
         due = self._due
         eager = not self.lazy
         num_newly_synced = 0
+        if not eager and headrooms and len(headrooms) == len(entries) and headrooms.count(headrooms[0]) == len(headrooms):
+            headroom = headrooms[0]
+            # One headroom for all (a fresh block each, almost always): they move on together, in
+            # order, to one bucket, except those that finish first.
+            assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
+            alloc_tick = tick + headroom
+            for seq, num_computed in synced:
+                num_newly_synced += num_computed - seq.synced_tokens
+                seq.synced_tokens = num_computed
+                seq.alloc_tick = alloc_tick
+            self._sum_synced += num_newly_synced
+            moving = [entry for entry in entries if entry[2] >= alloc_tick]
+            if len(moving) != len(entries):
+                for entry in entries:
+                    if entry[2] < alloc_tick:
+                        entry[4].alloc_tick = None
+            bucket = due.get(alloc_tick)
+            if bucket is None:
+                due[alloc_tick] = moving
+            else:
+                bucket += moving
+            return
         for entry, (seq, num_computed), headroom in zip(entries, synced, headrooms):
             # Rule 2 of strategies/base.py: else the same tick would come back forever.
             assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
@@ -183,6 +207,7 @@ class LazyDecodeSet:
         finish_tick = self._finish_tick[seq.seq_id]
         if alloc_tick <= finish_tick:
             seq.alloc_tick = alloc_tick
-            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, seq))
+            base = seq.num_computed_tokens - seq.as_of_tick
+            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, base, seq))
         else:
             seq.alloc_tick = None

@@ -72,36 +72,43 @@ class BlockPool:
         return [b.ref_cnt for b in self.blocks] + [0] * (self.num_blocks - len(self.blocks))
 
     def take_new(self, num_blocks: int) -> list[Block]:
-        """Blocks for new content, evicting their old cache entries. Caller checked the count."""
+        """Blocks for new content, reserved for nothing yet (the caller sets their fill). Caller
+        checked the count."""
+        return self.take_reserved(num_blocks, 0)
+
+    def take_reserved(self, num_blocks: int, num_tokens_to_write: int) -> list[Block]:
+        """Blocks for new content, in order, reserved for the `num_tokens_to_write` tokens their
+        owner will still write from the first one's start (slots beyond are internal
+        fragmentation): a sequence's blocks at admission, or one at a decode block boundary.
+        Caller checked the count."""
+        bs = self.block_size
         out = []
+        append = out.append
         reusable = self._reusable
         pop = self.free_queue.pop
+        num_reserved = 0
         for _ in range(num_blocks):
-            block = reusable.popleft() if reusable else pop()
+            block = reusable.popleft() if reusable else pop()  # next_free_block, written out (every block)
             if block.cache_key is not None:
                 self._evict(block)
+            reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
             block.ref_cnt = 1
             block.num_tokens = 0
-            block.reserve_end = 0
-            out.append(block)
+            block.reserve_end = reserve_end
+            num_reserved += reserve_end
+            num_tokens_to_write -= bs
+            append(block)
+        self.reserved_slots += num_reserved
         self.num_free_blocks -= num_blocks
         return out
 
-    def take_one(self, num_tokens_to_write: int) -> Block:
-        """One block for new content (a decoding sequence crossing a block boundary), reserved for
-        the `num_tokens_to_write` tokens its owner will still write from its start (the block's
-        slots beyond are internal fragmentation). Caller checked that a block is free."""
+    def next_free_block(self) -> Block:
+        """The free block handed out next, its cache entry evicted; it stays counted as free and
+        its fields are the caller's to set (PagedTables.grow_decodes)."""
         reusable = self._reusable
         block = reusable.popleft() if reusable else self.free_queue.pop()
         if block.cache_key is not None:
             self._evict(block)
-        bs = self.block_size
-        reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
-        block.ref_cnt = 1
-        block.num_tokens = 0
-        block.reserve_end = reserve_end
-        self.reserved_slots += reserve_end
-        self.num_free_blocks -= 1
         return block
 
     def _evict(self, block: Block) -> None:
@@ -164,25 +171,27 @@ class BlockPool:
         Returns whether any block became free.
         """
         reusable: list[Block] = []
-        num_freed = num_token_slots = num_reserved_slots = 0  # what the freed blocks held
+        append = reusable.append
+        # What the freed blocks held, summed (every sequence's release walks all of its blocks).
+        num_cached = num_token_slots = num_reserve_end_slots = 0
         for block in blocks_tail_first:
             ref_cnt = block.ref_cnt - 1
             block.ref_cnt = ref_cnt
             if not ref_cnt:
-                num_tokens = block.num_tokens
-                num_token_slots += num_tokens
-                num_reserved_slots += block.reserve_end - num_tokens
-                if block.cache_key is not None:
-                    self.num_cached_free_blocks += 1
-                    self.free_queue.push(block)
-                else:
+                num_token_slots += block.num_tokens
+                num_reserve_end_slots += block.reserve_end
+                if block.cache_key is None:
                     block.num_tokens = block.reserve_end = 0
-                    reusable.append(block)
-                num_freed += 1
+                    append(block)
+                else:
+                    num_cached += 1
+                    self.free_queue.push(block)
+        num_freed = len(reusable) + num_cached
         self._reusable.extendleft(reversed(reusable))
+        self.num_cached_free_blocks += num_cached
         self.num_free_blocks += num_freed
         self.token_slots -= num_token_slots
-        self.reserved_slots -= num_reserved_slots
+        self.reserved_slots -= num_reserve_end_slots - num_token_slots
         return num_freed > 0
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:

@@ -110,7 +110,7 @@ class PagedTables:
             return None
         if num_computed_tokens != state.num_tokens:
             self.sync(state, num_computed_tokens)
-        blocks.append(pool.take_one(state.final_num_kv_tokens - num_computed_tokens))
+        blocks += pool.take_reserved(1, state.final_num_kv_tokens - num_computed_tokens)
         self.num_logical_blocks += 1
         state.num_scheduled_tokens = num_computed_tokens + 1
         return bs  # its own fresh block: nothing shared to copy first
@@ -119,43 +119,61 @@ class PagedTables:
         """`grow_one` for each held (seq, num_computed_tokens) in order, up to the first refusal:
         the headrooms granted (KVCacheStrategy.allocate_decodes for the paged family).
 
-        Almost every call is a decoding sequence that has just filled its last block, its own: the
-        block is synced full and a fresh one appended, written out here (one pass, no call but the
-        pool's) because the simulator does it once per block of every output. Anything else
-        (a shared block, tokens synced blocks ago, no free block) takes `grow_one`.
+        Almost every call is a decoding sequence that has just filled its last block: the block is
+        synced full and a fresh one appended, written out here (one pass, no call) because the
+        simulator does it once per block of every output; the pool's counts are updated once per
+        call. Anything else (a position inside a block, which may need a copy first, or no free
+        block) takes `grow_one`, with the pool's counts brought up to date first.
         """
         bs = self.block_size
         pool = self.pool
-        take_one = pool.take_one
         seqs = self.seqs
-        headrooms = []
-        num_written = 0  # tokens synced into the last blocks: reserved slots become token slots
-        num_appended = 0
+        headrooms = [bs] * len(batch)  # a fresh block of its own each: nothing shared to copy first
+        num_taken = num_written = num_reserved = 0  # not yet in the pool's counts
+        i = 0
         for seq, num_computed_tokens in batch:
             state = seqs[seq.seq_id]
             blocks = state.blocks
             num_unsynced = num_computed_tokens - state.num_tokens
-            if num_computed_tokens != len(blocks) * bs or not 0 < num_unsynced <= bs or not pool.num_free_blocks:
+            if num_computed_tokens != len(blocks) * bs or num_taken == pool.num_free_blocks:
+                pool.num_free_blocks -= num_taken
+                pool.token_slots += num_written
+                pool.reserved_slots += num_reserved - num_written
+                self.num_logical_blocks += num_taken
+                num_taken = num_written = num_reserved = 0
                 headroom = self.grow_one(state, num_computed_tokens)
                 if headroom is None:
+                    del headrooms[i:]
                     break
-                headrooms.append(headroom)
+                headrooms[i] = headroom
+                i += 1
                 continue
-            last = blocks[-1]
-            # What `sync` asserts: nobody else holds it (a fork's share is copied before a write),
-            # and the sequence writes it whole (it was reserved up to its end).
-            assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
-            assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
-            num_written += num_unsynced
-            last.num_tokens = bs
-            state.num_tokens = num_computed_tokens
-            blocks.append(take_one(state.final_num_kv_tokens - num_computed_tokens))
+            if 0 < num_unsynced <= bs:  # written into its last block only
+                last = blocks[-1]
+                # What `sync` asserts: nobody else holds it (a fork's share is copied before a
+                # write), and the sequence writes it whole (it was reserved up to its end).
+                assert last.ref_cnt == 1 or last.cache_key is not None, f"write into shared block {last.block_id}"
+                assert last.reserve_end == bs, f"write past the reservation of block {last.block_id}"
+                last.num_tokens = bs
+                num_written += num_unsynced
+                state.num_tokens = num_computed_tokens
+            elif num_unsynced:  # blocks ago: its prompt, computed before its first decode
+                self.sync(state, num_computed_tokens)
             state.num_scheduled_tokens = num_computed_tokens + 1
-            headrooms.append(bs)  # its own fresh block: nothing shared to copy first
-            num_appended += 1
+            # BlockPool.take_reserved for one block, its counts added up above.
+            block = pool.next_free_block()
+            num_to_write = state.final_num_kv_tokens - num_computed_tokens
+            block.reserve_end = reserve_end = bs if num_to_write > bs else (num_to_write if num_to_write > 0 else 0)
+            block.ref_cnt = 1
+            block.num_tokens = 0
+            num_reserved += reserve_end
+            blocks.append(block)
+            num_taken += 1
+            i += 1
+        pool.num_free_blocks -= num_taken
         pool.token_slots += num_written
-        pool.reserved_slots -= num_written
-        self.num_logical_blocks += num_appended
+        pool.reserved_slots += num_reserved - num_written
+        self.num_logical_blocks += num_taken
         return headrooms
 
     def headroom(self, state: SeqBlocks) -> int:
@@ -244,21 +262,11 @@ class PagedTables:
         return min(self.block_size, max(0, state.final_num_kv_tokens - block_index * self.block_size))
 
     def _append_blocks(self, state: SeqBlocks, num_blocks: int) -> None:
-        if not num_blocks:
-            return
-        bs = self.block_size
-        final = state.final_num_kv_tokens
-        start = len(state.blocks) * bs
-        reserved_slots = 0
-        append = state.blocks.append
-        for block in self.pool.take_new(num_blocks):  # fresh: no tokens, reserved up to the final length
-            reserve_end = final - start
-            block.reserve_end = reserve_end = bs if reserve_end > bs else (reserve_end if reserve_end > 0 else 0)
-            reserved_slots += reserve_end
-            append(block)
-            start += bs
-        self.pool.reserved_slots += reserved_slots
-        self.num_logical_blocks += num_blocks
+        """Fresh blocks at the end of its table: no tokens, reserved up to its final length."""
+        if num_blocks:
+            start = len(state.blocks) * self.block_size
+            state.blocks += self.pool.take_reserved(num_blocks, state.final_num_kv_tokens - start)
+            self.num_logical_blocks += num_blocks
 
     def sync(self, state: SeqBlocks, num_tokens: int) -> None:
         """Record tokens the sequence wrote into its own blocks since it last told us.
