@@ -23,10 +23,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from importlib import metadata
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kvbench.provenance import kvbench_source, working_repository
 
-if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a DataFrame is asked for, not in a run
+    import numpy as np
     import pandas as pd
 
 SUMMARY = "summary.json"
@@ -213,24 +215,26 @@ class TableColumns:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._num_rows: int | None = None
+
+    @cached_property
+    def _parquet(self):
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(self.path)  # its footer (the schema, row groups) read once
+
+    @cached_property
+    def _num_rows(self) -> int:
+        if self.path.suffix == ".parquet":
+            return self._parquet.metadata.num_rows
+        import pandas as pd
+        return len(pd.read_csv(self.path, usecols=[0]))
 
     def __len__(self) -> int:
-        if self._num_rows is None:
-            if self.path.suffix == ".parquet":
-                import pyarrow.parquet as pq
-                self._num_rows = pq.ParquetFile(self.path).metadata.num_rows
-            else:
-                import pandas as pd
-                self._num_rows = len(pd.read_csv(self.path, usecols=[0]))
         return self._num_rows
 
-    def __getitem__(self, name: str):
+    def __getitem__(self, name: str) -> np.ndarray:
         if self.path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
             from kvbench.arrow_columns import to_numpy
-            return to_numpy(pq.ParquetFile(self.path).read(columns=[name]).column(0))
+            return to_numpy(self._parquet.read(columns=[name]).column(0))
         import pandas as pd
         return pd.read_csv(self.path, usecols=[name])[name].to_numpy()  # floats were written as their shortest repr
 

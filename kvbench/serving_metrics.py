@@ -125,9 +125,12 @@ def vllm_result(summary: dict, requests: RequestsTable, request_rate: float | No
 
     Fields vLLM takes from a live server (generated texts) are empty, and so are the per-request
     lists of ITLs (the run keeps their distribution, not every gap); `kvbench` says which run this is.
+    A per-request list is given as a function that reads it, so that `write_vllm_result` holds one
+    at a time (a million requests: 8 MB each).
     """
     duration_s = float(summary.get("duration_s") or 0.0)
-    metrics = vllm_metrics(requests, duration_s, slo, itl)
+    metrics = vllm_metrics(requests, duration_s, slo, itl)  # over summary.json's (rounded) duration
+    num_requests = len(requests)
     goodput_config = {k: v for k, v in
                       (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2el", slo.e2el_ms)) if v is not None} \
         if slo is not None else {}
@@ -137,7 +140,7 @@ def vllm_result(summary: dict, requests: RequestsTable, request_rate: float | No
         "label": f"kvbench {summary.get('strategy')}",
         "model_id": summary.get("model"),
         "tokenizer_id": summary.get("model"),
-        "num_prompts": len(requests),
+        "num_prompts": num_requests,
         "request_rate": "inf" if request_rate is None or math.isinf(request_rate) else request_rate,
         "burstiness": 1.0,
         "max_concurrency": None,
@@ -145,14 +148,14 @@ def vllm_result(summary: dict, requests: RequestsTable, request_rate: float | No
         "failed": 0,
         **metrics,
         "goodput": goodput_config or None,
-        # Per-request columns as arrays (a million requests: 8 MB each, not 32 MB of Python numbers);
-        # the empty lists and strings are one shared object repeated.
-        "input_lens": np.asarray(requests["num_prompt_tokens"], dtype=np.int64),
-        "output_lens": output_lengths(requests),
-        "ttfts": np.asarray(requests["ttft_s"], dtype=np.float64),
-        "itls": [[]] * len(requests),
-        "generated_texts": [""] * len(requests),
-        "errors": [""] * len(requests),
+        # Per-request columns as arrays (not 32 MB of Python numbers a million requests); the empty
+        # lists and strings are one shared object repeated.
+        "input_lens": lambda: np.asarray(requests["num_prompt_tokens"], dtype=np.int64),
+        "output_lens": lambda: output_lengths(requests),
+        "ttfts": lambda: np.asarray(requests["ttft_s"], dtype=np.float64),
+        "itls": lambda: [[]] * num_requests,
+        "generated_texts": lambda: [""] * num_requests,
+        "errors": lambda: [""] * num_requests,
         "kvbench": {key: summary.get(key) for key in ("strategy", "workload", "model", "hardware", "engine", "seed")},
     }
 
@@ -161,13 +164,16 @@ def write_vllm_result(run_dir: Path, result: dict) -> Path:
     """Write the vLLM-format result (strict JSON: NaN as null) into the run directory.
 
     Laid out as `json.dumps(result, indent=1)` would, but a per-request list is written a chunk at a
-    time, so a million requests never become one string in memory.
+    time, so a million requests never become one string in memory. A value given as a function
+    (vllm_result's per-request lists) is asked for when its turn comes.
     """
     path = Path(run_dir) / VLLM_RESULT
     with path.open("w") as out:
         out.write("{")
         for index, (key, value) in enumerate(result.items()):
             out.write(f"{',' if index else ''}\n {json.dumps(key)}: ")
+            if callable(value):
+                value = value()
             if not isinstance(value, list | np.ndarray) or not len(value):
                 out.write(_encoded(value.tolist() if isinstance(value, np.ndarray) else value))
                 continue

@@ -71,7 +71,7 @@ def test_the_summary_of_the_table_on_disk_is_that_of_the_table_in_memory(tmp_pat
         summary = summarize(StepTotals(), requests, pool_bytes=1, end_time_s=9.0)
         metrics = vllm_metrics(requests, 9.0, slo, InterTokenLatencies())
         result = vllm_result(summary, requests, None, slo)
-        return {**summary, **metrics, **{key: result[key].tolist() for key in ("input_lens", "output_lens", "ttfts")}}
+        return {**summary, **metrics, **{key: result[key]().tolist() for key in ("input_lens", "output_lens", "ttfts")}}
 
     expected, got = figures(in_memory), figures(on_disk)
     assert got.keys() == expected.keys()
