@@ -217,4 +217,5 @@ def _items(part: list | np.ndarray) -> str:
         if not set(map(type, part)) <= _SCALARS:
             return _encoded(part)[1 : -len("\n ]")]  # an item over several lines
         part = _clean(part)
-    return "\n  " + json.dumps(part, separators=(",\n  ", ": "), allow_nan=False)[1:-1]
+    # (one-line items hold no container to guard against cycles: check_circular=False saves a dict per item)
+    return "\n  " + json.dumps(part, separators=(",\n  ", ": "), allow_nan=False, check_circular=False)[1:-1]
