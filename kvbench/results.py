@@ -155,7 +155,7 @@ def table_names(name: str) -> str:
 
 class TableWriter:
     """One table of a run, written in chunks (Parquet row groups, or CSV appended) under a partial
-    name; `close` ends it, `publish` gives it its real name.
+    name; `finish` ends it, `publish` gives it its real name.
 
     A chunk maps column names to values of one length: numpy arrays (int64, float64) or lists (an
     engine's columns). Parquet is written by pyarrow from the arrays' buffers (a simulator run
@@ -172,22 +172,22 @@ class TableWriter:
         if self.format is TableFormat.csv:
             import pandas as pd
 
-            frame = pd.DataFrame(columns)
-            frame.to_csv(self.partial_path, index=False, mode="a" if self._num_rows else "w", header=not self._num_rows)
+            pd.DataFrame(columns).to_csv(self.partial_path, index=False, mode="a" if self._num_rows else "w",
+                                         header=not self._num_rows)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             from kvbench.arrow_columns import to_arrow
 
-            frame = pa.table({name: to_arrow(values) for name, values in columns.items()})
+            table = pa.table({name: to_arrow(values) for name, values in columns.items()})
             if self._parquet is None:
-                self._schema = frame.schema  # later chunks are cast to it (an engine's column of ints stays ints)
+                self._schema = table.schema  # later chunks are cast to it (an engine's column of ints stays ints)
                 self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
-            if not frame.schema.equals(self._schema):
-                frame = frame.cast(self._schema)
-            self._parquet.write_table(frame)
-        self._num_rows += len(frame)
+            if not table.schema.equals(self._schema):
+                table = table.cast(self._schema)
+            self._parquet.write_table(table)
+        self._num_rows += len(next(iter(columns.values())))
 
     def finish(self, empty: Mapping[str, Sequence]) -> Path:
         """Close the table (its partial name kept); `empty` (the columns, no rows) is written when no chunk came."""
@@ -272,7 +272,8 @@ class RunDirectory:
         self._manifest.update(fields)
         write_json_atomic(self.path / MANIFEST, self._manifest)
 
-    def finish_tables(self, empty_steps: Mapping[str, Sequence], empty_requests: Mapping[str, Sequence]) -> TableColumns:
+    def finish_tables(self, empty_steps: Mapping[str, Sequence],
+                      empty_requests: Mapping[str, Sequence]) -> TableColumns:
         """Close both tables, still under their partial names (`empty_*`: the columns, written when a
         table got no row); the requests table, for the summary to read back."""
         self.steps.finish(empty_steps)

@@ -18,7 +18,8 @@ sys.exit(code)
 def test_a_simulator_run_never_imports_pandas(tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, "run", "workload.num_requests=20", "goodput.ttft_ms=500", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-c", PROBE, "run", "workload.num_requests=20", "goodput.ttft_ms=500",
+         f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
