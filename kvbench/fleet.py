@@ -26,14 +26,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kvbench.errors import ConfigError
 from kvbench.executors import EXECUTORS, Executor
 from kvbench.hardware import num_swap_blocks
 from kvbench.inter_token_latency import InterTokenLatencies
-from kvbench.metrics import MetricsRecorder, StepTotals, event_totals, rounded, summarize
+from kvbench.metrics import MetricsRecorder, StepColumns, StepTotals, event_totals, rounded, summarize
 from kvbench.request import Request
+from kvbench.request_rows import RequestRows
 from kvbench.results import RunDirectory, write_json_atomic
 from kvbench.routers import FleetConfig, Router, make_router
 from kvbench.scheduler import Scheduler, StepPlan
@@ -166,6 +168,11 @@ def _combined_engine_fields(replicas: list[Replica]) -> dict:
     return fields
 
 
+def with_replica(steps: StepColumns, replica: int) -> StepColumns:
+    """A chunk of a replica's steps with the `replica` column the fleet's steps table adds."""
+    return {**steps, "replica": np.full(len(steps["step"]), replica, dtype=np.int64)}
+
+
 def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, request_rate: float | None) -> dict:
     """Simulate the fleet and write its run directory; the fleet's summary (after `header`, the
     run's identity as runner.summary_header gives it)."""
@@ -175,7 +182,7 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, req
     replicas = build_replicas(run, fleet.num_replicas)
     recorders = [
         MetricsRecorder(run.budget.kv_bytes_per_token, r.strategy.event_names(),
-                        lambda chunk, i=r.index: directory.steps.write(chunk.assign(replica=i)))
+                        lambda chunk, i=r.index: directory.steps.write(with_replica(chunk, i)))
         for r in replicas
     ]
     for replica, result in run_fleet(replicas, router, run.workload.requests):
@@ -217,8 +224,9 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, req
     })
     write_json_atomic(run_dir / REPLICAS, per_replica)
     write_vllm_result(run_dir, vllm_result(summary, requests, request_rate, slo, itl))
-    empty_steps = recorders[0].empty_steps_table().assign(replica=pd.Series(dtype="int64"))
-    directory.complete(empty_steps, requests, summary)
+    directory.requests.write({name: requests[name].to_numpy() for name in requests})
+    directory.finish_tables(with_replica(recorders[0].empty_step_columns(), 0), RequestRows.empty_columns())
+    directory.complete(summary)
     log.info("fleet of %d (%s): %d requests in %.1f simulated s; routed %s", fleet.num_replicas, fleet.router,
              summary["num_requests"], summary["duration_s"], [r.num_routed_requests for r in replicas])
     return summary

@@ -4,10 +4,12 @@ Strategy events are open: every run has the standard ones (`cow_copies`, `fork_c
 their usual place, and whatever else its strategy declares in `counted_events` follows as extra
 step columns (events per step) and summary fields (the run's total).
 
-Recording is a tuple append per step. Every `STEP_CHUNK_ROWS` steps the rows become a table chunk
-(memory turned from token slots into bytes), are added into the running `StepTotals` and handed to
-the run's sink (the steps table on disk), so a long run never holds all its steps in memory.
-Finished requests' rows go the same way, in request id order (kvbench/request_rows.py).
+Recording packs a step's numbers into a byte buffer (one `struct.pack`, 8 bytes a column: about
+180 bytes a step rather than a 22-field tuple's kilobyte of Python objects). Every `STEP_CHUNK_ROWS`
+steps the buffer becomes a chunk of typed columns (a numpy view, copied out column by column;
+memory turned from token slots into bytes), added into the running `StepTotals` and handed to the
+run's sink (the steps table on disk, a Parquet row group), so a long run never holds all its steps
+in memory. Finished requests' rows go the same way, in request id order (kvbench/request_rows.py).
 
 A strategy with a block table per layer group (group_tables.py) reports each group's held and
 token slots in its usage: they become `kv_group{g}_held_bytes` / `kv_group{g}_token_bytes` step
@@ -22,19 +24,24 @@ threads split it); counts are Python integers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kvbench.percentiles import percentiles
 from kvbench.request_rows import RequestRows
 from kvbench.scheduler import StepPlan
 from kvbench.sequence import RequestState
+from kvbench.serving_metrics import output_lengths
 from kvbench.strategies.base import STANDARD_EVENTS, PoolUsage
 
-if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a DataFrame is asked for, not in a run
     import pandas as pd
+
+    from kvbench.serving_metrics import RequestsTable
 
 STEP_COLUMNS = (
     "step", "time_s", "duration_s", "batch_size", "num_decode_seqs", "num_prefill_seqs", "num_waiting",
@@ -48,6 +55,9 @@ MEMORY_COLUMNS = (
 )
 
 
+FLOAT_STEP_COLUMNS = ("time_s", "duration_s")  # every other step column is an int64
+
+
 STEP_CHUNK_ROWS = 65_536  # steps per chunk; fixed, so the sums (and summaries) do not depend on it
 TIME_WEIGHTED_COLUMNS = (*MEMORY_COLUMNS, "shared_saved_bytes")
 COUNTED_COLUMNS = ("preemptions", "prefix_hit_tokens", "prefix_query_tokens", "cow_copies", "fork_copied_blocks")
@@ -58,6 +68,9 @@ def group_columns(num_groups: int) -> tuple[str, ...]:
     """The step columns of a run with `num_groups` layer groups: held bytes, then token bytes."""
     return (*(f"kv_group{g}_held_bytes" for g in range(num_groups)),
             *(f"kv_group{g}_token_bytes" for g in range(num_groups)))
+
+
+StepColumns = Mapping[str, np.ndarray]  # a chunk of the steps table: column name -> its values
 
 
 @dataclass
@@ -101,24 +114,24 @@ class StepTotals:
                 totals.group_max_bytes[column] = max(totals.group_max_bytes.get(column, 0), peak)
         return totals
 
-    def add(self, chunk: pd.DataFrame) -> None:
-        if not len(chunk):
+    def add(self, chunk: StepColumns | pd.DataFrame) -> None:
+        weights = np.asarray(chunk["duration_s"], dtype=np.float64)
+        if not len(weights):
             return
-        self.num_steps += len(chunk)
-        batch = chunk["batch_size"].to_numpy(dtype=np.int64)
+        self.num_steps += len(weights)
+        batch = np.asarray(chunk["batch_size"], dtype=np.int64)
         self.batch_size_sum += int(batch.sum())
         self.max_batch_size = max(self.max_batch_size, int(batch.max()))
         for column in self.counts:
-            self.counts[column] += int(chunk[column].to_numpy(dtype=np.int64).sum())
-        weights = chunk["duration_s"].to_numpy(dtype=np.float64)
+            self.counts[column] += int(np.asarray(chunk[column], dtype=np.int64).sum())
         self._duration_sums.append(math.fsum(weights))
-        for column in chunk.columns:  # a layer-grouped run's columns: weighted like memory, and their peak
+        for column in chunk:  # a layer-grouped run's columns: weighted like memory, and their peak
             if column.startswith(GROUP_COLUMN_PREFIX):
                 self._weighted_sums.setdefault(column, [])
                 peak = int(chunk[column].max())
                 self.group_max_bytes[column] = max(self.group_max_bytes.get(column, 0), peak)
         for column, sums in self._weighted_sums.items():
-            sums.append(math.fsum(chunk[column].to_numpy(dtype=np.float64) * weights))
+            sums.append(math.fsum(np.asarray(chunk[column], dtype=np.float64) * weights))
 
     @property
     def total_time_s(self) -> float:
@@ -131,19 +144,21 @@ class StepTotals:
 class MetricsRecorder:
     def __init__(
         self, kv_bytes_per_token: int, event_names: tuple[str, ...] = STANDARD_EVENTS,
-        step_sink: Callable[[pd.DataFrame], None] | None = None,
-        request_sink: Callable[[pd.DataFrame], None] | None = None, request_ids: np.ndarray | None = None,
+        step_sink: Callable[[StepColumns], None] | None = None,
+        request_sink: Callable[[dict], None] | None = None, request_ids: np.ndarray | None = None,
     ):
-        """`step_sink` receives the steps table chunk by chunk; without one the recorder keeps them
-        (`steps_table()`), for tests and small runs in memory. `request_sink` receives the requests
-        table the same way, in request id order (kvbench/request_rows.py: it needs `request_ids`,
-        the ids of every request that will finish)."""
+        """`step_sink` receives the steps table chunk by chunk (column name -> numpy array); without
+        one the recorder keeps them (`steps_table()`), for tests and small runs in memory.
+        `request_sink` receives the requests table the same way, in request id order
+        (kvbench/request_rows.py: it needs `request_ids`, the ids of every request that will finish)."""
         self.kv_bytes_per_token = kv_bytes_per_token
         self.extra_events = tuple(e for e in event_names if e not in STANDARD_EVENTS)
         self._step_sink = step_sink
-        self._step_chunks: list[pd.DataFrame] = []
+        self._step_chunks: list[StepColumns] = []
         self.step_totals = StepTotals(self.extra_events)
-        self._steps: list[tuple] = []
+        self._pending = bytearray()  # the steps not in a chunk yet, packed row after row
+        self._pack: Callable[..., bytes] | None = None  # packs one row; set by the first step, which fixes the columns
+        self._chunk_bytes = 0
         self.requests = RequestRows(request_sink, request_ids)
         self._last_counts = dict.fromkeys((*STANDARD_EVENTS, *self.extra_events), 0)  # as of the last chunk
         self.group_columns: tuple[str, ...] = ()  # set by the first step of a layer-grouped strategy
@@ -170,17 +185,24 @@ class MetricsRecorder:
             if not self.group_columns:
                 self.group_columns = group_columns(len(usage.group_held_slots))
             row += usage.group_held_slots + usage.group_token_slots
-        self._steps.append(row)
+        if self._pack is None:
+            row_format = struct.Struct("<" + "".join("d" if name in FLOAT_STEP_COLUMNS else "q"
+                                                     for name in self.step_column_names()))
+            self._pack, self._chunk_bytes = row_format.pack, STEP_CHUNK_ROWS * row_format.size
+        self._pending += self._pack(*row)
         self.end_time_s = start_s + duration_s
-        if len(self._steps) >= STEP_CHUNK_ROWS:
+        if len(self._pending) >= self._chunk_bytes:
             self.flush_steps()
+
+    def step_column_names(self) -> tuple[str, ...]:
+        return (*STEP_COLUMNS, *self.extra_events, *self.group_columns)
 
     def flush_steps(self) -> None:
         """Turn the pending steps into a chunk: counted into the totals, then sunk or kept."""
-        if not self._steps:
+        if not self._pending:
             return
-        chunk = self._steps_frame(self._steps)
-        self._steps = []
+        chunk = self._step_columns(self._pending)
+        self._pending = bytearray()
         self.step_totals.add(chunk)
         if self._step_sink is not None:
             self._step_sink(chunk)
@@ -199,25 +221,25 @@ class MetricsRecorder:
                 g.num_prefix_hit_tokens, ttft, latency, tpot, latency / r.num_output_tokens,
             ), extra(g) if extra else {})
 
-    def _steps_frame(self, rows: list[tuple]) -> pd.DataFrame:
-        import pandas as pd
-        names = (*STEP_COLUMNS, *self.extra_events, *self.group_columns)
-        if not rows:
-            return pd.DataFrame.from_records(rows, columns=names).astype(
-                {column: np.int64 for column in TIME_WEIGHTED_COLUMNS})
-        # Rows transposed in C (zip) and one array per column: half the time of DataFrame.from_records.
-        columns = {name: np.array(values) for name, values in zip(names, zip(*rows))}
+    def _step_columns(self, packed: bytes | bytearray) -> StepColumns:
+        """The packed rows as typed columns, memory in bytes and events per step."""
+        names = self.step_column_names()
+        rows = np.frombuffer(packed, dtype=[(name, "<f8" if name in FLOAT_STEP_COLUMNS else "<i8") for name in names])
+        columns = {name: rows[name].copy() for name in names}  # each column contiguous, apart from the buffer
+        if not len(rows):
+            return columns
         for column in (*TIME_WEIGHTED_COLUMNS, *self.group_columns):
-            columns[column] = columns[column].astype(np.int64) * self.kv_bytes_per_token
+            columns[column] *= self.kv_bytes_per_token
         last = self._last_counts
         for column in last:  # cumulative counts -> events per step
             cumulative = columns[column]
             columns[column] = np.diff(cumulative, prepend=last[column])
             last[column] = int(cumulative[-1])
-        return pd.DataFrame(columns)
+        return columns
 
-    def empty_steps_table(self) -> pd.DataFrame:
-        return self._steps_frame([])
+    def empty_step_columns(self) -> StepColumns:
+        """The steps table's columns, without rows."""
+        return self._step_columns(b"")
 
     def steps_table(self) -> pd.DataFrame:
         """Every step, when the recorder kept them (no sink)."""
@@ -225,7 +247,8 @@ class MetricsRecorder:
         if self._step_sink is not None:
             raise RuntimeError("the steps went to the run's steps table, chunk by chunk")
         self.flush_steps()
-        return pd.concat(self._step_chunks, ignore_index=True) if self._step_chunks else self.empty_steps_table()
+        chunks = self._step_chunks or [self.empty_step_columns()]
+        return pd.DataFrame({name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]})
 
     def requests_table(self) -> pd.DataFrame:
         """Every finished request, sorted by id, when the recorder kept them (no request sink)."""
@@ -253,13 +276,19 @@ def rounded(summary: dict) -> dict:
     return {key: round_float(value) for key, value in summary.items()}
 
 
-def _percentile(values: pd.Series, q: float) -> float:
-    values = values.dropna()
-    return float(np.percentile(values, q)) if len(values) else float("nan")
+def _percentiles(values, qs: tuple[float, ...]) -> list[float]:
+    """numpy's linear-interpolation percentiles of a column, NaN (a request without TPOT) left out."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return percentiles(values, qs) if len(values) else [float("nan")] * len(qs)
 
 
-def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_bytes: int, end_time_s: float) -> dict:
-    """Headline figures. Memory fractions are time-weighted shares of the KV pool."""
+def summarize(steps: StepTotals | pd.DataFrame, requests: RequestsTable, pool_bytes: int, end_time_s: float) -> dict:
+    """Headline figures. Memory fractions are time-weighted shares of the KV pool.
+
+    `requests`: the requests table, a DataFrame or a table on disk read a column at a time
+    (kvbench.results.TableColumns); either way its columns go through the same numpy operations,
+    so the figures are the same to the bit."""
     totals = steps if isinstance(steps, StepTotals) else StepTotals.of(steps)
     duration_s = end_time_s
     total_time_s = totals.total_time_s
@@ -269,20 +298,25 @@ def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_byt
             return 0.0
         return totals.time_weighted_sum(column) / total_time_s / pool_bytes
 
-    output_tokens = int((requests["num_output_tokens"] * requests[["n", "beam_width"]].max(axis=1)).sum())
-    prompt_tokens = int(requests["num_prompt_tokens"].sum())
+    num_requests = len(requests)
+    output_tokens = int(output_lengths(requests).sum())
+    prompt_tokens = int(np.asarray(requests["num_prompt_tokens"], dtype=np.int64).sum())
     query_tokens = totals.counts["prefix_query_tokens"]
     hit_tokens = totals.counts["prefix_hit_tokens"]
     per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
+    ttft_p50_s, ttft_p99_s = _percentiles(requests["ttft_s"], (50, 99))  # a column at a time: one in memory
+    tpot_p50_s, tpot_p99_s = _percentiles(requests["tpot_s"], (50, 99))
+    # NaN left out, as pandas' mean leaves it out (np.nanmean adds as pandas does: the same bits)
+    normalized_latency_s = float(np.nanmean(requests["normalized_latency_s"])) if num_requests else float("nan")
     summary = {
-        "num_requests": len(requests),
+        "num_requests": num_requests,
         "num_steps": totals.num_steps,
         "duration_s": duration_s,
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
         "output_tokens_per_s": per_s(output_tokens),
         "total_tokens_per_s": per_s(output_tokens + prompt_tokens),
-        "requests_per_s": per_s(len(requests)),
+        "requests_per_s": per_s(num_requests),
         "mean_batch_size": totals.batch_size_sum / totals.num_steps if totals.num_steps else 0.0,
         "max_batch_size": totals.max_batch_size,
         "mem_token_frac": time_avg_frac("token_bytes"),
@@ -297,11 +331,11 @@ def summarize(steps: StepTotals | pd.DataFrame, requests: pd.DataFrame, pool_byt
         "prefix_hit_rate": hit_tokens / query_tokens if query_tokens else 0.0,
         "cow_copies": totals.counts["cow_copies"],
         "fork_copied_blocks": totals.counts["fork_copied_blocks"],
-        "ttft_p50_s": _percentile(requests["ttft_s"], 50),
-        "ttft_p99_s": _percentile(requests["ttft_s"], 99),
-        "tpot_p50_s": _percentile(requests["tpot_s"], 50),
-        "tpot_p99_s": _percentile(requests["tpot_s"], 99),
-        "normalized_latency_s": float(requests["normalized_latency_s"].mean()) if len(requests) else float("nan"),
+        "ttft_p50_s": ttft_p50_s,
+        "ttft_p99_s": ttft_p99_s,
+        "tpot_p50_s": tpot_p50_s,
+        "tpot_p99_s": tpot_p99_s,
+        "normalized_latency_s": normalized_latency_s,
     }
     for column, peak in totals.group_max_bytes.items():  # per layer group, in step-column order
         if column.endswith("_held_bytes"):

@@ -23,8 +23,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +35,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kvbench.provenance import kvbench_source, working_repository
 
-if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
+if TYPE_CHECKING:  # pandas (a third of a second) is imported where a DataFrame is asked for, not in a run
+    import numpy as np
     import pandas as pd
 
 SUMMARY = "summary.json"
@@ -152,7 +155,11 @@ def table_names(name: str) -> str:
 
 class TableWriter:
     """One table of a run, written in chunks (Parquet row groups, or CSV appended) under a partial
-    name; `finish` gives it its real name."""
+    name; `finish` ends it, `publish` gives it its real name.
+
+    A chunk maps column names to values of one length: numpy arrays (int64, float64) or lists (an
+    engine's columns). Parquet is written by pyarrow from the arrays' buffers (a simulator run
+    imports no pandas; kvbench/arrow_columns.py), CSV through pandas."""
 
     def __init__(self, directory: Path, name: str, table_format: TableFormat):
         self.format = TableFormat(table_format)
@@ -161,25 +168,36 @@ class TableWriter:
         self._parquet = None  # pyarrow.parquet.ParquetWriter, opened with the first chunk
         self._num_rows = 0
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, columns: Mapping[str, Sequence]) -> None:
         if self.format is TableFormat.csv:
-            frame.to_csv(self.partial_path, index=False, mode="a" if self._num_rows else "w", header=not self._num_rows)
+            import pandas as pd
+
+            pd.DataFrame(columns).to_csv(self.partial_path, index=False, mode="a" if self._num_rows else "w",
+                                         header=not self._num_rows)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self._parquet is None:
-                self._schema = table.schema  # later chunks are cast to it (a column of ints stays ints)
-                self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
-            self._parquet.write_table(table.cast(self._schema))
-        self._num_rows += len(frame)
+            from kvbench.arrow_columns import to_arrow
 
-    def finish(self, empty: pd.DataFrame) -> Path:
-        """Close and rename; `empty` (the columns, no rows) is written when no chunk came."""
+            table = pa.table({name: to_arrow(values) for name, values in columns.items()})
+            if self._parquet is None:
+                self._schema = table.schema  # later chunks are cast to it (an engine's column of ints stays ints)
+                self._parquet = pq.ParquetWriter(self.partial_path, self._schema)
+            if not table.schema.equals(self._schema):
+                table = table.cast(self._schema)
+            self._parquet.write_table(table)
+        self._num_rows += len(next(iter(columns.values())))
+
+    def finish(self, empty: Mapping[str, Sequence]) -> Path:
+        """Close the table (its partial name kept); `empty` (the columns, no rows) is written when no chunk came."""
         if not self._num_rows and self._parquet is None:
             self.write(empty)  # the header alone
         self.close()
+        return self.partial_path
+
+    def publish(self) -> Path:
+        """Give the finished table its real name."""
         os.replace(self.partial_path, self.final_path)
         return self.final_path
 
@@ -188,6 +206,37 @@ class TableWriter:
         if self._parquet is not None:
             writer, self._parquet = self._parquet, None
             writer.close()
+
+
+class TableColumns:
+    """A table on disk read one column at a time, as numpy arrays (NaN where a value is null):
+    figures over a long table (the summary's percentiles) without holding all of it in memory.
+    `len()` is its number of rows, and `table[name]` a column, as on a DataFrame."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @cached_property
+    def _parquet(self):
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(self.path)  # its footer (the schema, row groups) read once
+
+    @cached_property
+    def _num_rows(self) -> int:
+        if self.path.suffix == ".parquet":
+            return self._parquet.metadata.num_rows
+        import pandas as pd
+        return len(pd.read_csv(self.path, usecols=[0]))
+
+    def __len__(self) -> int:
+        return self._num_rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if self.path.suffix == ".parquet":
+            from kvbench.arrow_columns import to_numpy
+            return to_numpy(self._parquet.read(columns=[name]).column(0))
+        import pandas as pd
+        return pd.read_csv(self.path, usecols=[name])[name].to_numpy()  # floats were written as their shortest repr
 
 
 class RunDirectory:
@@ -223,15 +272,17 @@ class RunDirectory:
         self._manifest.update(fields)
         write_json_atomic(self.path / MANIFEST, self._manifest)
 
-    def complete(self, empty_steps: pd.DataFrame, requests: pd.DataFrame, summary: dict) -> None:
-        """The run finished: name its tables, then write summary.json, then mark it complete.
-
-        `requests`: the rows not streamed to `self.requests` yet (all of a fleet's; none of a run's,
-        which streams them), or its columns alone."""
+    def finish_tables(self, empty_steps: Mapping[str, Sequence],
+                      empty_requests: Mapping[str, Sequence]) -> TableColumns:
+        """Close both tables, still under their partial names (`empty_*`: the columns, written when a
+        table got no row); the requests table, for the summary to read back."""
         self.steps.finish(empty_steps)
-        if len(requests):
-            self.requests.write(requests)
-        self.requests.finish(requests)
+        return TableColumns(self.requests.finish(empty_requests))
+
+    def complete(self, summary: dict) -> None:
+        """The run finished: name its tables, then write summary.json, then mark it complete."""
+        self.steps.publish()
+        self.requests.publish()
         write_json_atomic(self.path / SUMMARY, summary)
         self._finish("complete")
 

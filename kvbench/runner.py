@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,9 +19,10 @@ from kvbench.host_link import check_host_link
 from kvbench.host_memory import on_host, runs_on_host
 from kvbench.inter_token_latency import InterTokenLatencies
 from kvbench.interrupts import signals_interrupt
-from kvbench.metrics import MetricsRecorder, event_totals, rounded, summarize
+from kvbench.metrics import MetricsRecorder, StepColumns, event_totals, rounded, summarize
 from kvbench.kv_format import KVDtype
 from kvbench.model_spec import ModelSpec
+from kvbench.request_rows import RequestRows
 from kvbench.results import ResultsConfig, RunDirectory, gpu_record
 from kvbench.run_claim import RunClaim
 from kvbench.run_log import run_log
@@ -33,9 +33,6 @@ from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.swap_space import swap_summary
 from kvbench.workloads import WORKLOADS, WorkloadData
-
-if TYPE_CHECKING:  # pandas (a third of a second) is imported where a table is built, not when a run starts
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +108,8 @@ def default_choices(cfg: DictConfig) -> dict[str, str]:
 
 
 def simulate(
-    run: Run, progress: bool = True, step_sink: Callable[[pd.DataFrame], None] | None = None,
-    request_sink: Callable[[pd.DataFrame], None] | None = None,
+    run: Run, progress: bool = True, step_sink: Callable[[StepColumns], None] | None = None,
+    request_sink: Callable[[dict], None] | None = None,
 ) -> MetricsRecorder:
     """Drive the step loop to the end; the records (their `end_time_s` is when the last step ended).
 
@@ -238,7 +235,10 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
         if run.cfg.get("fleet") is not None and run.cfg.fleet.num_replicas != 1:  # replicas behind a router
             return execute_fleet(run, run_dir, directory, summary_header(run), _request_rate(run.cfg))
         recorder = simulate(run, progress, directory.steps.write, directory.requests.write)
-        requests = recorder.requests.summary_table()  # the table is on disk; the columns the summary reads
+        recorder.requests.check_all_written()
+        # The summary reads the requests table back from disk, a column at a time, rather than keep
+        # its columns in memory through the run.
+        requests = directory.finish_tables(recorder.empty_step_columns(), RequestRows.empty_columns())
         itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
         summary = rounded({
@@ -250,7 +250,7 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
             **swap_summary(run.scheduler, run.executor, run.budget.block_bytes),
         })
         write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
-        directory.complete(recorder.empty_steps_table(), recorder.requests.empty_table(), summary)
+        directory.complete(summary)
         log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
                  summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],
                  summary["mean_batch_size"])

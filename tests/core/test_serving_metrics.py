@@ -107,8 +107,11 @@ def test_the_vllm_result_is_written_chunk_by_chunk_as_one_json_dumps_would(tmp_p
         "goodput": {"ttft": 200.0, "tpot": 40.0}, "input_lens": np.arange(30, dtype=np.int64) * 5,
         "ttfts": np.array([0.1 * i if i % 4 else math.nan for i in range(30)]), "itls": [[]] * 30,
         "errors": [""] * 30, "empty": [], "kvbench": {"strategy": "paged", "seed": 0},
+        "floats": [0.5 * i if i % 5 else math.inf for i in range(30)], "texts": ["a", "b\n\"c\"", None] * 10,
+        "nested": [[0.1, [2, math.nan]], {"k": [1]}, [], ""] * 6, "read_when_written": lambda: np.arange(9),
     }
     path = serving_metrics.write_vllm_result(tmp_path, result)
-    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in result.items()}
-    expected = json.dumps(as_lists, indent=1).replace("NaN", "null") + "\n"
+    values = {k: v() if callable(v) else v for k, v in result.items()}
+    as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in values.items()}
+    expected = json.dumps(as_lists, indent=1).replace("NaN", "null").replace("Infinity", "null") + "\n"
     assert path.read_text() == expected
