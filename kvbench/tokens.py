@@ -95,12 +95,26 @@ class TokenSequence:
         self.num_tokens: int | None = None if segs and segs[-1].num_tokens is None else position
 
     @classmethod
+    def _assembled(cls, segments: tuple[Segment, ...], starts: list[int], num_tokens: int | None) -> TokenSequence:
+        """A sequence from parts that are already valid: what `__init__` would compute, without its checks.
+
+        The scheduler builds three sequences per request (prompt, output, the first branch), so these
+        paths skip the per-segment loop."""
+        seq = object.__new__(cls)
+        seq.segments = segments
+        seq._starts = starts
+        seq.num_tokens = num_tokens
+        return seq
+
+    @classmethod
     def from_ids(cls, ids: Iterable[int]) -> TokenSequence:
         return cls((Explicit(tuple(int(i) for i in ids)),))
 
     @classmethod
     def synthetic(cls, key: Hashable, num_tokens: int | None) -> TokenSequence:
-        return cls((Synthetic(key, num_tokens),))
+        if num_tokens is not None and num_tokens <= 0:
+            return cls((Synthetic(key, num_tokens),))  # empty, or the error for a negative length
+        return cls._assembled((Synthetic(key, num_tokens),), [0], num_tokens)
 
     def __len__(self) -> int:
         if self.num_tokens is None:
@@ -117,7 +131,17 @@ class TokenSequence:
         return hash(self.segments)
 
     def __add__(self, other: TokenSequence) -> TokenSequence:
-        return TokenSequence(self.segments + other.segments)
+        if not other.segments:
+            return self
+        if not self.segments:
+            return other
+        if self.num_tokens is None:
+            raise ValueError("only the last segment of a TokenSequence may be unbounded")
+        offset = self.num_tokens
+        num_tokens = None if other.num_tokens is None else offset + other.num_tokens
+        return TokenSequence._assembled(
+            self.segments + other.segments, self._starts + [offset + start for start in other._starts], num_tokens
+        )
 
     def truncate(self, num_tokens: int) -> TokenSequence:
         """The first `num_tokens` tokens."""

@@ -57,3 +57,31 @@ def test_explicit_ids_give_the_same_key_however_they_are_split_into_segments():
     assert quoted.block_key(2, 8) == original.block_key(2, 8)
     assert quoted.block_key(4, 8) == original.block_key(4, 8)
     assert quoted.block_key(4, 9) != original.block_key(4, 8)
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        ((Synthetic("a", 10),), (Synthetic("b", 5), Explicit((1, 2)))),
+        ((Synthetic("a", 10), Explicit((3,))), (Synthetic("gen", None),)),
+        ((), (Synthetic("b", 5),)),
+        ((Synthetic("a", 3),), ()),
+        ((Synthetic("a", None),), ()),
+        ((), ()),
+    ],
+)
+def test_concatenation_equals_a_sequence_of_both_segment_lists(left, right):
+    joined = TokenSequence(left) + TokenSequence(right)
+    whole = TokenSequence(left + right)
+    assert (joined.segments, joined._starts, joined.num_tokens) == (whole.segments, whole._starts, whole.num_tokens)
+    with pytest.raises(ValueError, match="only the last segment"):
+        TokenSequence((Synthetic("a", None),)) + TokenSequence(right or (Synthetic("x", 1),))
+
+
+@pytest.mark.parametrize("num_tokens", [0, 1, 7, None])
+def test_a_synthetic_sequence_equals_one_built_from_its_segment(num_tokens):
+    fast = TokenSequence.synthetic("k", num_tokens)
+    whole = TokenSequence((Synthetic("k", num_tokens),))
+    assert (fast.segments, fast._starts, fast.num_tokens) == (whole.segments, whole._starts, whole.num_tokens)
+    with pytest.raises(ValueError, match="negative length"):
+        TokenSequence.synthetic("k", -1)
