@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,8 @@ def _content(seg: Segment, lo: int, hi: int) -> tuple:
 class TokenSequence:
     """An immutable sequence of tokens made of segments. Only the last segment may be unbounded."""
 
-    __slots__ = ("segments", "_starts", "num_tokens")
+    # `_recipe`: how a `_Deferred` sequence makes its segments; unset on every other one.
+    __slots__ = ("segments", "_starts", "num_tokens", "_recipe")
 
     def __init__(self, segments: Iterable[Segment]):
         segs = tuple(s for s in segments if s.num_tokens != 0)
@@ -95,18 +97,6 @@ class TokenSequence:
         self.num_tokens: int | None = None if segs and segs[-1].num_tokens is None else position
 
     @classmethod
-    def _assembled(cls, segments: tuple[Segment, ...], starts: list[int], num_tokens: int | None) -> TokenSequence:
-        """A sequence from parts that are already valid: what `__init__` would compute, without its checks.
-
-        The scheduler builds three sequences per request (prompt, output, the first branch), so these
-        paths skip the per-segment loop."""
-        seq = object.__new__(cls)
-        seq.segments = segments
-        seq._starts = starts
-        seq.num_tokens = num_tokens
-        return seq
-
-    @classmethod
     def from_ids(cls, ids: Iterable[int]) -> TokenSequence:
         return cls((Explicit(tuple(int(i) for i in ids)),))
 
@@ -114,7 +104,7 @@ class TokenSequence:
     def synthetic(cls, key: Hashable, num_tokens: int | None) -> TokenSequence:
         if num_tokens is not None and num_tokens <= 0:
             return cls((Synthetic(key, num_tokens),))  # empty, or the error for a negative length
-        return cls._assembled((Synthetic(key, num_tokens),), [0], num_tokens)
+        return _Deferred(num_tokens, _synthetic_parts, key, num_tokens)
 
     def __len__(self) -> int:
         if self.num_tokens is None:
@@ -131,17 +121,14 @@ class TokenSequence:
         return hash(self.segments)
 
     def __add__(self, other: TokenSequence) -> TokenSequence:
-        if not other.segments:
+        if other.num_tokens == 0:
             return self
-        if not self.segments:
+        if self.num_tokens == 0:
             return other
         if self.num_tokens is None:
             raise ValueError("only the last segment of a TokenSequence may be unbounded")
-        offset = self.num_tokens
-        num_tokens = None if other.num_tokens is None else offset + other.num_tokens
-        return TokenSequence._assembled(
-            self.segments + other.segments, self._starts + [offset + start for start in other._starts], num_tokens
-        )
+        num_tokens = None if other.num_tokens is None else self.num_tokens + other.num_tokens
+        return _Deferred(num_tokens, _joined_parts, self, other)
 
     def truncate(self, num_tokens: int) -> TokenSequence:
         """The first `num_tokens` tokens."""
@@ -217,6 +204,46 @@ class TokenSequence:
             for seg, lo, hi in self._pieces(start, end)
         ]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+class _Deferred(TokenSequence):
+    """A `TokenSequence` whose segments are put together when something first reads them.
+
+    The scheduler builds three sequences per request (its prompt, its recorded output, its first
+    branch: prompt + output), and strategies without prefix caching only ever read their lengths.
+    So `synthetic` and `+` keep their length and how to make their segments (a function of two
+    arguments, `_recipe`). The first read of `segments` or `_starts`, slots still unset, reaches
+    `__getattr__`, which fills them and turns the object into a plain `TokenSequence`: from then on
+    they are read at a slot's speed (the prefix-cache key functions read them at every block), and
+    the content is what the eager constructor gives, since it is a pure function of the recipe.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, num_tokens: int | None, make: Callable[[Any, Any], tuple[tuple[Segment, ...], list[int]]],
+                 a: Any, b: Any):
+        self.num_tokens = num_tokens
+        self._recipe = (make, a, b)
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "segments" and name != "_starts":
+            raise AttributeError(f"'TokenSequence' object has no attribute {name!r}")
+        make, a, b = self._recipe
+        self.segments, self._starts = make(a, b)
+        del self._recipe  # drop the references to the parts of a concatenation
+        self.__class__ = TokenSequence  # same slots: only the class changes
+        return getattr(self, name)
+
+
+def _synthetic_parts(key: Hashable, num_tokens: int | None) -> tuple[tuple[Segment, ...], list[int]]:
+    """Segments and starts of `TokenSequence.synthetic(key, num_tokens)` (num_tokens > 0 or None)."""
+    return (Synthetic(key, num_tokens),), [0]
+
+
+def _joined_parts(left: TokenSequence, right: TokenSequence) -> tuple[tuple[Segment, ...], list[int]]:
+    """Segments and starts of `left + right`, both non-empty, `left` bounded."""
+    offset = left.num_tokens
+    return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:

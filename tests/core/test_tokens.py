@@ -85,3 +85,37 @@ def test_a_synthetic_sequence_equals_one_built_from_its_segment(num_tokens):
     assert (fast.segments, fast._starts, fast.num_tokens) == (whole.segments, whole._starts, whole.num_tokens)
     with pytest.raises(ValueError, match="negative length"):
         TokenSequence.synthetic("k", -1)
+
+
+def deferred_and_eager() -> list[tuple[TokenSequence, TokenSequence]]:
+    """Sequences from `synthetic` and `+` (their segments made when first read), each beside the
+    same sequence built from its segments."""
+    prompt, output = TokenSequence.synthetic("p", 10), TokenSequence.synthetic("o", 5)
+    gen = TokenSequence.synthetic("gen", None)
+    return [
+        (prompt, TokenSequence((Synthetic("p", 10),))),
+        (prompt + output, TokenSequence((Synthetic("p", 10), Synthetic("o", 5)))),
+        (TokenSequence.synthetic("p", 10) + TokenSequence.from_ids([7, 8]) + gen,
+         TokenSequence((Synthetic("p", 10), Explicit((7, 8)), Synthetic("gen", None)))),
+    ]
+
+
+@pytest.mark.parametrize("first_read", ["segments", "_starts", "block_key", "chain_keys", "ids", "eq", "truncate"])
+def test_sequences_made_on_first_read_equal_the_eagerly_built_ones(first_read):
+    for deferred, eager in deferred_and_eager():
+        assert type(deferred) is not TokenSequence and deferred.num_tokens == eager.num_tokens  # nothing made yet
+        reads = {
+            "segments": lambda s: s.segments,
+            "_starts": lambda s: s._starts,
+            "block_key": lambda s: s.block_key(6, 10),
+            "chain_keys": lambda s: s.chain_keys(None, 0, 2, 4),
+            "ids": lambda s: s.ids(0, 10, 1000).tolist(),
+            "eq": lambda s: s == eager,
+            "truncate": lambda s: s.truncate(7).segments,
+        }
+        assert reads[first_read](deferred) == reads[first_read](eager)
+        assert type(deferred) is TokenSequence  # made once, a plain sequence from then on
+        assert (deferred.segments, deferred._starts, deferred.num_tokens) == (eager.segments, eager._starts, eager.num_tokens)
+        assert hash(deferred) == hash(eager) and repr(deferred) == repr(eager)
+        with pytest.raises(AttributeError):
+            deferred.no_such_attribute
