@@ -42,7 +42,7 @@ class Request:
 
     @property
     def num_prompt_tokens(self) -> int:
-        return len(self.prompt)
+        return self.prompt.num_tokens  # bounded: checked at construction
 
     @property
     def num_seqs(self) -> int:
@@ -52,4 +52,4 @@ class Request:
     @property
     def max_num_kv_tokens(self) -> int:
         """KV slots one of its sequences holds at the end: the last sampled token is never fed back."""
-        return self.num_prompt_tokens + self.num_output_tokens - 1
+        return self.prompt.num_tokens + self.num_output_tokens - 1

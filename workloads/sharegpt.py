@@ -17,6 +17,7 @@ tokenised on load (needs `pip install 'kvbench[derive]'`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,9 +102,16 @@ class ShareGPTWorkload(Workload):
         # Three int32 columns, not a tuple per request: a million draws cost 12 MB.
         conversation_rows, prompt_messages, output_messages = picked.T
 
-        def segment(row: int, messages: np.ndarray) -> TokenSequence:
-            conversation, message = conversations[int(conversation_rows[row])], int(messages[row])
-            return TokenSequence.synthetic(message_key(conversation, message), conversation.num_tokens[message])
+        def message_of(messages: np.ndarray) -> Callable[[int], TokenSequence]:
+            """Row -> the message `messages` picks in it, as one synthetic segment."""
+
+            def message(row: int) -> TokenSequence:
+                # `item` gives a Python int without a numpy scalar in between (this runs once per
+                # message of a request built in the simulation loop).
+                conversation, index = conversations[conversation_rows.item(row)], messages.item(row)
+                return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
+
+            return message
 
         def num_tokens(messages: np.ndarray) -> np.ndarray:
             lengths = [conversations[i].num_tokens[m] for i, m in zip(conversation_rows.tolist(), messages.tolist())]
@@ -112,8 +120,8 @@ class ShareGPTWorkload(Workload):
         return RequestTable(
             num_prompt_tokens=num_tokens(prompt_messages),
             num_output_tokens=num_tokens(output_messages),
-            prompt=lambda row: segment(row, prompt_messages),
-            output=lambda row: segment(row, output_messages),
+            prompt=message_of(prompt_messages),
+            output=message_of(output_messages),
             source="sharegpt",
             dataset=dataset,
         )
