@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,8 +76,8 @@ def _content(seg: Segment, lo: int, hi: int) -> tuple:
 class TokenSequence:
     """An immutable sequence of tokens made of segments. Only the last segment may be unbounded."""
 
-    # `_recipe`: how a `_Deferred` sequence makes its segments; unset on every other one.
-    __slots__ = ("segments", "_starts", "num_tokens", "_recipe")
+    # `_parts`: what a `_Deferred` sequence makes its segments from; unset on every other one.
+    __slots__ = ("segments", "_starts", "num_tokens", "_parts")
 
     def __init__(self, segments: Iterable[Segment]):
         segs = tuple(s for s in segments if s.num_tokens != 0)
@@ -104,7 +104,9 @@ class TokenSequence:
     def synthetic(cls, key: Hashable, num_tokens: int | None) -> TokenSequence:
         if num_tokens is not None and num_tokens <= 0:
             return cls((Synthetic(key, num_tokens),))  # empty, or the error for a negative length
-        return _Deferred(num_tokens, _synthetic_parts, key, num_tokens)
+        seq = object.__new__(_DeferredSynthetic)
+        seq.num_tokens, seq._parts = num_tokens, key
+        return seq
 
     def __len__(self) -> int:
         if self.num_tokens is None:
@@ -128,7 +130,9 @@ class TokenSequence:
         if self.num_tokens is None:
             raise ValueError("only the last segment of a TokenSequence may be unbounded")
         num_tokens = None if other.num_tokens is None else self.num_tokens + other.num_tokens
-        return _Deferred(num_tokens, _joined_parts, self, other)
+        seq = object.__new__(_DeferredJoin)
+        seq.num_tokens, seq._parts = num_tokens, (self, other)
+        return seq
 
     def truncate(self, num_tokens: int) -> TokenSequence:
         """The first `num_tokens` tokens."""
@@ -207,43 +211,49 @@ class TokenSequence:
 
 
 class _Deferred(TokenSequence):
-    """A `TokenSequence` whose segments are put together when something first reads them.
+    """A `TokenSequence` whose segments are made when something first reads them.
 
     The scheduler builds three sequences per request (its prompt, its recorded output, its first
     branch: prompt + output), and strategies without prefix caching only ever read their lengths.
-    So `synthetic` and `+` keep their length and how to make their segments (a function of two
-    arguments, `_recipe`). The first read of `segments` or `_starts`, slots still unset, reaches
-    `__getattr__`, which fills them and turns the object into a plain `TokenSequence`: from then on
-    they are read at a slot's speed (the prefix-cache key functions read them at every block), and
-    the content is what the eager constructor gives, since it is a pure function of the recipe.
+    So `synthetic` and `+` keep the length and what the segments are made of (`_parts`). The first
+    read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills them and
+    turns the object into a plain `TokenSequence`: from then on they are read at a slot's speed (the
+    prefix-cache key functions read them at every block). The content is what building eagerly
+    gives, since it is a pure function of the parts.
     """
 
     __slots__ = ()
 
-    def __init__(self, num_tokens: int | None, make: Callable[[Any, Any], tuple[tuple[Segment, ...], list[int]]],
-                 a: Any, b: Any):
-        self.num_tokens = num_tokens
-        self._recipe = (make, a, b)
-
     def __getattr__(self, name: str) -> Any:
         if name != "segments" and name != "_starts":
             raise AttributeError(f"'TokenSequence' object has no attribute {name!r}")
-        make, a, b = self._recipe
-        self.segments, self._starts = make(a, b)
-        del self._recipe  # drop the references to the parts of a concatenation
-        self.__class__ = TokenSequence  # same slots: only the class changes
+        self.segments, self._starts = self._make()
+        del self._parts  # a concatenation holds its operands until then
+        self.__class__ = TokenSequence  # the same slots: only the class changes
         return getattr(self, name)
 
-
-def _synthetic_parts(key: Hashable, num_tokens: int | None) -> tuple[tuple[Segment, ...], list[int]]:
-    """Segments and starts of `TokenSequence.synthetic(key, num_tokens)` (num_tokens > 0 or None)."""
-    return (Synthetic(key, num_tokens),), [0]
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        raise NotImplementedError
 
 
-def _joined_parts(left: TokenSequence, right: TokenSequence) -> tuple[tuple[Segment, ...], list[int]]:
-    """Segments and starts of `left + right`, both non-empty, `left` bounded."""
-    offset = left.num_tokens
-    return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
+class _DeferredSynthetic(_Deferred):
+    """`TokenSequence.synthetic(key, num_tokens)` with num_tokens > 0 or None; `_parts` is the key."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        return (Synthetic(self._parts, self.num_tokens),), [0]
+
+
+class _DeferredJoin(_Deferred):
+    """`left + right`, both non-empty and `left` bounded; `_parts` is (left, right)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        left, right = self._parts
+        offset = left.num_tokens
+        return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:
