@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,17 @@ class TokenSequence:
             return cls((Synthetic(key, num_tokens),))  # empty, or the error for a negative length
         seq = object.__new__(_DeferredSynthetic)
         seq.num_tokens, seq._parts = num_tokens, key
+        return seq
+
+    @classmethod
+    def deferred(cls, num_tokens: int, make: Callable[[Any], TokenSequence], arg: Any) -> TokenSequence:
+        """The sequence `make(arg)`, which has `num_tokens` tokens, made when its content is first read.
+
+        For workloads that know their lengths as columns but look content up (a conversation's
+        message keys, scattered in memory): strategies that read only lengths never pay for it.
+        """
+        seq = object.__new__(_DeferredCall)
+        seq.num_tokens, seq._parts = num_tokens, (make, arg)
         return seq
 
     def __len__(self) -> int:
@@ -254,6 +265,20 @@ class _DeferredJoin(_Deferred):
         left, right = self._parts
         offset = left.num_tokens
         return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
+
+
+class _DeferredCall(_Deferred):
+    """`TokenSequence.deferred(num_tokens, make, arg)`; `_parts` is (make, arg)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        make, arg = self._parts
+        made = make(arg)
+        if made.num_tokens != self.num_tokens:
+            raise ValueError(f"a deferred TokenSequence said {self.num_tokens} tokens, but {make.__qualname__}({arg!r}) "
+                             f"made {made.num_tokens}")
+        return made.segments, made._starts
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
-from kvbench.workloads.request_table import RequestTable
+from kvbench.workloads.request_table import RequestTable, made_when_read
 from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
 from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
@@ -106,8 +106,6 @@ class ShareGPTWorkload(Workload):
             """Row -> the message `messages` picks in it, as one synthetic segment."""
 
             def message(row: int) -> TokenSequence:
-                # `item` gives a Python int without a numpy scalar in between (this runs once per
-                # message of a request built in the simulation loop).
                 conversation, index = conversations[conversation_rows.item(row)], messages.item(row)
                 return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
 
@@ -117,11 +115,12 @@ class ShareGPTWorkload(Workload):
             lengths = [conversations[i].num_tokens[m] for i, m in zip(conversation_rows.tolist(), messages.tolist())]
             return np.asarray(lengths, dtype=np.int64)
 
+        prompt_lens, output_lens = num_tokens(prompt_messages), num_tokens(output_messages)
         return RequestTable(
-            num_prompt_tokens=num_tokens(prompt_messages),
-            num_output_tokens=num_tokens(output_messages),
-            prompt=message_of(prompt_messages),
-            output=message_of(output_messages),
+            num_prompt_tokens=prompt_lens,
+            num_output_tokens=output_lens,
+            prompt=made_when_read(message_of(prompt_messages), prompt_lens),
+            output=made_when_read(message_of(output_messages), output_lens),
             source="sharegpt",
             dataset=dataset,
         )

@@ -119,3 +119,15 @@ def test_sequences_made_on_first_read_equal_the_eagerly_built_ones(first_read):
         assert hash(deferred) == hash(eager) and repr(deferred) == repr(eager)
         with pytest.raises(AttributeError):
             deferred.no_such_attribute
+
+
+def test_a_deferred_sequence_is_what_its_maker_makes_and_must_have_the_length_it_said():
+    def make(n: int) -> TokenSequence:
+        return TokenSequence((Synthetic("a", n), Explicit((1, 2))))
+
+    deferred = TokenSequence.deferred(7, make, 5)
+    assert len(deferred) == 7 and deferred + TokenSequence.synthetic("b", 3) == make(5) + TokenSequence.synthetic("b", 3)
+    wrong = TokenSequence.deferred(6, make, 5)
+    assert len(wrong) == 6  # the length is believed until the content is read...
+    with pytest.raises(ValueError, match="said 6 tokens, but .*make.*made 7"):
+        wrong.block_key(0, 4)  # ...which checks it
