@@ -241,7 +241,13 @@ class _Deferred(TokenSequence):
         self.segments, self._starts = self._make()
         del self._parts  # a concatenation holds its operands until then
         self.__class__ = TokenSequence  # the same slots: only the class changes
-        return getattr(self, name)
+        return self.segments if name == "segments" else self._starts
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Copying or pickling reads the slots, which would change the class midway: make the
+        # content first, and copy the plain sequence this one becomes.
+        self.segments
+        return self.__reduce_ex__(protocol)
 
     def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
         raise NotImplementedError

@@ -1,5 +1,8 @@
 """Token contents as segments: block keys equal exactly when token ids are equal."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -131,3 +134,10 @@ def test_a_deferred_sequence_is_what_its_maker_makes_and_must_have_the_length_it
     assert len(wrong) == 6  # the length is believed until the content is read...
     with pytest.raises(ValueError, match="said 6 tokens, but .*make.*made 7"):
         wrong.block_key(0, 4)  # ...which checks it
+
+
+def test_copies_and_pickles_of_a_sequence_not_read_yet_are_plain_equal_sequences():
+    for deferred, eager in deferred_and_eager():
+        for copy_of in (copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))):
+            copied = copy_of(deferred)
+            assert type(copied) is TokenSequence and copied == eager and copied.num_tokens == eager.num_tokens
