@@ -226,11 +226,12 @@ class _Deferred(TokenSequence):
 
     The scheduler builds three sequences per request (its prompt, its recorded output, its first
     branch: prompt + output), and strategies without prefix caching only ever read their lengths.
-    So `synthetic` and `+` keep the length and what the segments are made of (`_parts`). The first
-    read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills them and
-    turns the object into a plain `TokenSequence`: from then on they are read at a slot's speed (the
-    prefix-cache key functions read them at every block). The content is what building eagerly
-    gives, since it is a pure function of the parts.
+    So `synthetic`, `deferred` and `+` keep the length and what the segments are made of (`_parts`).
+    The first read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills
+    them and turns the object into a plain `TokenSequence`: from then on they are read at a slot's
+    speed (the prefix-cache key functions read them at every block). The content is what building
+    eagerly gives, since it is a pure function of the parts. (A slot that `__init__` derives from
+    the segments must be derived in `__getattr__` too.)
     """
 
     __slots__ = ()
