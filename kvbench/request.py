@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from kvbench.tokens import TokenSequence
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes a request once built: a frozen dataclass sets each field
+# through object.__setattr__, and requests are built inside the simulation loop (about a microsecond
+# of the few that building a request costs).
+@dataclass(slots=True)
 class Request:
     """One request of a trace or generator.
 
@@ -42,7 +45,7 @@ class Request:
 
     @property
     def num_prompt_tokens(self) -> int:
-        return len(self.prompt)
+        return self.prompt.num_tokens  # bounded: checked at construction
 
     @property
     def num_seqs(self) -> int:
@@ -52,4 +55,4 @@ class Request:
     @property
     def max_num_kv_tokens(self) -> int:
         """KV slots one of its sequences holds at the end: the last sampled token is never fed back."""
-        return self.num_prompt_tokens + self.num_output_tokens - 1
+        return self.prompt.num_tokens + self.num_output_tokens - 1

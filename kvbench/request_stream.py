@@ -16,7 +16,8 @@ It lives beside `Request` because the scheduler takes it without importing the w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +26,11 @@ from kvbench.request import Request
 
 if TYPE_CHECKING:
     from kvbench.workloads.request_table import RequestTable
+
+# Requests whose column values are converted to Python numbers at once. Reading a numpy array one
+# scalar at a time costs more than the rest of building a request, and the scheduler reads the
+# stream in order; a chunk of a thousand holds a few dozen kilobytes.
+_CHUNK_SIZE = 1024
 
 
 @dataclass(eq=False, repr=False)
@@ -35,6 +41,10 @@ class RequestStream(Sequence):
     request_ids: np.ndarray  # int64, unique
     n: int = 1  # every request's parallel samples...
     beam_width: int = 1  # ...and beam width (the workload's settings)
+    # The chunk last read: from stream position `_chunk_start` on, (row, request id, arrival time,
+    # output length, session id, turn) of each request.
+    _chunk_start: int = field(default=0, init=False)
+    _chunk: list[tuple] = field(default_factory=list, init=False)
 
     def __repr__(self) -> str:
         return f"RequestStream({len(self)} requests)"
@@ -45,19 +55,36 @@ class RequestStream(Sequence):
     def __getitem__(self, index: int | slice) -> Request | list[Request]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        row = int(self.rows[index])
+        position = index - self._chunk_start
+        if not 0 <= position < len(self._chunk):
+            position = self._read_chunk(index)
+        row, request_id, arrival_time_s, num_output_tokens, session_id, turn = self._chunk[position]
         table = self.table
         return Request(
-            request_id=int(self.request_ids[index]),
-            arrival_time_s=float(self.arrival_times_s[index]),
-            prompt=table.prompt(row),
-            num_output_tokens=int(table.num_output_tokens[row]),
-            n=self.n,
-            beam_width=self.beam_width,
-            session_id=None if table.session_ids is None else int(table.session_ids[row]),
-            turn=None if table.turns is None else int(table.turns[row]),
-            output=None if table.output is None else table.output(row),
+            request_id, arrival_time_s, table.prompt(row), num_output_tokens, self.n, self.beam_width, session_id, turn,
+            None if table.output is None else table.output(row),
         )
+
+    def _read_chunk(self, index: int) -> int:
+        """Make the chunk holding stream position `index` the current one; `index`'s place in it."""
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"request {index} of a stream of {len(self)}")
+        start = index - index % _CHUNK_SIZE
+        end = start + _CHUNK_SIZE
+        rows = self.rows[start:end]
+        table = self.table
+
+        def column(values: np.ndarray | None) -> list | repeat:
+            return repeat(None) if values is None else values[rows].astype(np.int64, copy=False).tolist()
+
+        self._chunk = list(zip(
+            rows.tolist(), self.request_ids[start:end].tolist(), self.arrival_times_s[start:end].tolist(),
+            column(table.num_output_tokens), column(table.session_ids), column(table.turns),
+        ))
+        self._chunk_start = start
+        return index - start
 
     @property
     def num_seqs(self) -> int:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,8 @@ def _content(seg: Segment, lo: int, hi: int) -> tuple:
 class TokenSequence:
     """An immutable sequence of tokens made of segments. Only the last segment may be unbounded."""
 
-    __slots__ = ("segments", "_starts", "num_tokens")
+    # `_parts`: what a `_Deferred` sequence makes its segments from; unset on every other one.
+    __slots__ = ("segments", "_starts", "num_tokens", "_parts")
 
     def __init__(self, segments: Iterable[Segment]):
         segs = tuple(s for s in segments if s.num_tokens != 0)
@@ -100,7 +102,22 @@ class TokenSequence:
 
     @classmethod
     def synthetic(cls, key: Hashable, num_tokens: int | None) -> TokenSequence:
-        return cls((Synthetic(key, num_tokens),))
+        if num_tokens is not None and num_tokens <= 0:
+            return cls((Synthetic(key, num_tokens),))  # empty, or the error for a negative length
+        seq = object.__new__(_DeferredSynthetic)
+        seq.num_tokens, seq._parts = num_tokens, key
+        return seq
+
+    @classmethod
+    def deferred(cls, num_tokens: int, make: Callable[[Any], TokenSequence], arg: Any) -> TokenSequence:
+        """The sequence `make(arg)`, which has `num_tokens` tokens, made when its content is first read.
+
+        For workloads that know their lengths as columns but look content up (a conversation's
+        message keys, scattered in memory): strategies that read only lengths never pay for it.
+        """
+        seq = object.__new__(_DeferredCall)
+        seq.num_tokens, seq._parts = num_tokens, (make, arg)
+        return seq
 
     def __len__(self) -> int:
         if self.num_tokens is None:
@@ -117,7 +134,16 @@ class TokenSequence:
         return hash(self.segments)
 
     def __add__(self, other: TokenSequence) -> TokenSequence:
-        return TokenSequence(self.segments + other.segments)
+        if other.num_tokens == 0:
+            return self
+        if self.num_tokens == 0:
+            return other
+        if self.num_tokens is None:
+            raise ValueError("only the last segment of a TokenSequence may be unbounded")
+        num_tokens = None if other.num_tokens is None else self.num_tokens + other.num_tokens
+        seq = object.__new__(_DeferredJoin)
+        seq.num_tokens, seq._parts = num_tokens, (self, other)
+        return seq
 
     def truncate(self, num_tokens: int) -> TokenSequence:
         """The first `num_tokens` tokens."""
@@ -193,6 +219,73 @@ class TokenSequence:
             for seg, lo, hi in self._pieces(start, end)
         ]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+class _Deferred(TokenSequence):
+    """A `TokenSequence` whose segments are made when something first reads them.
+
+    The scheduler builds three sequences per request (its prompt, its recorded output, its first
+    branch: prompt + output), and strategies without prefix caching only ever read their lengths.
+    So `synthetic`, `deferred` and `+` keep the length and what the segments are made of (`_parts`).
+    The first read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills
+    them and turns the object into a plain `TokenSequence`: from then on they are read at a slot's
+    speed (the prefix-cache key functions read them at every block). The content is what building
+    eagerly gives, since it is a pure function of the parts. (A slot that `__init__` derives from
+    the segments must be derived in `__getattr__` too.)
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "segments" and name != "_starts":
+            raise AttributeError(f"'TokenSequence' object has no attribute {name!r}")
+        self.segments, self._starts = self._make()
+        del self._parts  # a concatenation holds its operands until then
+        self.__class__ = TokenSequence  # the same slots: only the class changes
+        return self.segments if name == "segments" else self._starts
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Copying or pickling reads the slots, which would change the class midway: make the
+        # content first, and copy the plain sequence this one becomes.
+        self.segments
+        return self.__reduce_ex__(protocol)
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        raise NotImplementedError
+
+
+class _DeferredSynthetic(_Deferred):
+    """`TokenSequence.synthetic(key, num_tokens)` with num_tokens > 0 or None; `_parts` is the key."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        return (Synthetic(self._parts, self.num_tokens),), [0]
+
+
+class _DeferredJoin(_Deferred):
+    """`left + right`, both non-empty and `left` bounded; `_parts` is (left, right)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        left, right = self._parts
+        offset = left.num_tokens
+        return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
+
+
+class _DeferredCall(_Deferred):
+    """`TokenSequence.deferred(num_tokens, make, arg)`; `_parts` is (make, arg)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        make, arg = self._parts
+        made = make(arg)
+        if made.num_tokens != self.num_tokens:
+            raise ValueError(f"a deferred TokenSequence said {self.num_tokens} tokens, but {make.__qualname__}({arg!r}) "
+                             f"made {made.num_tokens}")
+        return made.segments, made._starts
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:

@@ -45,3 +45,14 @@ class RequestTable:
 
     def __len__(self) -> int:
         return len(self.num_prompt_tokens)
+
+
+def made_when_read(make: Callable[[int], TokenSequence], lengths: np.ndarray) -> Callable[[int], TokenSequence]:
+    """A `prompt` / `output` column: row -> `make(row)`, made only when its content is first read
+    (`TokenSequence.deferred`); `lengths[row]` must be its length.
+
+    Requests are built inside the simulation loop, and strategies without prefix caching read only
+    lengths: a workload whose content needs lookups (a conversation's messages, scattered in
+    memory) then pays for them only under a strategy that reads tokens.
+    """
+    return lambda row: TokenSequence.deferred(lengths.item(row), make, row)

@@ -17,6 +17,7 @@ tokenised on load (needs `pip install 'kvbench[derive]'`).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
-from kvbench.workloads.request_table import RequestTable
+from kvbench.workloads.request_table import RequestTable, made_when_read
 from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
 from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
@@ -101,19 +102,25 @@ class ShareGPTWorkload(Workload):
         # Three int32 columns, not a tuple per request: a million draws cost 12 MB.
         conversation_rows, prompt_messages, output_messages = picked.T
 
-        def segment(row: int, messages: np.ndarray) -> TokenSequence:
-            conversation, message = conversations[int(conversation_rows[row])], int(messages[row])
-            return TokenSequence.synthetic(message_key(conversation, message), conversation.num_tokens[message])
+        def message_of(messages: np.ndarray) -> Callable[[int], TokenSequence]:
+            """Row -> the message `messages` picks in it, as one synthetic segment."""
+
+            def message(row: int) -> TokenSequence:
+                conversation, index = conversations[conversation_rows.item(row)], messages.item(row)
+                return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
+
+            return message
 
         def num_tokens(messages: np.ndarray) -> np.ndarray:
             lengths = [conversations[i].num_tokens[m] for i, m in zip(conversation_rows.tolist(), messages.tolist())]
             return np.asarray(lengths, dtype=np.int64)
 
+        prompt_lens, output_lens = num_tokens(prompt_messages), num_tokens(output_messages)
         return RequestTable(
-            num_prompt_tokens=num_tokens(prompt_messages),
-            num_output_tokens=num_tokens(output_messages),
-            prompt=lambda row: segment(row, prompt_messages),
-            output=lambda row: segment(row, output_messages),
+            num_prompt_tokens=prompt_lens,
+            num_output_tokens=output_lens,
+            prompt=made_when_read(message_of(prompt_messages), prompt_lens),
+            output=made_when_read(message_of(output_messages), output_lens),
             source="sharegpt",
             dataset=dataset,
         )

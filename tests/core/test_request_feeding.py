@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from kvbench.request import Request
 from kvbench.request_stream import RequestStream
 from kvbench.scheduler import SchedulerConfig
 from kvbench.workloads.arrivals import Arrival
 from kvbench.workloads.lengths import LengthConfig, LengthDist
+from kvbench.workloads.sharegpt_multiturn import ShareGPTMultiturnConfig, ShareGPTMultiturnWorkload
 from kvbench.workloads.synthetic import SyntheticConfig, SyntheticWorkload
 
 from .conftest import drive, make_strategy
@@ -68,3 +70,35 @@ def test_only_the_head_of_the_waiting_queue_is_built():
     step = scheduler.schedule(0.0)
     assert len(scheduler.waiting) == 5000 - len(step.prefills) == step.num_waiting_requests
     assert counting.num_built <= CONFIG.max_num_seqs + 1  # the admitted ones and the next head
+
+
+def built_from_the_columns(requests: RequestStream, index: int) -> Request:
+    """Request `index` of the stream, read from its numpy columns one value at a time."""
+    table, row = requests.table, int(requests.rows[index])
+    return Request(
+        int(requests.request_ids[index]), float(requests.arrival_times_s[index]), table.prompt(row),
+        int(table.num_output_tokens[row]), requests.n, requests.beam_width,
+        None if table.session_ids is None else int(table.session_ids[row]),
+        None if table.turns is None else int(table.turns[row]),
+        None if table.output is None else table.output(row),
+    )
+
+
+@pytest.mark.parametrize("workload", ["synthetic", "multiturn"])
+def test_a_request_is_the_same_in_whatever_order_the_stream_is_read(workload):
+    """The stream converts its columns a chunk at a time: reading across chunks, backwards, by
+    negative index or by iteration gives the requests the columns hold."""
+    if workload == "synthetic":
+        requests = stream(2500, Arrival.poisson, n=2)
+    else:
+        config = ShareGPTMultiturnConfig(num_sessions=700)
+        requests = ShareGPTMultiturnWorkload(config, seed=1, max_model_len=4096).load().requests
+    num = len(requests)
+    assert num > 2048  # three chunks at least
+    for index in [0, num - 1, 1024, 1023, -1, -num, 5, 2048, 1500]:
+        assert requests[index] == built_from_the_columns(requests, index % num)
+    assert list(requests) == [built_from_the_columns(requests, i) for i in range(num)]
+    assert requests[3:7] == [built_from_the_columns(requests, i) for i in range(3, 7)]
+    for outside in (num, -num - 1):
+        with pytest.raises(IndexError):
+            requests[outside]

@@ -1,5 +1,8 @@
 """Token contents as segments: block keys equal exactly when token ids are equal."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -57,3 +60,84 @@ def test_explicit_ids_give_the_same_key_however_they_are_split_into_segments():
     assert quoted.block_key(2, 8) == original.block_key(2, 8)
     assert quoted.block_key(4, 8) == original.block_key(4, 8)
     assert quoted.block_key(4, 9) != original.block_key(4, 8)
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        ((Synthetic("a", 10),), (Synthetic("b", 5), Explicit((1, 2)))),
+        ((Synthetic("a", 10), Explicit((3,))), (Synthetic("gen", None),)),
+        ((), (Synthetic("b", 5),)),
+        ((Synthetic("a", 3),), ()),
+        ((Synthetic("a", None),), ()),
+        ((), ()),
+    ],
+)
+def test_concatenation_equals_a_sequence_of_both_segment_lists(left, right):
+    joined = TokenSequence(left) + TokenSequence(right)
+    whole = TokenSequence(left + right)
+    assert (joined.segments, joined._starts, joined.num_tokens) == (whole.segments, whole._starts, whole.num_tokens)
+    with pytest.raises(ValueError, match="only the last segment"):
+        TokenSequence((Synthetic("a", None),)) + TokenSequence(right or (Synthetic("x", 1),))
+
+
+@pytest.mark.parametrize("num_tokens", [0, 1, 7, None])
+def test_a_synthetic_sequence_equals_one_built_from_its_segment(num_tokens):
+    fast = TokenSequence.synthetic("k", num_tokens)
+    whole = TokenSequence((Synthetic("k", num_tokens),))
+    assert (fast.segments, fast._starts, fast.num_tokens) == (whole.segments, whole._starts, whole.num_tokens)
+    with pytest.raises(ValueError, match="negative length"):
+        TokenSequence.synthetic("k", -1)
+
+
+def deferred_and_eager() -> list[tuple[TokenSequence, TokenSequence]]:
+    """Sequences from `synthetic` and `+` (their segments made when first read), each beside the
+    same sequence built from its segments."""
+    prompt, output = TokenSequence.synthetic("p", 10), TokenSequence.synthetic("o", 5)
+    gen = TokenSequence.synthetic("gen", None)
+    return [
+        (prompt, TokenSequence((Synthetic("p", 10),))),
+        (prompt + output, TokenSequence((Synthetic("p", 10), Synthetic("o", 5)))),
+        (TokenSequence.synthetic("p", 10) + TokenSequence.from_ids([7, 8]) + gen,
+         TokenSequence((Synthetic("p", 10), Explicit((7, 8)), Synthetic("gen", None)))),
+    ]
+
+
+@pytest.mark.parametrize("first_read", ["segments", "_starts", "block_key", "chain_keys", "ids", "eq", "truncate"])
+def test_sequences_made_on_first_read_equal_the_eagerly_built_ones(first_read):
+    for deferred, eager in deferred_and_eager():
+        assert type(deferred) is not TokenSequence and deferred.num_tokens == eager.num_tokens  # nothing made yet
+        reads = {
+            "segments": lambda s: s.segments,
+            "_starts": lambda s: s._starts,
+            "block_key": lambda s: s.block_key(6, 10),
+            "chain_keys": lambda s: s.chain_keys(None, 0, 2, 4),
+            "ids": lambda s: s.ids(0, 10, 1000).tolist(),
+            "eq": lambda s: s == eager,
+            "truncate": lambda s: s.truncate(7).segments,
+        }
+        assert reads[first_read](deferred) == reads[first_read](eager)
+        assert type(deferred) is TokenSequence  # made once, a plain sequence from then on
+        assert (deferred.segments, deferred._starts, deferred.num_tokens) == (eager.segments, eager._starts, eager.num_tokens)
+        assert hash(deferred) == hash(eager) and repr(deferred) == repr(eager)
+        with pytest.raises(AttributeError):
+            deferred.no_such_attribute
+
+
+def test_a_deferred_sequence_is_what_its_maker_makes_and_must_have_the_length_it_said():
+    def make(n: int) -> TokenSequence:
+        return TokenSequence((Synthetic("a", n), Explicit((1, 2))))
+
+    deferred = TokenSequence.deferred(7, make, 5)
+    assert len(deferred) == 7 and deferred + TokenSequence.synthetic("b", 3) == make(5) + TokenSequence.synthetic("b", 3)
+    wrong = TokenSequence.deferred(6, make, 5)
+    assert len(wrong) == 6  # the length is believed until the content is read...
+    with pytest.raises(ValueError, match="said 6 tokens, but .*make.*made 7"):
+        wrong.block_key(0, 4)  # ...which checks it
+
+
+def test_copies_and_pickles_of_a_sequence_not_read_yet_are_plain_equal_sequences():
+    for deferred, eager in deferred_and_eager():
+        for copy_of in (copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))):
+            copied = copy_of(deferred)
+            assert type(copied) is TokenSequence and copied == eager and copied.num_tokens == eager.num_tokens
