@@ -104,6 +104,26 @@ class PrefixIndex:
             cache(blocks[i], keys[i])
         state.num_cached_blocks = num_full_blocks
 
+    def register_fills(self, fills: list[tuple[int, SeqBlocks, int]]) -> None:
+        """`register(seq_id, state, num_tokens)` for each entry, in order.
+
+        Almost every entry is a decoding sequence's next block, whose key its chain already holds
+        (its first registration computed every block to its final length): that case is written
+        out, since the simulator registers a block of every output this way.
+        """
+        bs = self.block_size
+        chains = self.chains
+        cache = self.pool.cache
+        for seq_id, state, num_tokens in fills:
+            i = state.num_cached_blocks
+            if num_tokens == (i + 1) * bs and i < len(state.blocks):
+                chain = chains.get(seq_id)
+                if chain is not None and i < len(chain.keys):
+                    cache(state.blocks[i], chain.keys[i])
+                    state.num_cached_blocks = i + 1
+                    continue
+            self.register(seq_id, state, num_tokens)
+
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:
         """Forget entries of blocks whose tokens were scheduled but never computed (a sequence
         preempted before its step ran): their K/V is incomplete, so nobody may find them."""
