@@ -119,8 +119,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
             due = fills.pop(tick, None)
             if due:
                 due.sort()
-                register_fills([(seq_id, seqs[seq_id], num_tokens) for admitted, seq_id, num_tokens in due
-                                if admission.get(seq_id) == admitted])  # the same sequence, still held
+                register_fills(due, admission, seqs)
         self._registered_tick = done_tick
 
     def _admitted(self, seq_id: int) -> None:
