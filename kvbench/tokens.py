@@ -180,10 +180,12 @@ class TokenSequence:
                 # The whole blocks left inside this segment, in one tight loop: a prompt's or an
                 # output's keys are mostly these, computed for every request.
                 lo = start - starts[i]
-                num_left = end - start if seg.num_tokens is None else min(end - start, seg.num_tokens - lo)
-                if num_left >= block_size:
+                num_inside = end - start
+                if seg.num_tokens is not None and seg.num_tokens - lo < num_inside:
+                    num_inside = seg.num_tokens - lo
+                num_inside -= num_inside % block_size
+                if num_inside:
                     seg_key = seg.key
-                    num_inside = num_left - num_left % block_size
                     for lo in range(lo, lo + num_inside, block_size):
                         key = (parent_hash, seg_key, lo)
                         append(key)
