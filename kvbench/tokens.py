@@ -192,20 +192,34 @@ class TokenSequence:
         implied: short and quick to hash, as every prefix-cache map lookup hashes it), any other
         `(parent hash, block_key(...))`.
         """
-        keys = []
+        keys: list[tuple] = []
+        append = keys.append
         segments, starts = self.segments, self._starts
         i = bisect.bisect_right(starts, start) - 1
         last = len(starts) - 1
-        for _ in range(num_blocks):
+        end = start + num_blocks * block_size
+        while start < end:
             while i < last and starts[i + 1] <= start:
                 i += 1
             seg = segments[i] if i >= 0 else None
-            lo = start - starts[i] if seg is not None else 0
-            if type(seg) is Synthetic and (seg.num_tokens is None or lo + block_size <= seg.num_tokens):
-                key = (parent_hash, seg.key, lo)
-            else:
-                key = (parent_hash, self.block_key(start, start + block_size))
-            keys.append(key)
+            if type(seg) is Synthetic:
+                # The whole blocks left inside this segment, in one tight loop: a prompt's or an
+                # output's keys are mostly these, computed for every request.
+                lo = start - starts[i]
+                num_inside = end - start
+                if seg.num_tokens is not None and seg.num_tokens - lo < num_inside:
+                    num_inside = seg.num_tokens - lo
+                num_inside -= num_inside % block_size
+                if num_inside:
+                    seg_key = seg.key
+                    for lo in range(lo, lo + num_inside, block_size):
+                        key = (parent_hash, seg_key, lo)
+                        append(key)
+                        parent_hash = hash(key)
+                    start += num_inside
+                    continue
+            key = (parent_hash, self.block_key(start, start + block_size))
+            append(key)
             parent_hash = hash(key)
             start += block_size
         return keys, parent_hash

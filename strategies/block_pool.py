@@ -112,7 +112,13 @@ class BlockPool:
         return block
 
     def _evict(self, block: Block) -> None:
-        self.uncache(block)
+        # Once the pool has cycled, every block taken for new content passes here: with no content
+        # held twice the entry is simply this block's, so `uncache` is written out for that case.
+        if self._twins:
+            self.uncache(block)
+        else:
+            del self.cached[block.cache_key]
+            block.cache_key = None
         self.num_cached_free_blocks -= 1
         self.num_evicted_blocks += 1
         if self._counters is not None:

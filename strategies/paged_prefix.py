@@ -113,15 +113,13 @@ class PagedPrefixStrategy(KVCacheStrategy):
         tick, done_tick = self._registered_tick, self._done_tick
         if tick == done_tick:
             return
-        fills, admission, seqs, register = self._fills, self._admission, self.tables.seqs, self.index.register
+        fills, admission, seqs, register_fills = self._fills, self._admission, self.tables.seqs, self.index.register_fills
         while tick < done_tick:
             tick += 1
             due = fills.pop(tick, None)
             if due:
                 due.sort()
-                for admitted, seq_id, num_tokens in due:
-                    if admission.get(seq_id) == admitted:  # the same sequence, still held
-                        register(seq_id, seqs[seq_id], num_tokens)
+                register_fills(due, admission, seqs)
         self._registered_tick = done_tick
 
     def _admitted(self, seq_id: int) -> None:
@@ -233,6 +231,45 @@ class PagedPrefixStrategy(KVCacheStrategy):
         headroom = self.tables.grow_one(state, num_computed_tokens)
         if headroom is None:
             return None
+        self._queue_fills(seq_id, state, num_computed_tokens, headroom)
+        self._decoding.add(seq_id)
+        return headroom
+
+    def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
+        """`_decode` for a tick's decoding sequences in one pass (the simulator's most frequent event):
+        the tables grow them all at once (`grow_decodes`, as for paged), then each queues its fills.
+        Registering a block commutes with taking and evicting blocks (module docstring), so growing
+        the whole batch before the few blocks registered now leaves the state `_decode` leaves."""
+        tick = self._decode_tick
+        if tick is None or type(self).allocate is not PagedPrefixStrategy.allocate:
+            return super().allocate_decodes(batch)  # ticks unknown (tiers), or a subclass's allocate
+        if self._registered_tick != self._done_tick:
+            self._register_filled()
+        headrooms = self.tables.grow_decodes(batch)
+        bs = self.block_size
+        seqs, admission = self.tables.seqs, self._admission
+        # Almost every sequence was at a block boundary and got a fresh block of its own: it fills
+        # that block bs - 1 ticks from now, so those fills make one list, written out here.
+        fills_at_block_end = []
+        for (seq, num_computed_tokens), headroom in zip(batch, headrooms):
+            seq_id = seq.seq_id
+            if headroom == bs and not num_computed_tokens % bs and bs > 1:
+                fills_at_block_end.append((admission[seq_id], seq_id, num_computed_tokens + bs))
+            else:
+                self._queue_fills(seq_id, seqs[seq_id], num_computed_tokens, headroom)
+        if fills_at_block_end:
+            due = self._fills.get(tick + bs - 1)
+            if due is None:
+                self._fills[tick + bs - 1] = fills_at_block_end
+            else:
+                due += fills_at_block_end
+        self._decoding.update([seq.seq_id for seq, _ in batch[: len(headrooms)]])
+        return headrooms
+
+    def _queue_fills(self, seq_id: int, state, num_computed_tokens: int, headroom: int) -> None:
+        """A decoding sequence granted `headroom` writes position `num_computed_tokens` in this tick
+        and one more each tick after: register the block this write fills, if it fills one, and
+        queue each later block its headroom fills for the tick that fills it."""
         bs = self.block_size
         fill_end = (num_computed_tokens // bs + 1) * bs  # the end of the block it writes now
         if fill_end == num_computed_tokens + 1:  # this write fills it: registered now, as a prefill's
@@ -252,8 +289,6 @@ class PagedPrefixStrategy(KVCacheStrategy):
                     due.append((admitted, seq_id, fill_end))
                 fill_end += bs
                 tick += bs
-        self._decoding.add(seq_id)
-        return headroom
 
     def headroom(self, seq_id: int) -> int:
         state = self.tables.seqs[seq_id]

@@ -104,6 +104,33 @@ class PrefixIndex:
             cache(blocks[i], keys[i])
         state.num_cached_blocks = num_full_blocks
 
+    def register_fills(
+        self, fills: list[tuple[int, int, int]], admission: dict[int, int], seqs: dict[int, SeqBlocks],
+    ) -> None:
+        """`register(seq_id, seqs[seq_id], num_tokens)` for each (admitted, seq_id, num_tokens) of
+        `fills`, in order, whose sequence is still the one admitted then (`admission`: seq_id -> the
+        admission its state belongs to); the others were freed since.
+
+        Almost every entry is a decoding sequence's next block, whose key its chain already holds
+        (its first registration computed every block to its final length): that case is written
+        out, since the simulator registers a block of every output this way.
+        """
+        bs = self.block_size
+        chains = self.chains
+        cache = self.pool.cache
+        for admitted, seq_id, num_tokens in fills:
+            if admission.get(seq_id) != admitted:
+                continue
+            state = seqs[seq_id]
+            i = state.num_cached_blocks
+            if num_tokens == (i + 1) * bs and i < len(state.blocks):
+                keys = chains[seq_id].keys  # a held sequence's chain is kept (lookup, fork, swap-in)
+                if i < len(keys):
+                    cache(state.blocks[i], keys[i])
+                    state.num_cached_blocks = i + 1
+                    continue
+            self.register(seq_id, state, num_tokens)
+
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:
         """Forget entries of blocks whose tokens were scheduled but never computed (a sequence
         preempted before its step ran): their K/V is incomplete, so nobody may find them."""

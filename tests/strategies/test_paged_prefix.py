@@ -1,5 +1,7 @@
 """`paged_prefix` behaves as vLLM v1's automatic prefix caching."""
 
+import pytest
+
 from kvbench.strategies.invariants import check
 from kvbench.tokens import Synthetic, TokenSequence
 
@@ -183,3 +185,52 @@ def test_a_lookup_finds_the_earliest_registered_twin(strategy_factory, seq_facto
     # Blocks 1 and 2 hold the same content: a lookup finds block 1, registered first.
     assert st.allocate(seq_factory(3, doc, final=4), 2, 1) and st.block_table(3) == [0, 1, 4]
     check(st)
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 4])
+@pytest.mark.parametrize("num_blocks", [9, 40])
+def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory, seq_factory, block_size, num_blocks):
+    """`allocate_decodes` within a decode tick (its one-pass path) leaves, tick after tick, the
+    headrooms, tables and cache of allocating each sequence alone: sequences at block boundaries
+    and mid-block, outputs that are twins of each other (two pairs generate the same stream), a
+    block size of 1 (a decode's write fills its block at once), and refusals in a tight pool."""
+    batched = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
+    one_by_one = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
+    prompts = [TokenSequence.synthetic(("prompt", i), 3 + 2 * i) for i in range(3)]
+    seqs = [seq_factory(i, prompts[i % 3], final=len(prompts[i % 3]) + 14, gen=("reply", i % 3)) for i in range(5)]
+    synced, computed, headroom = {}, {}, {}
+    for seq in seqs:
+        num_prompt_tokens = len(prompts[seq.seq_id % 3])
+        num_hit = batched.cached_prefix_tokens(seq, num_prompt_tokens)
+        assert num_hit == one_by_one.cached_prefix_tokens(seq, num_prompt_tokens)
+        granted = batched.allocate(seq, num_hit, num_prompt_tokens - num_hit)
+        assert granted == one_by_one.allocate(seq, num_hit, num_prompt_tokens - num_hit)
+        if granted is not None:  # its prompt computed in the first step
+            synced[seq.seq_id], computed[seq.seq_id] = num_hit, num_prompt_tokens
+            headroom[seq.seq_id] = granted
+    for tick in range(1, 20):
+        batch = [(seq, computed[seq.seq_id]) for seq in seqs  # the unfinished ones out of headroom
+                 if seq.seq_id in computed and computed[seq.seq_id] < seq.final_num_kv_tokens
+                 and computed[seq.seq_id] - synced[seq.seq_id] == headroom[seq.seq_id]]
+        batched.begin_decode_tick(tick)
+        one_by_one.begin_decode_tick(tick)
+        granted = batched.allocate_decodes(batch)
+        assert granted == [one_by_one.allocate(seq, n, 1) for seq, n in batch[: len(granted) + 1]][: len(granted)]
+        if len(granted) < len(batch):  # refused, changing nothing: preempted, as the scheduler would
+            seq, n = batch[len(granted)]
+            assert batched.free(seq.seq_id, synced[seq.seq_id]) == one_by_one.free(seq.seq_id, synced[seq.seq_id])
+            del computed[seq.seq_id]
+        batched.end_decode_tick(tick)
+        one_by_one.end_decode_tick(tick)
+        for (seq, n), room in zip(batch, granted):
+            synced[seq.seq_id], headroom[seq.seq_id] = n, room
+        for seq in seqs:  # each writes its position of this tick
+            if seq.seq_id in computed and computed[seq.seq_id] < seq.final_num_kv_tokens:
+                computed[seq.seq_id] += 1
+        assert batched.snapshot() == one_by_one.snapshot()
+        assert batched.usage() == one_by_one.usage()
+        assert batched.prefix_cache_version() == one_by_one.prefix_cache_version()
+    for seq_id, n in computed.items():  # finished: synced to all it wrote, and checked
+        assert batched.free(seq_id, n) == one_by_one.free(seq_id, n)
+    assert batched.snapshot() == one_by_one.snapshot()
+    check(batched)
