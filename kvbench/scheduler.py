@@ -343,11 +343,11 @@ class Scheduler:
         elif self.policy == "lpm" and len(self.waiting) > 1:
             self._order_by_prefix_match()
         while self.waiting and budget > 0:
-            group = self.waiting[0]
             if self._blocked_at is not None and self._blocked_at == (
                 self._num_room_frees, self.strategy.prefix_cache_version()
             ):
                 return  # nothing that could make room has happened since the head last failed
+            group = self.waiting[0]
             if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
                 return
             seq = group.seqs[0]
@@ -569,7 +569,8 @@ class Scheduler:
                 for seq in done:
                     self._free(seq)
                 for group in {seq.group.admit_order: seq.group for seq in done}.values():
-                    if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
+                    # Parallel samples finish together (a lone sequence is the one in `done`).
+                    if len(group.seqs) == 1 or not any(s in self.lazy for s in group.seqs):
                         self._finish(group, end_time_s, finished, already_freed=True)
             if step.beam_seqs:
                 self._advance_beams(step, end_time_s, finished)
