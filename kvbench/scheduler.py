@@ -194,6 +194,11 @@ class Scheduler:
         self._pending_swap_out_blocks = 0
         self._pending_swap_out_copies: list[tuple[int, int]] = []
         self._loads_kv = strategy.loads_kv
+        # Whether the strategy overrides the decode-tick bracket (the base's are no-ops: two calls a step).
+        self._decode_tick_hooks = (
+            getattr(type(strategy), "begin_decode_tick", None) is not KVCacheStrategy.begin_decode_tick
+            or getattr(type(strategy), "end_decode_tick", None) is not KVCacheStrategy.end_decode_tick
+        )
 
     def submit(self, request: Request) -> None:
         """Add a request arriving no earlier than those already queued (a fleet's router, kvbench/fleet.py)."""
@@ -241,16 +246,18 @@ class Scheduler:
 
     def schedule(self, now_s: float) -> StepPlan | None:
         """Plan the next step at time `now_s`; None when nothing can run before the next arrival."""
-        self._next_seq_id += self.waiting.arrive(now_s, self._next_seq_id)
-        if not self.running and not self.waiting and not self.swapped:
+        # Once per step: the scheduler's fields are read into locals where used more than once.
+        waiting = self.waiting
+        self._next_seq_id += waiting.arrive(now_s, self._next_seq_id)
+        if not self.running and not waiting and not self.swapped:
             return None
         step = self._step = StepPlan(self._next_step, self.strategy.layout)
+        lazy = self.lazy
         if self.chunked_prefill:
-            self.tick += 1
-            step.tick = self.tick
+            step.tick = self.tick = self.tick + 1
             self._schedule_decodes(step)
             num_beam_seqs = sum(len(g.seqs) for g in self._beams.values()) if self._beams else 0
-            budget = self.max_num_batched_tokens - self.lazy.num_seqs - num_beam_seqs
+            budget = self.max_num_batched_tokens - lazy.num_seqs - num_beam_seqs
             if self._prefilling:
                 budget = self._schedule_partial_prefills(step, budget)
             if not step.num_preemptions:  # vLLM 0.33.0: no admission in a step that preempted
@@ -259,28 +266,28 @@ class Scheduler:
                 if not self.swapped:  # vLLM v0: swapped requests resume before new ones are admitted
                     self._admit(step, budget)
         else:
-            if not (self._decode_next and (self.lazy.num_seqs or self._beams)) and not self.swapped:
+            if not (self._decode_next and (lazy.num_seqs or self._beams)) and not self.swapped:
                 self._admit(step, self.max_num_batched_tokens)
             if not step.prefills:
-                self.tick += 1
-                step.tick = self.tick
+                step.tick = self.tick = self.tick + 1
                 self._schedule_decodes(step)
                 if self.swapped and not step.num_preemptions:
-                    self._swap_in(step, self.max_num_batched_tokens - self.lazy.num_seqs - len(step.beam_seqs))
+                    self._swap_in(step, self.max_num_batched_tokens - lazy.num_seqs - len(step.beam_seqs))
+        prefills, beam_seqs, tick = step.prefills, step.beam_seqs, step.tick
         # Preemptions late in planning may have removed groups scheduled earlier in the step.
-        if step.beam_seqs:
-            step.beam_seqs = [seq for seq in step.beam_seqs if seq.group.phase is Phase.DECODE]
-        if step.prefills:
-            step.num_prefill_tokens = sum(chunk.num_new_tokens for chunk in step.prefills)
-        if step.tick is not None:
-            step.num_decode_seqs = self.lazy.num_seqs + len(step.beam_seqs)
-            step.decode_context_tokens = self.lazy.context_tokens(step.tick)
-            if step.beam_seqs:
-                step.decode_context_tokens += sum(seq.num_computed_tokens + 1 for seq in step.beam_seqs)
+        if beam_seqs:
+            step.beam_seqs = beam_seqs = [seq for seq in beam_seqs if seq.group.phase is Phase.DECODE]
+        if prefills:
+            step.num_prefill_tokens = sum(chunk.num_new_tokens for chunk in prefills)
+        if tick is not None:
+            step.num_decode_seqs = lazy.num_seqs + len(beam_seqs)
+            step.decode_context_tokens = lazy.context_tokens(tick)
+            if beam_seqs:
+                step.decode_context_tokens += sum(seq.num_computed_tokens + 1 for seq in beam_seqs)
             step.num_decode_requests = len(self.running) - len(self._prefilling)
-        if not step.prefills and not step.num_decode_seqs:
+        if not prefills and not step.num_decode_seqs:
             self._raise_stuck()
-        step.num_waiting_requests = len(self.waiting)
+        step.num_waiting_requests = len(waiting)
         if self._pending_swap_out_blocks:
             self._flush_swap_outs(step)
         if self._loads_kv:
@@ -311,15 +318,18 @@ class Scheduler:
         return self._next_seq_id - 1
 
     def _schedule_decodes(self, step: StepPlan) -> None:
-        self.strategy.begin_decode_tick(step.tick)
-        self.lazy.allocate_due(step.tick, self.strategy.allocate_decodes, self._preempt_and_allocate)
+        strategy = self.strategy
+        if self._decode_tick_hooks:
+            strategy.begin_decode_tick(step.tick)
+        self.lazy.allocate_due(step.tick, strategy.allocate_decodes, self._preempt_and_allocate)
         for group in list(self._beams.values()) if self._beams else ():
             if group.phase is not Phase.DECODE:
                 continue  # preempted by an earlier sequence of this step
             # Beams sync every step (they fork every step), so their synced length is never read.
             if all(self._allocate_or_preempt(seq, seq.num_computed_tokens, 1) is not None for seq in group.seqs):
                 step.beam_seqs.extend(group.seqs)
-        self.strategy.end_decode_tick(step.tick)
+        if self._decode_tick_hooks:
+            strategy.end_decode_tick(step.tick)
 
     def _schedule_partial_prefills(self, step: StepPlan, budget: int) -> int:
         for group in list(self._prefilling.values()):
@@ -343,11 +353,11 @@ class Scheduler:
         elif self.policy == "lpm" and len(self.waiting) > 1:
             self._order_by_prefix_match()
         while self.waiting and budget > 0:
-            group = self.waiting[0]
             if self._blocked_at is not None and self._blocked_at == (
                 self._num_room_frees, self.strategy.prefix_cache_version()
             ):
                 return  # nothing that could make room has happened since the head last failed
+            group = self.waiting[0]
             if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
                 return
             seq = group.seqs[0]
@@ -550,30 +560,34 @@ class Scheduler:
 
     def complete(self, step: StepPlan, end_time_s: float) -> tuple[PoolUsage, list[RequestState]]:
         """Apply the step that ended at `end_time_s`: the pool's usage during it, finished requests."""
-        if step.tick is not None:
-            self._lazy_tick = step.tick
-        num_unsynced = step.num_prefill_tokens + len(step.beam_seqs) + self.lazy.unsynced_tokens(self._lazy_tick)
-        for chunk in step.prefills:
+        # Once per step: the plan's and the scheduler's fields are read into locals.
+        tick, prefills, beam_seqs = step.tick, step.prefills, step.beam_seqs
+        strategy, lazy = self.strategy, self.lazy
+        if tick is not None:
+            self._lazy_tick = tick
+        num_unsynced = step.num_prefill_tokens + len(beam_seqs) + lazy.unsynced_tokens(self._lazy_tick)
+        for chunk in prefills:
             chunk.seq.num_computed_tokens += chunk.num_new_tokens
-        for seq in step.beam_seqs:
+        for seq in beam_seqs:
             seq.num_computed_tokens += 1
-        usage = self.strategy.usage().with_unsynced(num_unsynced * self.strategy.num_kv_groups)
+        usage = strategy.usage().with_unsynced(num_unsynced * strategy.num_kv_groups)
         if self._blocked_head is not None:
-            usage.with_external_frag(self.strategy.external_frag_slots(*self._blocked_head))
+            usage.with_external_frag(strategy.external_frag_slots(*self._blocked_head))
 
         # Finishes first: the memory they free serves the forks below.
         finished: list[RequestState] = []
-        if step.tick is not None:
-            done = self.lazy.pop_finished(step.tick)
+        if tick is not None:
+            done = lazy.pop_finished(tick)
             if done:
                 for seq in done:
                     self._free(seq)
                 for group in {seq.group.admit_order: seq.group for seq in done}.values():
-                    if not any(s in self.lazy for s in group.seqs):  # parallel samples finish together
+                    # Parallel samples finish together (a lone sequence is the one in `done`).
+                    if len(group.seqs) == 1 or not any(s in lazy for s in group.seqs):
                         self._finish(group, end_time_s, finished, already_freed=True)
-            if step.beam_seqs:
+            if beam_seqs:
                 self._advance_beams(step, end_time_s, finished)
-        for chunk in step.prefills:
+        for chunk in prefills:
             group = chunk.seq.group
             if group.phase is Phase.PREFILL and chunk.seq.num_computed_tokens == group.num_prefill_target_tokens:
                 self._prefill_done(group, end_time_s, finished)

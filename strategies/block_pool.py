@@ -42,6 +42,7 @@ class BlockPool:
         self.blocks: list[Block] = []  # materialised blocks; block_id == index (handed out in id order first)
         self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
         self._reusable: deque[Block] = deque()  # freed blocks holding no cache entry: handed out first
+        # (PagedTables.grow_decodes takes from `_reusable` and `free_queue` itself, as take_reserved does.)
         self.cached: dict[Hashable, Block] = {}  # cache_key -> the block a lookup finds (held or free)
         self._twins: dict[Hashable, list[Block]] = {}  # cache_key -> later blocks with that content
         self.lookup_version = 0  # bumped whenever a lookup could find more or another block
@@ -88,7 +89,7 @@ class BlockPool:
         pop = self.free_queue.pop
         num_reserved = 0
         for _ in range(num_blocks):
-            block = reusable.popleft() if reusable else pop()  # next_free_block, written out (every block)
+            block = reusable.popleft() if reusable else pop()
             if block.cache_key is not None:
                 self._evict(block)
             reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
@@ -101,15 +102,6 @@ class BlockPool:
         self.reserved_slots += num_reserved
         self.num_free_blocks -= num_blocks
         return out
-
-    def next_free_block(self) -> Block:
-        """The free block handed out next, its cache entry evicted; it stays counted as free and
-        its fields are the caller's to set (PagedTables.grow_decodes)."""
-        reusable = self._reusable
-        block = reusable.popleft() if reusable else self.free_queue.pop()
-        if block.cache_key is not None:
-            self._evict(block)
-        return block
 
     def _evict(self, block: Block) -> None:
         # Once the pool has cycled, every block taken for new content passes here: with no content

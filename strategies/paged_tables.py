@@ -130,6 +130,10 @@ class PagedTables:
         seqs = self.seqs
         headrooms = [bs] * len(batch)  # a fresh block of its own each: nothing shared to copy first
         num_taken = num_written = num_reserved = 0  # not yet in the pool's counts
+        # The pool's free blocks, read here rather than through a BlockPool method: a call per block
+        # boundary costs as much as the rest of the take (see BlockPool.take_reserved).
+        reusable = pool._reusable
+        pop_never_reused = pool.free_queue.pop
         i = 0
         for seq, num_computed_tokens in batch:
             state = seqs[seq.seq_id]
@@ -161,7 +165,9 @@ class PagedTables:
                 self.sync(state, num_computed_tokens)
             state.num_scheduled_tokens = num_computed_tokens + 1
             # BlockPool.take_reserved for one block, its counts added up above.
-            block = pool.next_free_block()
+            block = reusable.popleft() if reusable else pop_never_reused()
+            if block.cache_key is not None:
+                pool._evict(block)
             num_to_write = state.final_num_kv_tokens - num_computed_tokens
             block.reserve_end = reserve_end = bs if num_to_write > bs else (num_to_write if num_to_write > 0 else 0)
             block.ref_cnt = 1

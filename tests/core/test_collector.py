@@ -66,3 +66,22 @@ def test_the_run_process_builds_its_run_with_the_collector_off_and_loops_with_it
     assert in_loop[0][0] and in_loop[0][1] > 1000
     assert gc.isenabled()
 
+
+
+def test_a_finished_request_is_freed_by_reference_counting_not_left_for_the_collector():
+    # runner.simulate drops a recorded request's sequences: each refers to its request state, so
+    # otherwise every finished request would stay cyclic garbage until a collection.
+    from kvbench.sequence import RequestState
+
+    run = runner.build(compose(["workload.num_requests=20"]))
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        recorder = runner.simulate(run, progress=False)
+        alive = sum(1 for obj in gc.get_objects() if isinstance(obj, RequestState))
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert len(recorder.requests_table()) == 20
+    assert alive == 0
