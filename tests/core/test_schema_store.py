@@ -44,7 +44,9 @@ print(sorted(c.__name__ for c in converted if getattr(c, "__module__", "").start
 """
 
 
-def test_importing_kvbench_converts_no_schema():
-    result = subprocess.run([sys.executable, "-c", COUNT_CONVERSIONS_AT_IMPORT], capture_output=True, text=True)
+def test_importing_kvbench_converts_no_schema(tmp_path):
+    # From a folder of its own, so that the checkout's root does not shadow an installed kvbench.
+    result = subprocess.run([sys.executable, "-c", COUNT_CONVERSIONS_AT_IMPORT], cwd=tmp_path, capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
