@@ -210,6 +210,10 @@ class MetricsRecorder:
             self._step_chunks.append(chunk)
 
     def record_finished(self, groups: list[RequestState], extra: Callable[[RequestState], dict] | None = None) -> None:
+        """Record finished requests (`extra(g)`: an executor's own fields), then drop their sequences:
+        each refers to its request state, so otherwise the pair (and the request's token streams)
+        waits as cyclic garbage for the collector, whose young passes walk it again and again. The
+        recorder is a finished request's last reader, in a single run and in a fleet alike."""
         for g in groups:
             r = g.request
             ttft = g.first_token_time_s - r.arrival_time_s
@@ -220,6 +224,7 @@ class MetricsRecorder:
                 r.num_output_tokens, r.n, r.beam_width, g.num_generated_tokens, g.num_preemptions,
                 g.num_prefix_hit_tokens, ttft, latency, tpot, latency / r.num_output_tokens,
             ), extra(g) if extra else {})
+            g.seqs = []
 
     def _step_columns(self, packed: bytes | bytearray) -> StepColumns:
         """The packed rows as typed columns, memory in bytes and events per step."""

@@ -128,11 +128,6 @@ def simulate(
             itl.step_done(result.step, result.start_s + result.duration_s)
             if result.finished:
                 recorder.record_finished(result.finished, executor.request_fields)
-                for group in result.finished:
-                    # Recorded: its sequences go now. Each refers to its request state, so otherwise
-                    # the pair (and the request's token streams) waits as cyclic garbage for the
-                    # collector, whose young passes then walk it again and again.
-                    group.seqs = []
                 if not bar.disable:  # a disabled bar still formats its postfix
                     bar.update(len(result.finished))
                     bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
