@@ -76,13 +76,21 @@ class RooflineCostModel:
             self._comm_s_per_token = 0.0
 
     def step_time_s(self, work: StepWork) -> float:
-        num_tokens = work.num_prefill_tokens + work.num_decode_seqs
+        return self.time_s(*work)
+
+    def time_s(
+        self, num_prefill_tokens: int, prefill_attention_pairs: int, prefill_context_tokens: int,
+        num_decode_seqs: int, decode_context_tokens: int, num_sampled_tokens: int,
+    ) -> float:
+        """`step_time_s` over StepWork's fields given positionally: the simulator passes a decode-only
+        step's numbers straight from its plan, with no StepWork built for each of its steps."""
+        num_tokens = num_prefill_tokens + num_decode_seqs
         flops = (
             self._flops_per_token * num_tokens
-            + self._lm_head_flops * work.num_sampled_tokens
-            + self._attention_flops_per_pair * (work.prefill_attention_pairs + work.decode_context_tokens)
+            + self._lm_head_flops * num_sampled_tokens
+            + self._attention_flops_per_pair * (prefill_attention_pairs + decode_context_tokens)
         )
-        kv_tokens_moved = work.decode_context_tokens + work.prefill_context_tokens + num_tokens
+        kv_tokens_moved = decode_context_tokens + prefill_context_tokens + num_tokens
         bytes_moved = self._weight_bytes + self._kv_bytes_per_token * kv_tokens_moved
         compute_s = max(flops / self._flops_per_s, bytes_moved / self._bytes_per_s)
         return compute_s + self._comm_s_per_token * num_tokens

@@ -91,16 +91,21 @@ class InterTokenLatencies:
 
     def step_done(self, step: StepPlan, end_time_s: float) -> None:
         """After the scheduler completed `step` at `end_time_s`."""
-        if step.tick is None:
+        tick = step.tick
+        if tick is None:
             return
-        self._tick_end_s.append(end_time_s)
-        joined = self._joined  # usually empty: every decoding request decoded in the tick before
-        first_decodes = [(g, t) for g, (t, tick) in joined.items() if tick < step.tick] if joined else ()
-        for group, _ in first_decodes:
-            del self._joined[group]
-        num_regular = step.num_decode_requests - len(first_decodes)
+        tick_end_s = self._tick_end_s
+        tick_end_s.append(end_time_s)
+        num_regular = step.num_decode_requests
+        first_decodes = ()
+        joined = self._joined
+        if joined:  # requests whose last token came from a prefill: those that decoded in this tick
+            first_decodes = [(g, t) for g, (t, joined_tick) in joined.items() if joined_tick < tick]
+            for group, _ in first_decodes:
+                del joined[group]
+            num_regular -= len(first_decodes)
         if num_regular:
-            self._add(end_time_s - self._tick_end_s[step.tick - 1], num_regular)
+            self._add(end_time_s - tick_end_s[tick - 1], num_regular)
         for _, time_s in first_decodes:
             self._add(end_time_s - time_s, 1)
 

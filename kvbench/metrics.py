@@ -171,11 +171,15 @@ class MetricsRecorder:
         """`counters`: the strategy's cumulative event counts (absent standard ones count 0). A row
         keeps them cumulative; its chunk turns them into events per step (one subtraction per
         column rather than per step)."""
+        # Once per step: StepPlan.batch_size and PoolUsage.shared_saved_slots (properties) written out.
+        num_prefills = len(step.prefills)
+        token_slots, reserved_slots = usage.token_slots, usage.reserved_slots
+        internal_frag_slots = usage.internal_frag_slots
         row = (
-            step.step_index, start_s, duration_s, step.batch_size, step.num_decode_seqs, len(step.prefills),
-            step.num_waiting_requests, step.num_prefill_tokens, step.num_decode_seqs,
-            usage.token_slots, usage.reserved_slots, usage.internal_frag_slots, usage.external_frag_slots,
-            usage.free_slots, usage.cached_slots, usage.shared_saved_slots,
+            step.step_index, start_s, duration_s, step.num_decode_requests + num_prefills, step.num_decode_seqs,
+            num_prefills, step.num_waiting_requests, step.num_prefill_tokens, step.num_decode_seqs,
+            token_slots, reserved_slots, internal_frag_slots, usage.external_frag_slots, usage.free_slots,
+            usage.cached_slots, usage.logical_slots - (token_slots + reserved_slots + internal_frag_slots),
             step.num_preemptions, step.num_prefix_hit_tokens, step.num_prefix_query_tokens,
             counters.get("cow_copies", 0), counters.get("fork_copied_blocks", 0), num_finished,
         )

@@ -121,16 +121,17 @@ def simulate(
                                request_sink, run.workload.requests.request_ids)
     itl = scheduler.token_events = InterTokenLatencies()  # the run's ITL distribution (kvbench.inter_token_latency)
     bar = progress_bar(len(run.workload.requests), f"{run.choices['strategy']} / {run.choices['workload']}", progress)
+    record_step, step_done, counters = recorder.record_step, itl.step_done, strategy.counters  # read once, not per step
     with bar:
         for result in run_steps(scheduler, executor):
-            recorder.record_step(result.step, result.start_s, result.duration_s, result.usage, strategy.counters,
-                                 len(result.finished))
-            itl.step_done(result.step, result.start_s + result.duration_s)
-            if result.finished:
-                recorder.record_finished(result.finished, executor.request_fields)
+            step, start_s, duration_s, finished = result.step, result.start_s, result.duration_s, result.finished
+            record_step(step, start_s, duration_s, result.usage, counters, len(finished))
+            step_done(step, start_s + duration_s)
+            if finished:
+                recorder.record_finished(finished, executor.request_fields)
                 if not bar.disable:  # a disabled bar still formats its postfix
-                    bar.update(len(result.finished))
-                    bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=result.step.batch_size, refresh=False)
+                    bar.update(len(finished))
+                    bar.set_postfix(sim_s=f"{recorder.end_time_s:.1f}", batch=step.batch_size, refresh=False)
     recorder.flush_steps()
     recorder.requests.flush()
     return recorder

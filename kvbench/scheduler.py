@@ -232,7 +232,8 @@ class Scheduler:
     # -- state queries -----------------------------------------------------------------------------
 
     def has_work(self) -> bool:
-        return bool(self.waiting.has_arrivals() or self.waiting or self.running or self.swapped)
+        # Once per step: the running requests first, the answer on almost every step.
+        return bool(self.running or self.waiting or self.waiting.has_arrivals() or self.swapped)
 
     def next_arrival_time_s(self) -> float | None:
         return self.waiting.next_arrival_time_s()

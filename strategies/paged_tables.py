@@ -134,24 +134,26 @@ class PagedTables:
         # boundary costs as much as the rest of the take (see BlockPool.take_reserved).
         reusable = pool._reusable
         pop_never_reused = pool.free_queue.pop
-        i = 0
-        for seq, num_computed_tokens in batch:
+        # The pool's free count as of the last flush: nothing in the one-pass case below changes it
+        # (a sync moves slots, an eviction moves a cached block), so it is read once, not per block.
+        num_free = pool.num_free_blocks
+        for i, (seq, num_computed_tokens) in enumerate(batch):
             state = seqs[seq.seq_id]
             blocks = state.blocks
-            num_unsynced = num_computed_tokens - state.num_tokens
-            if num_computed_tokens != len(blocks) * bs or num_taken == pool.num_free_blocks:
-                pool.num_free_blocks -= num_taken
+            if num_computed_tokens != len(blocks) * bs or num_taken == num_free:
+                pool.num_free_blocks = num_free - num_taken
                 pool.token_slots += num_written
                 pool.reserved_slots += num_reserved - num_written
                 self.num_logical_blocks += num_taken
                 num_taken = num_written = num_reserved = 0
                 headroom = self.grow_one(state, num_computed_tokens)
+                num_free = pool.num_free_blocks
                 if headroom is None:
                     del headrooms[i:]
                     break
                 headrooms[i] = headroom
-                i += 1
                 continue
+            num_unsynced = num_computed_tokens - state.num_tokens
             if 0 < num_unsynced <= bs:  # written into its last block only
                 last = blocks[-1]
                 # What `sync` asserts: nobody else holds it (a fork's share is copied before a
@@ -175,8 +177,7 @@ class PagedTables:
             num_reserved += reserve_end
             blocks.append(block)
             num_taken += 1
-            i += 1
-        pool.num_free_blocks -= num_taken
+        pool.num_free_blocks = num_free - num_taken
         pool.token_slots += num_written
         pool.reserved_slots += num_reserved - num_written
         self.num_logical_blocks += num_taken

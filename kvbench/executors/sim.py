@@ -75,8 +75,11 @@ class SimExecutor(Executor):
         if self.profile is not None:
             # The profile was measured per block-table layout; the strategy declares its own.
             device_s = self.profile.step_time_s(StepWork.of(plan), plan.layout)
-        else:
+        elif plan.prefills:
             device_s = self.cost_model.step_time_s(StepWork.of(plan))
+        else:  # most steps decode only: their numbers go to the roofline as StepWork.of would give them
+            num_decode_seqs = plan.num_decode_seqs
+            device_s = self.cost_model.time_s(0, 0, 0, num_decode_seqs, plan.decode_context_tokens, num_decode_seqs)
         if plan.num_swap_out_blocks or plan.num_swap_in_blocks:
             swap_s = self._swap_s(plan)
             device_s = max(device_s, swap_s) if self.swap_overlap else device_s + swap_s
