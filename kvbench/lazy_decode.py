@@ -140,19 +140,25 @@ class LazyDecodeSet:
         if not eager and headrooms and len(headrooms) == len(entries) and headrooms.count(headrooms[0]) == len(headrooms):
             headroom = headrooms[0]
             # One headroom for all (a fresh block each, almost always): they move on together, in
-            # order, to one bucket, except those that finish first.
+            # order, to one bucket, except those that finish first. One pass over the entries
+            # (their count as of `tick - 1` is base + tick - 1, as in `synced`), and the list itself
+            # becomes the next bucket unless someone finishes first.
             assert headroom >= 1, "allocate(num_new_tokens=1) granted no headroom"
             alloc_tick = tick + headroom
-            for seq, num_computed in synced:
+            as_of_tick = tick - 1
+            moving = entries
+            for _, _, finish_tick, base, seq in entries:
+                num_computed = base + as_of_tick
                 num_newly_synced += num_computed - seq.synced_tokens
                 seq.synced_tokens = num_computed
-                seq.alloc_tick = alloc_tick
+                if finish_tick >= alloc_tick:
+                    seq.alloc_tick = alloc_tick
+                else:
+                    seq.alloc_tick = None
+                    moving = None
             self._sum_synced += num_newly_synced
-            moving = [entry for entry in entries if entry[2] >= alloc_tick]
-            if len(moving) != len(entries):
-                for entry in entries:
-                    if entry[2] < alloc_tick:
-                        entry[4].alloc_tick = None
+            if moving is None:
+                moving = [entry for entry in entries if entry[2] >= alloc_tick]
             bucket = due.get(alloc_tick)
             if bucket is None:
                 due[alloc_tick] = moving
