@@ -40,14 +40,10 @@ class StepWork(NamedTuple):
             pairs += n * c + n * (n + 1) // 2
             context += c + n
             sampled += c + n == chunk.seq.group.num_prefill_target_tokens
-        return cls(
-            num_prefill_tokens=step.num_prefill_tokens,
-            prefill_attention_pairs=pairs,
-            prefill_context_tokens=context,
-            num_decode_seqs=step.num_decode_seqs,
-            decode_context_tokens=step.decode_context_tokens,
-            num_sampled_tokens=sampled + step.num_decode_seqs,
-        )
+        num_decode_seqs = step.num_decode_seqs
+        # Positional, in the fields' order: a keyword call costs more, once per step with prefills.
+        return cls(step.num_prefill_tokens, pairs, context, num_decode_seqs, step.decode_context_tokens,
+                   sampled + num_decode_seqs)
 
 
 class RooflineCostModel:
