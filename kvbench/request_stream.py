@@ -15,6 +15,7 @@ It lives beside `Request` because the scheduler takes it without importing the w
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -72,19 +73,38 @@ class RequestStream(Sequence):
         if not 0 <= index < len(self):
             raise IndexError(f"request {index} of a stream of {len(self)}")
         start = index - index % _CHUNK_SIZE
-        end = start + _CHUNK_SIZE
-        rows = self.rows[start:end]
-        table = self.table
+        rows, request_ids, arrival_times_s, num_output_tokens, session_ids, turns = self._columns(
+            start, min(start + _CHUNK_SIZE, len(self)))
 
         def column(values: np.ndarray | None) -> list | repeat:
-            return repeat(None) if values is None else values[rows].astype(np.int64, copy=False).tolist()
+            return repeat(None) if values is None else values.astype(np.int64, copy=False).tolist()
 
         self._chunk = list(zip(
-            rows.tolist(), self.request_ids[start:end].tolist(), self.arrival_times_s[start:end].tolist(),
-            column(table.num_output_tokens), column(table.session_ids), column(table.turns),
+            rows.tolist(), request_ids.tolist(), arrival_times_s.tolist(),
+            column(num_output_tokens), column(session_ids), column(turns),
         ))
         self._chunk_start = start
         return index - start
+
+    def _columns(self, start: int, end: int) -> tuple[np.ndarray, ...]:
+        """Stream positions [start, end): table rows, request ids, arrival times, output lengths, session
+        ids and turns (None when the table has none)."""
+        rows = self.rows[start:end]
+        table = self.table
+        return (
+            rows, self.request_ids[start:end], self.arrival_times_s[start:end], table.num_output_tokens[rows],
+            None if table.session_ids is None else table.session_ids[rows],
+            None if table.turns is None else table.turns[rows],
+        )
+
+    def arrival_time_s(self, index: int) -> float:
+        """When the request at stream position `index` arrives."""
+        return float(self.arrival_times_s[index])
+
+    def num_arrived(self, now_s: float, start: int) -> int:
+        """Stream positions up to which every request has arrived by `now_s` (>= start: positions
+        before it have arrived already). Arrival times never decrease."""
+        return bisect_right(self.arrival_times_s, now_s, lo=start)
 
     @property
     def num_seqs(self) -> int:

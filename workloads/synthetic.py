@@ -14,7 +14,8 @@ import numpy as np
 from kvbench.tokens import Synthetic, TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
 from kvbench.workloads.request_table import RequestTable
-from kvbench.workloads.lengths import LengthConfig, LengthDist, sample_lengths
+from kvbench.workloads.chunked_column import drawn_column
+from kvbench.workloads.lengths import LengthConfig, LengthDist, length_draw
 
 
 @dataclass
@@ -36,19 +37,20 @@ class SyntheticWorkload(Workload):
             raise ValueError("workload.num_requests must be set for a synthetic workload")
         if c.shared_prefix_tokens < 0 or c.num_prefix_groups < 1:
             raise ValueError("workload.shared_prefix_tokens must be >= 0 and workload.num_prefix_groups >= 1")
-        prompt_lens = sample_lengths(c.prompt, c.num_requests, rng, "workload.prompt")
-        output_lens = sample_lengths(c.output, c.num_requests, rng, "workload.output")
-        groups = rng.integers(0, c.num_prefix_groups, c.num_requests)
+        # Drawn in chunks, kept as the generator's states (a million requests hold a chunk).
+        prompt_lens = drawn_column(rng, c.num_requests, length_draw(c.prompt, "workload.prompt"))
+        output_lens = drawn_column(rng, c.num_requests, length_draw(c.output, "workload.output"))
+        groups = drawn_column(rng, c.num_requests, lambda rng, num: rng.integers(0, c.num_prefix_groups, num))
         seed = self.seed
 
         def prompt(row: int) -> TokenSequence:
             return TokenSequence((
-                Synthetic(("prefix", seed, int(groups[row])), c.shared_prefix_tokens),
-                Synthetic(("synthetic", seed, row), int(prompt_lens[row])),
+                Synthetic(("prefix", seed, groups.item(row)), c.shared_prefix_tokens),
+                Synthetic(("synthetic", seed, row), prompt_lens.item(row)),
             ))
 
         return RequestTable(
-            num_prompt_tokens=prompt_lens + c.shared_prefix_tokens,
+            num_prompt_tokens=prompt_lens.map(lambda lengths: lengths + c.shared_prefix_tokens),
             num_output_tokens=output_lens,
             prompt=prompt,
             source="synthetic",
