@@ -104,6 +104,14 @@ class GeneratedStream(RequestStream):
         """The chunk holding stream position `position` (0 <= position < len)."""
         return bisect_right(self._num_kept_before, position) - 1
 
+    def _column_item(self, column: int, index: int) -> int | float:
+        """Column `column` of `_make`'s chunks at stream position `index` (negative: from the end)."""
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(f"request {index} of a stream of {len(self)}")
+        chunk = self._chunk_of(position)
+        return self._make(chunk)[column].item(position - self._num_kept_before[chunk])
+
     def _columns(self, start: int, end: int) -> tuple[np.ndarray | None, ...]:
         parts = []
         while start < end:
@@ -118,8 +126,7 @@ class GeneratedStream(RequestStream):
         return tuple(None if column[0] is None else np.concatenate(column) for column in zip(*parts))
 
     def arrival_time_s(self, index: int) -> float:
-        chunk = self._chunk_of(index)
-        return self._make(chunk)[2].item(index - self._num_kept_before[chunk])
+        return self._column_item(2, index)
 
     def num_arrived(self, now_s: float, start: int) -> int:
         if start >= len(self):
@@ -130,7 +137,7 @@ class GeneratedStream(RequestStream):
             chunk += 1
         if chunk == len(last_times_s):
             return len(self)
-        return self._num_kept_before[chunk] + int(np.searchsorted(self._make(chunk)[2], now_s, side="right"))
+        return max(start, self._num_kept_before[chunk] + int(np.searchsorted(self._make(chunk)[2], now_s, side="right")))
 
 
 class GeneratedIds(Sequence):
@@ -147,9 +154,7 @@ class GeneratedIds(Sequence):
     def __getitem__(self, index: int | slice) -> int | list[int]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        stream = self._stream
-        chunk = stream._chunk_of(index if index >= 0 else index + len(stream))
-        return stream._make(chunk)[1].item(index - stream._num_kept_before[chunk])
+        return self._stream._column_item(1, index)
 
 
 class RunningTimes:
