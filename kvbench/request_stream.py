@@ -16,7 +16,7 @@ It lives beside `Request` because the scheduler takes it without importing the w
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kvbench.request import Request
+from kvbench.tokens import TokenSequence
 
 if TYPE_CHECKING:
     from kvbench.workloads.request_table import RequestTable
@@ -42,8 +43,7 @@ class RequestStream(Sequence):
     request_ids: np.ndarray  # int64, unique
     n: int = 1  # every request's parallel samples...
     beam_width: int = 1  # ...and beam width (the workload's settings)
-    # The chunk last read: from stream position `_chunk_start` on, (row, request id, arrival time,
-    # output length, session id, turn) of each request.
+    # The chunk last read: from stream position `_chunk_start` on, each request's `Request` arguments.
     _chunk_start: int = field(default=0, init=False)
     _chunk: list[tuple] = field(default_factory=list, init=False)
 
@@ -59,12 +59,7 @@ class RequestStream(Sequence):
         position = index - self._chunk_start
         if not 0 <= position < len(self._chunk):
             position = self._read_chunk(index)
-        row, request_id, arrival_time_s, num_output_tokens, session_id, turn = self._chunk[position]
-        table = self.table
-        return Request(
-            request_id, arrival_time_s, table.prompt(row), num_output_tokens, self.n, self.beam_width, session_id, turn,
-            None if table.output is None else table.output(row),
-        )
+        return Request(*self._chunk[position])
 
     def _read_chunk(self, index: int) -> int:
         """Make the chunk holding stream position `index` the current one; `index`'s place in it."""
@@ -76,12 +71,21 @@ class RequestStream(Sequence):
         rows, request_ids, arrival_times_s, num_output_tokens, session_ids, turns = self._columns(
             start, min(start + _CHUNK_SIZE, len(self)))
 
+        table = self.table
+
         def column(values: np.ndarray | None) -> list | repeat:
             return repeat(None) if values is None else values.astype(np.int64, copy=False).tolist()
 
+        def sequences(make: Callable[[int], TokenSequence] | None) -> list | repeat:
+            """The rows' token sequences (a `MadeWhenRead` column makes them at once)."""
+            if make is None:
+                return repeat(None)
+            many = getattr(make, "many", None)
+            return many(rows) if many is not None else list(map(make, rows.tolist()))
+
         self._chunk = list(zip(
-            rows.tolist(), request_ids.tolist(), arrival_times_s.tolist(),
-            column(num_output_tokens), column(session_ids), column(turns),
+            request_ids.tolist(), arrival_times_s.tolist(), sequences(table.prompt), column(num_output_tokens),
+            repeat(self.n), repeat(self.beam_width), column(session_ids), column(turns), sequences(table.output),
         ))
         self._chunk_start = start
         return index - start

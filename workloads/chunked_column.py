@@ -55,6 +55,14 @@ class ChunkedColumn:
                  for k in range(first, last + 1)]
         return parts[0].copy() if len(parts) == 1 else np.concatenate(parts)
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The values of `rows` (made from the chunks that hold rows[0] to rows[-1]: a request stream's
+        chunk, whose rows increase)."""
+        if not len(rows):
+            return self.values(0, 0)
+        first = int(rows.min())
+        return self.values(first, int(rows.max()) + 1)[rows - first]
+
     def item(self, row: int) -> int | float:
         index, offset = divmod(row, ROWS_PER_CHUNK)
         return self.chunk(index).item(offset)

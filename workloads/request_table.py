@@ -57,12 +57,26 @@ class RequestTable:
         return len(self.num_prompt_tokens)
 
 
-def made_when_read(make: Callable[[int], TokenSequence], lengths: np.ndarray | ChunkedColumn) -> Callable[[int], TokenSequence]:
+class MadeWhenRead:
     """A `prompt` / `output` column: row -> `make(row)`, made only when its content is first read
     (`TokenSequence.deferred`); `lengths[row]` must be its length.
 
     Requests are built inside the simulation loop, and strategies without prefix caching read only
     lengths: a workload whose content needs lookups (a conversation's messages, scattered in
-    memory) then pays for them only under a strategy that reads tokens.
+    memory) then pays for them only under a strategy that reads tokens. `many(rows)` makes a chunk
+    of rows' sequences at once (the request stream's chunks).
     """
-    return lambda row: TokenSequence.deferred(lengths.item(row), make, row)
+
+    __slots__ = ("make", "lengths")
+
+    def __init__(self, make: Callable[[int], TokenSequence], lengths: np.ndarray | ChunkedColumn):
+        self.make, self.lengths = make, lengths
+
+    def __call__(self, row: int) -> TokenSequence:
+        return TokenSequence.deferred(self.lengths.item(row), self.make, row)
+
+    def many(self, rows: np.ndarray) -> list[TokenSequence]:
+        lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
+        return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
+
+

@@ -26,7 +26,7 @@ import numpy as np
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
 from kvbench.workloads.chunked_column import ChunkedColumn, drawn_column
-from kvbench.workloads.request_table import RequestTable, made_when_read
+from kvbench.workloads.request_table import RequestTable, MadeWhenRead
 from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
 from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
@@ -135,8 +135,8 @@ class ShareGPTWorkload(Workload):
         return RequestTable(
             num_prompt_tokens=prompt_lens,
             num_output_tokens=output_lens,
-            prompt=made_when_read(message_of(prompt_messages), prompt_lens),
-            output=made_when_read(message_of(output_messages), output_lens),
+            prompt=MadeWhenRead(message_of(prompt_messages), prompt_lens),
+            output=MadeWhenRead(message_of(output_messages), output_lens),
             source="sharegpt",
             dataset=dataset,
         )

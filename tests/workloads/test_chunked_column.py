@@ -118,6 +118,10 @@ def test_sharegpt_drawn_again_in_chunks_replays_the_whole_columns(arrival, small
     assert list(requests) == list(columns)
     assert [r.prompt.ids(0, 4, 32_000).tolist() for r in requests[-50:]] == \
         [r.prompt.ids(0, 4, 32_000).tolist() for r in columns[-50:]]
+    # A chunk's sequences made at once (`MadeWhenRead.many`) are those made one row at a time.
+    table = columns.table
+    assert [(r.prompt, r.output) for r in requests[-50:]] == \
+        [(table.prompt(row), table.output(row)) for row in columns.rows[-50:].tolist()]
 
 
 def held_bytes(num_requests: int) -> int:
