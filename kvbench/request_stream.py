@@ -8,6 +8,10 @@ someone asks for it: the scheduler, when the request reaches the head of its wai
 (kvbench/waiting_queue.py). Building is a pure function of the columns, so the same seed gives
 the same requests, however many times and in whatever order they are built.
 
+A generated workload's stream (`kvbench/workloads/generated_stream.py`, a subclass) holds not even
+the columns: it makes them a chunk of rows at a time, so the scheduler asks the stream, not an
+array, when requests arrive (`num_arrived`, `arrival_time_s`).
+
 It is a `collections.abc.Sequence`: `len`, indexing and iteration work as on the list of requests
 it replaces (iteration builds each request as it goes, so a loop over it holds one at a time).
 It lives beside `Request` because the scheduler takes it without importing the workloads.
