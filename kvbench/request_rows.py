@@ -101,4 +101,6 @@ class RequestRows:
 
 def _sorted(request_ids: np.ndarray) -> np.ndarray:
     """The ids in increasing order: the array itself when it is (a trace numbered in arrival order), not a copy."""
+    if getattr(request_ids, "increasing", False):  # a generated stream's ids, made a chunk at a time
+        return request_ids
     return request_ids if np.all(request_ids[1:] > request_ids[:-1]) else np.sort(request_ids)

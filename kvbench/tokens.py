@@ -119,6 +119,18 @@ class TokenSequence:
         seq.num_tokens, seq._parts = num_tokens, (make, arg)
         return seq
 
+    @staticmethod
+    def deferred_many(lengths: Iterable[int], make: Callable[[Any], TokenSequence], args: Iterable) -> list[TokenSequence]:
+        """`deferred(num_tokens, make, arg)` for each pair of `lengths` and `args`: the sequences of a
+        chunk of requests at once (kvbench/request_stream.py), without a call per sequence."""
+        made = []
+        append, new = made.append, object.__new__
+        for num_tokens, arg in zip(lengths, args):
+            seq = new(_DeferredCall)
+            seq.num_tokens, seq._parts = num_tokens, (make, arg)
+            append(seq)
+        return made
+
     def __len__(self) -> int:
         if self.num_tokens is None:
             raise TypeError("an unbounded TokenSequence has no length")

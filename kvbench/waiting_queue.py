@@ -35,10 +35,14 @@ class WaitingQueue:
         a request's state with its first sequence's id."""
         if isinstance(requests, RequestStream):
             self._feed: RequestStream | list[Request | None] = requests
-            self._times_s = requests.arrival_times_s
+            # A stream's arrival times may be made a chunk at a time (workloads/generated_stream.py).
+            self._num_arrived, self._arrival_time_s = requests.num_arrived, requests.arrival_time_s
         else:
             self._feed = sorted(requests, key=lambda r: r.arrival_time_s)
-            self._times_s = [r.arrival_time_s for r in self._feed]
+            self._times_s = times_s = [r.arrival_time_s for r in self._feed]
+            self._num_arrived = lambda now_s, start: bisect_right(times_s, now_s, lo=start)  # times never decrease
+            self._arrival_time_s = times_s.__getitem__
+        self._num_fed = len(self._feed)
         self._build = build
         self._groups: deque[RequestState] = deque()  # built, oldest first
         self._next_built = 0  # feed position of the next request to build
@@ -60,18 +64,19 @@ class WaitingQueue:
             raise TypeError("a queue fed by a workload's request stream takes no other requests")
         self._feed.append(request)
         self._times_s.append(request.arrival_time_s)
+        self._num_fed += 1
 
     def has_arrivals(self) -> bool:
         """Whether some request has yet to arrive."""
-        return self._next_arrival < len(self._times_s)
+        return self._next_arrival < self._num_fed
 
     def next_arrival_time_s(self) -> float | None:
-        return float(self._times_s[self._next_arrival]) if self.has_arrivals() else None
+        return float(self._arrival_time_s(self._next_arrival)) if self.has_arrivals() else None
 
     def arrive(self, now_s: float, first_seq_id: int) -> int:
         """Queue every request arrived by `now_s`, their sequences numbered from `first_seq_id`; how many."""
         start = self._next_arrival
-        end = bisect_right(self._times_s, now_s, lo=start)  # arrival times never decrease
+        end = self._num_arrived(now_s, start)
         if end > start:
             self._seq_id_runs.append([first_seq_id, end - start])
             self._next_arrival = end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -26,24 +27,29 @@ class LengthConfig:
     alpha: float = 1.5
 
 
-def sample_lengths(config: LengthConfig, num: int, rng: np.random.Generator, what: str) -> np.ndarray:
-    """`num` lengths (int64, >= 1). `what` names the setting in error messages."""
+def length_draw(config: LengthConfig, what: str) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """How `config`'s lengths are drawn: (rng, count) -> lengths (int64, >= 1); checks the settings now
+    (`what` names them in error messages).
+    Each length is drawn on its own, so drawing them in chunks gives the same lengths
+    (workloads/chunked_column.py)."""
     dist = LengthDist(config.dist)
     if dist is LengthDist.fixed:
         if config.value < 1:
             raise ValueError(f"{what}.value={config.value} must be >= 1")
-        return np.full(num, config.value, dtype=np.int64)
+        return lambda rng, num: np.full(num, config.value, dtype=np.int64)
     if not 1 <= config.min <= config.max:
         raise ValueError(f"{what}: need 1 <= min <= max, got min={config.min}, max={config.max}")
     if dist is LengthDist.uniform:
-        return rng.integers(config.min, config.max + 1, num)
+        return lambda rng, num: rng.integers(config.min, config.max + 1, num)
     if dist is LengthDist.lognormal:
         if config.mean <= 0 or config.sigma < 0:
             raise ValueError(f"{what}: lognormal needs mean > 0 and sigma >= 0")
         mu = np.log(config.mean) - config.sigma**2 / 2
-        raw = rng.lognormal(mu, config.sigma, num)
-    else:
-        if config.alpha <= 1:
-            raise ValueError(f"{what}.alpha={config.alpha} must be > 1 for zipf")
-        raw = config.min - 1 + rng.zipf(config.alpha, num).astype(np.float64)
+        return lambda rng, num: clipped(rng.lognormal(mu, config.sigma, num), config)
+    if config.alpha <= 1:
+        raise ValueError(f"{what}.alpha={config.alpha} must be > 1 for zipf")
+    return lambda rng, num: clipped(config.min - 1 + rng.zipf(config.alpha, num).astype(np.float64), config)
+
+
+def clipped(raw: np.ndarray, config: LengthConfig) -> np.ndarray:
     return np.clip(np.rint(raw), config.min, config.max).astype(np.int64)

@@ -15,6 +15,9 @@ Then, in both cases:
      the mean rate from the first to the last arrival is `target_rate`;
   5. the max_model_len filter: a request whose prompt + output is longer is dropped and counted.
 The result is a `RequestStream`: these decisions as columns, each `Request` built when it is needed.
+With a generated process, one gap per request (no sessions) and no sample, every step works on each
+row alone, and the stream makes its columns a chunk of rows at a time (workloads/generated_stream.py):
+what a run holds does not grow with the number of requests.
 
 Request ids are the table's own (a trace's row positions, a user's ids) or, for generated workloads,
 positions in arrival order: in both cases fixed before the length filter, so runs with different
@@ -28,8 +31,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kvbench.workloads.arrivals import Arrival, arrival_times_s
+from kvbench.workloads.arrivals import Arrival, arrival_times_s, scale_factor
 from kvbench.request_stream import RequestStream
+from kvbench.workloads.generated_stream import stream_generated
 from kvbench.workloads.request_table import RequestTable
 
 if TYPE_CHECKING:
@@ -47,6 +51,16 @@ def replay(
     and how many were too long for max_model_len."""
     if not len(table):
         raise ValueError(f"{table.source}: no requests")
+    if Arrival(c.arrival) is not Arrival.trace and table.session_offsets_s is None and not c.sample:
+        return stream_generated(table, c, rng, max_model_len)  # every control row by row: made in chunks
+    return whole_stream(table.whole(), c, rng, max_model_len)
+
+
+def whole_stream(
+    table: RequestTable, c: WorkloadConfig, rng: np.random.Generator, max_model_len: int
+) -> tuple[RequestStream, int]:
+    """`replay` on whole columns: for a trace's timestamps, sessions and a seeded sample, which need
+    every row at once (and, in tests, the reference a generated stream is compared with)."""
     if Arrival(c.arrival) is Arrival.trace:
         times_s = trace_times(table, c)
         rows = in_window(times_s, np.argsort(times_s, kind="stable"), c, table.source)
@@ -127,13 +141,5 @@ def select(rows: np.ndarray, c: WorkloadConfig, rng: np.random.Generator, source
 
 def scale(times_s: np.ndarray, c: WorkloadConfig) -> np.ndarray:
     """Stretch or compress arrival times by time_scale, or to the mean rate target_rate."""
-    if c.target_rate is None:
-        return times_s * c.time_scale
-    span_s = float(times_s[-1] - times_s[0]) if len(times_s) else 0.0
-    if span_s <= 0:
-        raise ValueError(
-            f"workload.target_rate={c.target_rate} needs at least two requests at different times "
-            f"(workload.arrival={Arrival(c.arrival).value} gives {len(times_s)} spanning {span_s} s)"
-        )
-    rate = (len(times_s) - 1) / span_s
-    return times_s * (rate / c.target_rate)
+    first_s, last_s = (times_s[0], times_s[-1]) if len(times_s) else (0.0, 0.0)
+    return times_s * scale_factor(first_s, last_s, len(times_s), c)

@@ -8,17 +8,19 @@ trace of long prompts is expanded into segments once per replayed request, never
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from kvbench.tokens import TokenSequence
+from kvbench.workloads.chunked_column import ChunkedColumn
 
 
 @dataclass
 class RequestTable:
-    num_prompt_tokens: np.ndarray  # int64 per row, >= 1
-    num_output_tokens: np.ndarray  # int64 per row, >= 1
+    # int64 per row, >= 1; a generated workload's may be made a chunk of rows at a time (chunked_column.py)
+    num_prompt_tokens: np.ndarray | ChunkedColumn
+    num_output_tokens: np.ndarray | ChunkedColumn
     prompt: Callable[[int], TokenSequence]  # row -> its prompt
     output: Callable[[int], TokenSequence | None] | None = None  # row -> its recorded reply, if any
     timestamps_s: np.ndarray | None = None  # the file's own arrival times (s, any origin); None: none
@@ -40,19 +42,41 @@ class RequestTable:
                 raise ValueError(f"RequestTable.{name} has {len(column)} rows, num_prompt_tokens has {num_rows}")
         if self.session_offsets_s is not None and self.session_ids is None:
             raise ValueError("RequestTable.session_offsets_s needs session_ids")
-        if num_rows and (self.num_prompt_tokens.min() < 1 or self.num_output_tokens.min() < 1):
+        lengths = [column for column in (self.num_prompt_tokens, self.num_output_tokens) if isinstance(column, np.ndarray)]
+        if num_rows and any(column.min() < 1 for column in lengths):  # chunked: generated >= 1
             raise ValueError(f"{self.source}: every request needs >= 1 prompt and >= 1 output token")
+
+    def whole(self) -> RequestTable:
+        """This table with its chunked columns made whole arrays (for the controls that need every row at
+        once: a seeded sample, sessions, a trace's timestamps)."""
+        chunked = {name: column.values(0, len(column)) for name, column in vars(self).items()
+                   if isinstance(column, ChunkedColumn)}
+        return replace(self, **chunked) if chunked else self
 
     def __len__(self) -> int:
         return len(self.num_prompt_tokens)
 
 
-def made_when_read(make: Callable[[int], TokenSequence], lengths: np.ndarray) -> Callable[[int], TokenSequence]:
+class MadeWhenRead:
     """A `prompt` / `output` column: row -> `make(row)`, made only when its content is first read
     (`TokenSequence.deferred`); `lengths[row]` must be its length.
 
     Requests are built inside the simulation loop, and strategies without prefix caching read only
     lengths: a workload whose content needs lookups (a conversation's messages, scattered in
-    memory) then pays for them only under a strategy that reads tokens.
+    memory) then pays for them only under a strategy that reads tokens. `many(rows)` makes a chunk
+    of rows' sequences at once (the request stream's chunks).
     """
-    return lambda row: TokenSequence.deferred(lengths.item(row), make, row)
+
+    __slots__ = ("make", "lengths")
+
+    def __init__(self, make: Callable[[int], TokenSequence], lengths: np.ndarray | ChunkedColumn):
+        self.make, self.lengths = make, lengths
+
+    def __call__(self, row: int) -> TokenSequence:
+        return TokenSequence.deferred(self.lengths.item(row), self.make, row)
+
+    def many(self, rows: np.ndarray) -> list[TokenSequence]:
+        lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
+        return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
+
+

@@ -25,7 +25,8 @@ import numpy as np
 
 from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
-from kvbench.workloads.request_table import RequestTable, made_when_read
+from kvbench.workloads.chunked_column import ChunkedColumn, drawn_column
+from kvbench.workloads.request_table import RequestTable, MadeWhenRead
 from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
 from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
@@ -88,39 +89,54 @@ class ShareGPTWorkload(Workload):
             )
         conversations, dataset = load_conversations(c.path)
         picked = self.passing_turns(conversations, rng, c.num_requests)
-        if c.num_requests is not None and len(picked) < c.num_requests:
-            if not len(picked):
+        num_picked = num_rows = len(picked)
+        extra = None
+        if c.num_requests is not None and num_picked < c.num_requests:
+            if not num_picked:
                 raise ValueError(
                     f"no ShareGPT conversation passes the length filters (min_prompt_tokens={c.min_prompt_tokens}, "
                     f"max_prompt_tokens={c.max_prompt_tokens}, min_output_tokens={c.min_output_tokens}, "
                     f"max_total_tokens={c.max_total_tokens})"
                 )
             # More requests than turns pass: the rest are drawn again, with replacement, as vLLM's
-            # benchmark oversamples a dataset that is too small.
-            extra = picked[rng.integers(0, len(picked), c.num_requests - len(picked))]
-            picked = np.concatenate([picked, extra])
-        # Three int32 columns, not a tuple per request: a million draws cost 12 MB.
+            # benchmark oversamples a dataset that is too small. Row num_picked + i repeats turn
+            # extra[i]; the draw is kept in chunks (workloads/chunked_column.py): a million hold one.
+            num_rows = c.num_requests
+            extra = drawn_column(rng, num_rows - num_picked, lambda rng, num: rng.integers(0, num_picked, num))
+        # Three int32 columns, one row per picked turn.
         conversation_rows, prompt_messages, output_messages = picked.T
 
+        def turn_of(row: int) -> int:
+            """The picked turn that row `row` replays."""
+            return row if row < num_picked else extra.item(row - num_picked)
+
         def message_of(messages: np.ndarray) -> Callable[[int], TokenSequence]:
-            """Row -> the message `messages` picks in it, as one synthetic segment."""
+            """Row -> the message `messages` picks in its turn, as one synthetic segment."""
 
             def message(row: int) -> TokenSequence:
-                conversation, index = conversations[conversation_rows.item(row)], messages.item(row)
+                turn = turn_of(row)
+                conversation, index = conversations[conversation_rows.item(turn)], messages.item(turn)
                 return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
 
             return message
 
         def num_tokens(messages: np.ndarray) -> np.ndarray:
+            """Per picked turn, the length of the message `messages` picks in it."""
             lengths = [conversations[i].num_tokens[m] for i, m in zip(conversation_rows.tolist(), messages.tolist())]
             return np.asarray(lengths, dtype=np.int64)
 
         prompt_lens, output_lens = num_tokens(prompt_messages), num_tokens(output_messages)
+        if extra is not None:
+            turns = ChunkedColumn(num_rows, lambda start, stop: np.concatenate([
+                np.arange(start, min(stop, num_picked)),
+                extra.values(max(start, num_picked) - num_picked, max(stop, num_picked) - num_picked),
+            ]))
+            prompt_lens, output_lens = turns.map(prompt_lens.take), turns.map(output_lens.take)
         return RequestTable(
             num_prompt_tokens=prompt_lens,
             num_output_tokens=output_lens,
-            prompt=made_when_read(message_of(prompt_messages), prompt_lens),
-            output=made_when_read(message_of(output_messages), output_lens),
+            prompt=MadeWhenRead(message_of(prompt_messages), prompt_lens),
+            output=MadeWhenRead(message_of(output_messages), output_lens),
             source="sharegpt",
             dataset=dataset,
         )

@@ -29,7 +29,7 @@ import numpy as np
 
 from kvbench.tokens import Synthetic, TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
-from kvbench.workloads.request_table import RequestTable, made_when_read
+from kvbench.workloads.request_table import RequestTable, MadeWhenRead
 from kvbench.workloads.sharegpt import load_conversations, message_key
 from kvbench.workloads.sharegpt_table import Conversation
 from kvbench.workloads.think_time import ThinkTimeConfig, sample_think_times_s
@@ -104,8 +104,8 @@ class ShareGPTMultiturnWorkload(Workload):
         return RequestTable(
             num_prompt_tokens=prompt_lens,
             num_output_tokens=output_lens,
-            prompt=made_when_read(prompt, prompt_lens),
-            output=made_when_read(output, output_lens),
+            prompt=MadeWhenRead(prompt, prompt_lens),
+            output=MadeWhenRead(output, output_lens),
             session_ids=session_ids,
             turns=turns.astype(np.int64),
             session_offsets_s=offsets_s,

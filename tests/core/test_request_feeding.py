@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from kvbench.request import Request
@@ -9,6 +10,7 @@ from kvbench.request_stream import RequestStream
 from kvbench.scheduler import SchedulerConfig
 from kvbench.workloads.arrivals import Arrival
 from kvbench.workloads.lengths import LengthConfig, LengthDist
+from kvbench.workloads.replay import whole_stream
 from kvbench.workloads.sharegpt_multiturn import ShareGPTMultiturnConfig, ShareGPTMultiturnWorkload
 from kvbench.workloads.synthetic import SyntheticConfig, SyntheticWorkload
 
@@ -17,12 +19,24 @@ from .conftest import drive, make_strategy
 CONFIG = SchedulerConfig(max_num_seqs=8, max_num_batched_tokens=128)
 
 
-def stream(num_requests: int, arrival: Arrival, n: int = 1) -> RequestStream:
+def synthetic(num_requests: int, arrival: Arrival, n: int = 1) -> SyntheticWorkload:
     config = SyntheticConfig(
         num_requests=num_requests, arrival=arrival, rate=50.0, n=n, shared_prefix_tokens=8, num_prefix_groups=3,
         prompt=LengthConfig(LengthDist.uniform, min=1, max=40), output=LengthConfig(LengthDist.uniform, min=1, max=50),
     )
-    return SyntheticWorkload(config, seed=3, max_model_len=128).load().requests
+    return SyntheticWorkload(config, seed=3, max_model_len=128)
+
+
+def stream(num_requests: int, arrival: Arrival, n: int = 1) -> RequestStream:
+    return synthetic(num_requests, arrival, n).load().requests
+
+
+def whole_columns(workload: SyntheticWorkload) -> RequestStream:
+    """The workload's requests as the whole-column stream that the replay controls make for a seeded
+    sample or sessions (the reference for a stream made a chunk at a time)."""
+    rng = np.random.default_rng(workload.seed)
+    table = workload.read(rng)
+    return whole_stream(table.whole(), workload.config, rng, workload.max_model_len)[0]
 
 
 def outcome(trace) -> tuple[list, list]:
@@ -42,34 +56,36 @@ def test_a_lazy_stream_schedules_as_the_list_of_its_requests(name, n, arrival):
     assert outcome(lazy) == outcome(eager)
 
 
-class CountingStream(RequestStream):
-    """A stream that counts the requests built from it."""
+def counting(requests: RequestStream) -> RequestStream:
+    """`requests`, counting the requests built from it (`num_built`)."""
 
-    num_built = 0
+    class Counting(type(requests)):
+        num_built = 0
 
-    def __getitem__(self, index):
-        self.num_built += 1
-        return super().__getitem__(index)
+        def __getitem__(self, index):
+            self.num_built += 1
+            return super().__getitem__(index)
+
+    requests.__class__ = Counting
+    return requests
 
 
 def test_offline_requests_stay_positions_until_admission_reaches_them():
-    requests = stream(5000, Arrival.offline)
-    counting = CountingStream(requests.table, requests.rows, requests.arrival_times_s, requests.request_ids)
-    trace = drive(make_strategy("paged", 400), counting, CONFIG)
+    requests = counting(stream(5000, Arrival.offline))
+    trace = drive(make_strategy("paged", 400), requests, CONFIG)
     first = trace.steps[0]
     assert first.num_waiting_requests == 5000 - len(first.prefills)  # all of them wait from the first step on
-    assert counting.num_built == 5000 and len(trace.finished) == 5000
+    assert requests.num_built == 5000 and len(trace.finished) == 5000
 
 
 def test_only_the_head_of_the_waiting_queue_is_built():
     from kvbench.scheduler import Scheduler
 
-    requests = stream(5000, Arrival.offline)
-    counting = CountingStream(requests.table, requests.rows, requests.arrival_times_s, requests.request_ids)
-    scheduler = Scheduler(make_strategy("paged", 400), CONFIG, counting, 128, seed=0)
+    requests = counting(stream(5000, Arrival.offline))
+    scheduler = Scheduler(make_strategy("paged", 400), CONFIG, requests, 128, seed=0)
     step = scheduler.schedule(0.0)
     assert len(scheduler.waiting) == 5000 - len(step.prefills) == step.num_waiting_requests
-    assert counting.num_built <= CONFIG.max_num_seqs + 1  # the admitted ones and the next head
+    assert requests.num_built <= CONFIG.max_num_seqs + 1  # the admitted ones and the next head
 
 
 def built_from_the_columns(requests: RequestStream, index: int) -> Request:
@@ -88,17 +104,18 @@ def built_from_the_columns(requests: RequestStream, index: int) -> Request:
 def test_a_request_is_the_same_in_whatever_order_the_stream_is_read(workload):
     """The stream converts its columns a chunk at a time: reading across chunks, backwards, by
     negative index or by iteration gives the requests the columns hold."""
-    if workload == "synthetic":
-        requests = stream(2500, Arrival.poisson, n=2)
+    if workload == "synthetic":  # made a chunk of rows at a time: compared with its whole columns
+        generated = synthetic(2500, Arrival.poisson, n=2)
+        requests, columns = generated.load().requests, whole_columns(generated)
     else:
         config = ShareGPTMultiturnConfig(num_sessions=700)
-        requests = ShareGPTMultiturnWorkload(config, seed=1, max_model_len=4096).load().requests
+        requests = columns = ShareGPTMultiturnWorkload(config, seed=1, max_model_len=4096).load().requests
     num = len(requests)
-    assert num > 2048  # three chunks at least
+    assert num > 2048 and len(columns) == num  # three chunks at least
     for index in [0, num - 1, 1024, 1023, -1, -num, 5, 2048, 1500]:
-        assert requests[index] == built_from_the_columns(requests, index % num)
-    assert list(requests) == [built_from_the_columns(requests, i) for i in range(num)]
-    assert requests[3:7] == [built_from_the_columns(requests, i) for i in range(3, 7)]
+        assert requests[index] == built_from_the_columns(columns, index % num)
+    assert list(requests) == [built_from_the_columns(columns, i) for i in range(num)]
+    assert requests[3:7] == [built_from_the_columns(columns, i) for i in range(3, 7)]
     for outside in (num, -num - 1):
         with pytest.raises(IndexError):
             requests[outside]

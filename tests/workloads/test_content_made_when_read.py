@@ -1,4 +1,4 @@
-"""Workloads that build a request's tokens only when a strategy reads them (`made_when_read`): the
+"""Workloads that build a request's tokens only when a strategy reads them (`MadeWhenRead`): the
 lengths a request is built with, from the workload's columns, are those of its content."""
 
 from __future__ import annotations
