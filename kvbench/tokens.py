@@ -196,16 +196,17 @@ class TokenSequence:
                 pieces.append(_content(seg, lo, hi))
         return tuple(pieces)
 
-    def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], int | None]:
+    def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], list[int]]:
         """Prefix-cache keys of `num_blocks` consecutive blocks of `block_size` tokens from `start`,
-        and the hash of the last. Each key holds the hash of the key before it (`parent_hash` for
-        the first), so it names its whole prefix. For blocks of one size, equal keys mean equal ids:
+        and the `hash` of each. Each key holds the hash of the key before it (`parent_hash` for the
+        first), so it names its whole prefix. For blocks of one size, equal keys mean equal ids:
         a block inside one synthetic segment is `(parent hash, segment key, offset)` (its size
-        implied: short and quick to hash, as every prefix-cache map lookup hashes it), any other
-        `(parent hash, block_key(...))`.
+        implied: short and quick to hash), any other `(parent hash, block_key(...))`. The hashes
+        come free (each is the next key's parent), and the block pool files its map by them.
         """
         keys: list[tuple] = []
-        append = keys.append
+        hashes: list[int] = []
+        append, append_hash = keys.append, hashes.append
         segments, starts = self.segments, self._starts
         i = bisect.bisect_right(starts, start) - 1
         last = len(starts) - 1
@@ -228,13 +229,15 @@ class TokenSequence:
                         key = (parent_hash, seg_key, lo)
                         append(key)
                         parent_hash = hash(key)
+                        append_hash(parent_hash)
                     start += num_inside
                     continue
             key = (parent_hash, self.block_key(start, start + block_size))
             append(key)
             parent_hash = hash(key)
+            append_hash(parent_hash)
             start += block_size
-        return keys, parent_hash
+        return keys, hashes
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""

@@ -13,6 +13,15 @@ Several blocks can hold the same content (a prompt recomputed while its twin was
 registered under the key, a lookup finds the earliest, and when that one loses its entry the next
 takes its place, so the content stays findable (vLLM 0.33.0's `BlockHashToBlockMap`).
 
+The map is filed by each key's 64-bit `hash`, not by the key itself. Every block of every output is
+registered once and evicted once, and a key tuple is hashed again at each map operation (tuples
+do not keep their hash), touching key objects made long before; the prefix index hands over the
+hash its key chain computed anyway (`KeyChain.hashes`), so an eviction is an integer delete. The
+content still decides a hit: a lookup compares the block's full key with the one asked for, and
+when two different keys with one hash are both registered (a collision: about n^2 / 2^65 for n
+entries, and ids -1 and -2 hash alike in Python), the pool refiles every entry under its full key
+and keeps doing so (`_file_by_full_keys`), so a collision can cost speed, never a wrong hit.
+
 The pool also keeps the memory accounting of held blocks (ref_cnt > 0): each block knows how many
 of its slots hold tokens (`num_tokens`) and up to which offset the owning sequence will still
 write (`reserve_end`); the rest is internal fragmentation. Aggregates change only when a block
@@ -43,8 +52,10 @@ class BlockPool:
         self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
         self._reusable: deque[Block] = deque()  # freed blocks holding no cache entry: handed out first
         # (PagedTables.grow_decodes takes from `_reusable` and `free_queue` itself, as take_reserved does.)
-        self.cached: dict[Hashable, Block] = {}  # cache_key -> the block a lookup finds (held or free)
-        self._twins: dict[Hashable, list[Block]] = {}  # cache_key -> later blocks with that content
+        self.cached: dict[Hashable, Block] = {}  # map key -> the block a lookup finds (held or free)
+        self._twins: dict[Hashable, list[Block]] = {}  # map key -> later blocks with that content
+        # Map keys are the keys' hashes until two different keys share one, then the keys themselves.
+        self._by_full_key = False
         self.lookup_version = 0  # bumped whenever a lookup could find more or another block
         self.num_cached_free_blocks = 0  # free blocks that still hold a cache entry
         self.token_slots = 0  # over held blocks
@@ -109,25 +120,47 @@ class BlockPool:
         if self._twins:
             self.uncache(block)
         else:
-            del self.cached[block.cache_key]
+            del self.cached[block.map_key]
             block.cache_key = None
         self.num_cached_free_blocks -= 1
         self.num_evicted_blocks += 1
         if self._counters is not None:
             self._counters["evicted_blocks"] += 1
 
-    def cache(self, block: Block, key: Hashable) -> None:
-        """Register a held, full block under `key`, behind any block already registered there."""
+    def cache(self, block: Block, key: Hashable, key_hash: int | None = None) -> None:
+        """Register a held, full block under `key` (whose `hash` is `key_hash`, when the caller has
+        it), behind any block already registered there."""
         block.cache_key = key
-        first = self.cached.setdefault(key, block)
+        if self._by_full_key:
+            map_key = key
+        else:
+            map_key = hash(key) if key_hash is None else key_hash
+        block.map_key = map_key
+        first = self.cached.setdefault(map_key, block)
         if first is block:
             self.lookup_version += 1
-        else:
-            self._twins.setdefault(key, []).append(block)
+        elif first.cache_key is key or first.cache_key == key:
+            self._twins.setdefault(map_key, []).append(block)
+        else:  # another content under this hash: from now on entries are filed by their full keys
+            self._file_by_full_keys()
+            self.cache(block, key)
+
+    def _file_by_full_keys(self) -> None:
+        """Refile every entry under its full key, in the same order (a lookup finds the same block)."""
+        self._by_full_key = True
+        cached, self.cached = self.cached, {}
+        for block in cached.values():
+            self.cached[block.cache_key] = block
+            block.map_key = block.cache_key
+        twins, self._twins = self._twins, {}
+        for map_key, blocks in twins.items():
+            self._twins[cached[map_key].cache_key] = blocks
+            for twin in blocks:
+                twin.map_key = twin.cache_key
 
     def uncache(self, block: Block) -> None:
         """Drop a block's cache entry; the next block registered under its key takes its place."""
-        key = block.cache_key
+        key = block.map_key
         block.cache_key = None
         if not self._twins:  # no content held twice (the common case): the entry is this block's
             del self.cached[key]
@@ -148,8 +181,14 @@ class BlockPool:
         """Every block with a cache entry, twins included."""
         return [*self.cached.values(), *(b for twins in self._twins.values() for b in twins)]
 
-    def lookup(self, key: Hashable) -> Block | None:
-        return self.cached.get(key)
+    def lookup(self, key: Hashable, key_hash: int | None = None) -> Block | None:
+        """The block a hit on `key` (whose `hash` is `key_hash`, when the caller has it) reuses."""
+        if self._by_full_key:
+            return self.cached.get(key)
+        block = self.cached.get(hash(key) if key_hash is None else key_hash)
+        if block is None or block.cache_key is key or block.cache_key == key:
+            return block
+        return None  # another content with the same hash: this one is not cached
 
     def touch(self, block: Block) -> None:
         """Add a reference to a block that holds wanted content (a prefix hit or a fork)."""

@@ -21,7 +21,7 @@ from typing import Protocol
 
 
 class Block:
-    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "prev_free", "next_free")
+    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "map_key", "prev_free", "next_free")
 
     def __init__(self, block_id: int):
         self.block_id = block_id
@@ -29,6 +29,7 @@ class Block:
         self.num_tokens = 0  # slots holding KV of existing tokens
         self.reserve_end = 0  # slots below this will be written by the owner; above: internal frag
         self.cache_key: object | None = None  # (parent block hash, content) once full and cached
+        self.map_key: object = None  # what the pool's cache map files it under (block_pool.py); stale once uncached
         self.prev_free: Block | None = None
         self.next_free: Block | None = None
 

@@ -142,7 +142,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         max_num_blocks = (num_tokens - 1) // self.block_size
         lookup = self.pool.lookup
         num_hits = 0
-        while num_hits < max_num_blocks and lookup(chain.key(num_hits)) is not None:
+        while num_hits < max_num_blocks and lookup(chain.key(num_hits), chain.hashes[num_hits]) is not None:
             num_hits += 1
         if self.tiers is not None:
             num_hits += len(self._tier_run(chain, num_hits, max_num_blocks))

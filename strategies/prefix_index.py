@@ -24,15 +24,17 @@ from kvbench.tokens import TokenSequence
 
 
 class KeyChain:
-    """The cache keys of a token stream's leading full blocks, extended on demand."""
+    """The cache keys of a token stream's leading full blocks, and their hashes, extended on demand."""
 
-    __slots__ = ("stream", "block_size", "keys", "_last_hash")
+    __slots__ = ("stream", "block_size", "keys", "hashes")
 
-    def __init__(self, stream: TokenSequence, block_size: int, keys: list[Hashable] | None = None):
+    def __init__(self, stream: TokenSequence, block_size: int, keys: list[Hashable] | None = None,
+                 hashes: list[int] | None = None):
         self.stream = stream
         self.block_size = block_size
         self.keys: list[Hashable] = keys or []
-        self._last_hash = hash(self.keys[-1]) if self.keys else None
+        # hash(keys[i]): the pool's map is filed by them (block_pool.py), and the next key holds the last.
+        self.hashes: list[int] = ([hash(key) for key in self.keys] if hashes is None else hashes) if keys else []
 
     def key(self, block_index: int) -> Hashable:
         keys = self.keys
@@ -41,13 +43,16 @@ class KeyChain:
         return keys[block_index]
 
     def extend(self, num_blocks: int) -> list[Hashable]:
-        """The keys of (at least) the first `num_blocks` blocks: the chain's own list, extended."""
+        """The keys of (at least) the first `num_blocks` blocks: the chain's own list, extended
+        (`hashes` with it)."""
         keys = self.keys
         num_known = len(keys)
         if num_blocks > num_known:
             bs = self.block_size
-            more, self._last_hash = self.stream.chain_keys(self._last_hash, num_known * bs, num_blocks - num_known, bs)
+            hashes = self.hashes
+            more, more_hashes = self.stream.chain_keys(hashes[-1] if hashes else None, num_known * bs, num_blocks - num_known, bs)
             keys += more
+            hashes += more_hashes
         return keys
 
 
@@ -70,11 +75,12 @@ class PrefixIndex:
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
         """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
         # All the keys at once: a prefix computed after a miss registers its blocks under them.
-        keys = self._chain(seq_id, stream).extend(max_num_blocks)
+        chain = self._chain(seq_id, stream)
+        keys, hashes = chain.extend(max_num_blocks), chain.hashes
         lookup = self.pool.lookup
         hits: list[Block] = []
         for i in range(max_num_blocks):
-            block = lookup(keys[i])
+            block = lookup(keys[i], hashes[i])
             if block is None:
                 break
             hits.append(block)
@@ -98,10 +104,11 @@ class PrefixIndex:
                 num_final_tokens = state.stream.num_tokens
             keys = chain.extend(max(num_full_blocks, num_final_tokens // self.block_size))
         cache = self.pool.cache
+        hashes = chain.hashes
         for i in range(first, num_full_blocks):
             # Registered even when a twin holds the same content: lookups find the earlier one,
             # and this one keeps the content findable after the twin is evicted.
-            cache(blocks[i], keys[i])
+            cache(blocks[i], keys[i], hashes[i])
         state.num_cached_blocks = num_full_blocks
 
     def register_fills(
@@ -124,9 +131,10 @@ class PrefixIndex:
             state = seqs[seq_id]
             i = state.num_cached_blocks
             if num_tokens == (i + 1) * bs and i < len(state.blocks):
-                keys = chains[seq_id].keys  # a held sequence's chain is kept (lookup, fork, swap-in)
+                chain = chains[seq_id]  # a held sequence's chain is kept (lookup, fork, swap-in)
+                keys = chain.keys
                 if i < len(keys):
-                    cache(state.blocks[i], keys[i])
+                    cache(state.blocks[i], keys[i], chain.hashes[i])
                     state.num_cached_blocks = i + 1
                     continue
             self.register(seq_id, state, num_tokens)
@@ -144,8 +152,10 @@ class PrefixIndex:
         """A forked child's full blocks hold the parent's content: reuse its keys."""
         parent_chain = self.chains.get(parent_id)
         if parent_chain is not None:
-            shared_keys = parent_chain.keys[: num_tokens // self.block_size]
-            self.chains[child_id] = KeyChain(child_stream, self.block_size, shared_keys)
+            num_shared = num_tokens // self.block_size
+            self.chains[child_id] = KeyChain(
+                child_stream, self.block_size, parent_chain.keys[:num_shared], parent_chain.hashes[:num_shared],
+            )
 
     def track(self, seq_id: int, stream: TokenSequence) -> None:
         """Know a sequence that arrives with its blocks (swapped back in), as a lookup would."""

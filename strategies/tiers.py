@@ -176,11 +176,11 @@ class TieredBlockPool(BlockPool):
         self._evicting = True
         super()._evict(block)
         self._evicting = False
-        if key not in self.cached:  # a twin still on the GPU keeps the content there
+        if self.lookup(key) is None:  # a twin still on the GPU keeps the content there
             self.tiers.store(key)
 
-    def cache(self, block: Block, key: Hashable) -> None:
-        super().cache(block, key)
+    def cache(self, block: Block, key: Hashable, key_hash: int | None = None) -> None:
+        super().cache(block, key, key_hash)
         if self.tiers.write_through:
             self.tiers.store(key)
 
@@ -190,5 +190,5 @@ class TieredBlockPool(BlockPool):
         # Outside an eviction, an entry is dropped because its tokens were never computed (a
         # sequence preempted before its step ran): its write-through copy must go too (so would an
         # older copy of the same content: conservative, and rare).
-        if self.tiers.write_through and not self._evicting and key not in self.cached:
+        if self.tiers.write_through and not self._evicting and self.lookup(key) is None:
             self.tiers.discard(key)

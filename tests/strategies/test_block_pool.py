@@ -52,7 +52,7 @@ def test_popping_a_cached_block_evicts_its_entry():
     pool.release([first])
     assert pool.free_block_ids() == [0]
     (reused,) = pool.take_new(1)
-    assert reused is first and first.cache_key is None and "k" not in pool.cached
+    assert reused is first and first.cache_key is None and pool.lookup("k") is None and not pool.cached
     assert pool.num_evicted_blocks == 1 and pool.num_cached_free_blocks == 0
 
 
@@ -81,3 +81,26 @@ def test_lazy_blocks_come_out_in_the_order_of_a_queue_that_started_full(ops, num
             pool.release(released)
             eager[:0] = [b.block_id for b in released]
         assert pool.free_block_ids() == eager
+
+
+# CPython hashes -1 and -2 alike, so these two keys of different content share one hash.
+COLLIDING_KEYS = ((None, ((1, (-1,) * 2),)), (None, ((1, (-2,) * 2),)))
+
+
+def test_a_key_sharing_another_ones_hash_is_never_a_hit():
+    key_a, key_b = COLLIDING_KEYS
+    assert hash(key_a) == hash(key_b) and key_a != key_b
+    pool = BlockPool(num_blocks=4, block_size=2)
+    a, b, twin = pool.take_new(3)
+    pool.cache(a, key_a)
+    assert pool.lookup(key_b) is None and pool.lookup(key_b, hash(key_b)) is None
+    # Both registered: the map files entries by their full keys from then on, each found exactly.
+    pool.cache(b, key_b)
+    pool.cache(twin, key_a)
+    assert pool.lookup(key_a) is a and pool.lookup(key_b) is b
+    assert sorted(blk.block_id for blk in pool.cached_blocks()) == [0, 1, 2]
+    pool.uncache(a)  # its twin takes its place; the other content is untouched
+    assert pool.lookup(key_a) is twin and pool.lookup(key_b) is b
+    pool.release([b])
+    pool.take_new(2)  # the one never used, then b: evicted
+    assert pool.lookup(key_b) is None and pool.lookup(key_a) is twin

@@ -234,3 +234,17 @@ def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory,
         assert batched.free(seq_id, n) == one_by_one.free(seq_id, n)
     assert batched.snapshot() == one_by_one.snapshot()
     check(batched)
+
+
+def test_prompts_whose_block_keys_share_a_hash_do_not_hit_each_other(strategy_factory, seq_factory):
+    # CPython hashes -1 and -2 alike: the two prompts' block keys differ but hash the same, and the
+    # block pool files its map by hashes (block_pool.py), so only the content may decide.
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    minus_one, minus_two = TokenSequence.from_ids([-1] * 8), TokenSequence.from_ids([-2] * 8)
+    assert st.allocate(seq_factory(0, minus_one, final=9), 0, 8)
+    assert st.cached_prefix_tokens(seq_factory(1, minus_two, final=9), 9) == 0
+    assert st.allocate(seq_factory(1, minus_two, final=9), 0, 8)
+    assert st.cached_prefix_tokens(seq_factory(2, minus_one, final=9), 9) == 8
+    assert st.cached_prefix_tokens(seq_factory(3, minus_two, final=9), 9) == 8
+    assert st.block_table(1) == [2, 3]
+    check(st)
