@@ -34,7 +34,11 @@ class KeyChain:
         self.block_size = block_size
         self.keys: list[Hashable] = keys or []
         # hash(keys[i]): the pool's map is filed by them (block_pool.py), and the next key holds the last.
-        self.hashes: list[int] = ([hash(key) for key in self.keys] if hashes is None else hashes) if keys else []
+        if not keys:
+            hashes = []
+        elif hashes is None:
+            hashes = [hash(key) for key in keys]
+        self.hashes: list[int] = hashes
 
     def key(self, block_index: int) -> Hashable:
         keys = self.keys
