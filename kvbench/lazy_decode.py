@@ -62,30 +62,64 @@ class LazyDecodeSet:
         return self._sum_base + self.num_seqs * tick - self._sum_synced
 
     def add(self, seq: Sequence, tick: int) -> None:
-        """Start decoding lazily; the sequence's counts are exact as of the end of `tick`."""
+        """Start decoding lazily; the sequence's counts are exact as of the end of `tick`.
+
+        Once per request (and per resume): planning its first allocation is written out here."""
         seq.as_of_tick = tick
-        self._seqs[seq.seq_id] = seq
+        seq_id = seq.seq_id
+        self._seqs[seq_id] = seq
         self.num_seqs += 1
-        self._sum_base += seq.num_computed_tokens - tick
-        self._sum_synced += seq.synced_tokens
-        finish_tick = tick + seq.group.request.num_output_tokens - seq.num_output_tokens
-        self._finish_tick[seq.seq_id] = finish_tick
-        heapq.heappush(self._finish_heap, (finish_tick, seq.group.admit_order, seq.seq_id, seq))
-        self._schedule_alloc(seq)
+        num_computed = seq.num_computed_tokens
+        base = num_computed - tick
+        self._sum_base += base
+        synced = seq.synced_tokens
+        self._sum_synced += synced
+        group = seq.group
+        finish_tick = tick + group.request.num_output_tokens - seq.num_output_tokens
+        self._finish_tick[seq_id] = finish_tick
+        heapq.heappush(self._finish_heap, (finish_tick, group.admit_order, seq_id, seq))
+        # The tick at which it must call allocate again: when the headroom granted is used up.
+        headroom = self.strategy.headroom(seq_id)
+        num_unsynced = num_computed - synced
+        assert headroom >= num_unsynced, "a sequence wrote past its headroom"
+        if not self.lazy:
+            headroom = min(headroom, 1)  # call again at the next tick
+        free_positions = headroom - num_unsynced
+        alloc_tick = tick + (free_positions if free_positions > 0 else 0) + 1
+        assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
+        if alloc_tick <= finish_tick:
+            seq.alloc_tick = alloc_tick
+            entry = (group.admit_order, seq_id, finish_tick, base, seq)
+            bucket = self._due.get(alloc_tick)
+            if bucket is None:
+                self._due[alloc_tick] = [entry]
+            else:
+                bucket.append(entry)
+        else:
+            seq.alloc_tick = None
 
     def remove(self, seq: Sequence, tick: int) -> None:
         """Stop tracking; the sequence's counts become exact as of the end of `tick`."""
-        self.materialize(seq, tick)
-        self._sum_base -= seq.num_computed_tokens - seq.as_of_tick
+        # Its counts made exact as of the end of `tick` (the running sums still hold the old ones):
+        steps = tick - seq.as_of_tick
+        seq.num_computed_tokens = num_computed = seq.num_computed_tokens + steps
+        seq.num_output_tokens += steps
+        seq.group.num_generated_tokens += steps
+        seq.as_of_tick = tick
+        self._sum_base -= num_computed - tick
         self._sum_synced -= seq.synced_tokens
-        del self._seqs[seq.seq_id]
+        seq_id = seq.seq_id
+        del self._seqs[seq_id]
         self.num_seqs -= 1
-        finish_tick = self._finish_tick.pop(seq.seq_id)
+        finish_tick = self._finish_tick.pop(seq_id)
         # Its planned allocation, if still ahead (a bucket being processed was taken out already).
-        due = self._due.get(seq.alloc_tick)
-        if due is not None:
-            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq.num_computed_tokens - seq.as_of_tick, seq))
-        seq.alloc_tick = None
+        # A finishing sequence has none (its last allocation was planned no later than its finish
+        # tick, whose bucket is gone by then): only a preemption looks through a bucket.
+        if seq.alloc_tick is not None:
+            due = self._due.get(seq.alloc_tick)
+            if due is not None:
+                due.remove((seq.group.admit_order, seq_id, finish_tick, num_computed - tick, seq))
+            seq.alloc_tick = None
 
     def allocate_due(
         self, tick: int, allocate_decodes: Callable[[list[tuple[Sequence, int]]], list[int]],
@@ -176,14 +210,6 @@ class LazyDecodeSet:
                 seq.alloc_tick = None
         self._sum_synced += num_newly_synced
 
-    def materialize(self, seq: Sequence, tick: int) -> None:
-        """Make the sequence's counts exact as of the end of `tick` (running sums unchanged)."""
-        steps = tick - seq.as_of_tick
-        seq.num_computed_tokens += steps
-        seq.num_output_tokens += steps
-        seq.group.num_generated_tokens += steps
-        seq.as_of_tick = tick
-
     def pop_finished(self, tick: int) -> list[Sequence]:
         """Sequences whose last output token is sampled at `tick`; they leave the set."""
         done = []
@@ -194,20 +220,3 @@ class LazyDecodeSet:
                 self.remove(seq, tick)
                 done.append(seq)
         return done
-
-    def _schedule_alloc(self, seq: Sequence) -> None:
-        """Plan the tick at which a sequence joining the set must call allocate again."""
-        headroom = self.strategy.headroom(seq.seq_id)
-        assert headroom >= seq.num_computed_tokens - seq.synced_tokens, "a sequence wrote past its headroom"
-        if not self.lazy:
-            headroom = min(headroom, 1)  # call again at the next tick
-        free_positions = headroom - (seq.num_computed_tokens - seq.synced_tokens)
-        alloc_tick = seq.as_of_tick + max(0, free_positions) + 1
-        assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
-        finish_tick = self._finish_tick[seq.seq_id]
-        if alloc_tick <= finish_tick:
-            seq.alloc_tick = alloc_tick
-            base = seq.num_computed_tokens - seq.as_of_tick
-            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, base, seq))
-        else:
-            seq.alloc_tick = None

@@ -54,6 +54,19 @@ class PagedTables:
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> SeqBlocks | None:
         """A new sequence holding the cached blocks `hits`, with room up to `num_total_tokens`."""
         bs = self.block_size
+        if not hits:
+            # Most admissions hit nothing (every one of plain paged): `fits` and `_append_blocks`
+            # written out, as admission runs once per request.
+            num_blocks = -(-num_total_tokens // bs)
+            pool = self.pool
+            if num_blocks > pool.num_free_blocks:
+                return None
+            final_num_kv_tokens = seq.final_num_kv_tokens
+            blocks = pool.take_reserved(num_blocks, final_num_kv_tokens) if num_blocks else []
+            state = self.seqs[seq.seq_id] = SeqBlocks(blocks, 0, final_num_kv_tokens, seq.stream)
+            self.num_logical_blocks += num_blocks
+            state.num_scheduled_tokens = num_total_tokens
+            return state
         if not self.fits(hits, num_total_tokens):
             return None
         for block in hits:
