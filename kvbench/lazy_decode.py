@@ -10,13 +10,12 @@ Counts: after tick T a lazy sequence has computed `num_computed_tokens + (T - as
 i.e. `base + T` with `base = num_computed_tokens - as_of_tick`. An allocation event does not
 write these counts back (only `synced_tokens`): they are made exact when the sequence leaves.
 
-Allocation events live in one bucket per tick rather than a heap: every decode tick is visited
-once, in order, so a bucket is taken whole at its tick and sorted into admission order there.
+Allocation and finish events live in one bucket per tick rather than a heap: every decode tick is
+visited once, in order, so a bucket is taken whole at its tick and sorted into admission order there.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 
 from kvbench.sequence import Sequence
@@ -37,8 +36,10 @@ class LazyDecodeSet:
         self._seqs: dict[int, Sequence] = {}
         self._finish_tick: dict[int, int] = {}
         self._due: dict[int, list[DueEntry]] = {}  # tick -> sequences that must allocate then
-        # (tick, admission order, seq_id, seq): the finishes of one tick in admission order.
-        self._finish_heap: list[tuple[int, int, int, Sequence]] = []
+        # tick -> (admission order, seq_id, seq) of the sequences finishing then, sorted when taken
+        # (every decode tick is visited, as for allocations); stale once a sequence left early.
+        self._finishing: dict[int, list[tuple[int, int, Sequence]]] = {}
+        self._finished_through = 0  # pop_finished has taken every finish up to this tick
         self._sum_base = 0
         self._sum_synced = 0
         self._last_due_tick = 0  # allocate_due has taken every bucket up to this tick
@@ -77,7 +78,12 @@ class LazyDecodeSet:
         group = seq.group
         finish_tick = tick + group.request.num_output_tokens - seq.num_output_tokens
         self._finish_tick[seq_id] = finish_tick
-        heapq.heappush(self._finish_heap, (finish_tick, group.admit_order, seq_id, seq))
+        assert finish_tick > self._finished_through, "a sequence joined with its finish tick already taken"
+        finishing = self._finishing.get(finish_tick)
+        if finishing is None:
+            self._finishing[finish_tick] = [(group.admit_order, seq_id, seq)]
+        else:
+            finishing.append((group.admit_order, seq_id, seq))
         # The tick at which it must call allocate again: when the headroom granted is used up.
         headroom = self.strategy.headroom(seq_id)
         num_unsynced = num_computed - synced
@@ -211,12 +217,20 @@ class LazyDecodeSet:
         self._sum_synced += num_newly_synced
 
     def pop_finished(self, tick: int) -> list[Sequence]:
-        """Sequences whose last output token is sampled at `tick`; they leave the set."""
+        """Sequences whose last output token is sampled at `tick` (in admission order); they leave the set."""
         done = []
-        heap = self._finish_heap
-        while heap and heap[0][0] <= tick:
-            finish_tick, _, _, seq = heapq.heappop(heap)
-            if self._finish_tick.get(seq.seq_id) == finish_tick:
-                self.remove(seq, tick)
-                done.append(seq)
+        finish_tick = self._finished_through
+        self._finished_through = tick
+        finishing, planned = self._finishing, self._finish_tick
+        while finish_tick < tick:
+            finish_tick += 1
+            entries = finishing.pop(finish_tick, None)
+            if entries is None:
+                continue
+            if len(entries) > 1:
+                entries.sort()
+            for _, seq_id, seq in entries:
+                if planned.get(seq_id) == finish_tick:  # else it left before (preempted, swapped)
+                    self.remove(seq, tick)
+                    done.append(seq)
         return done
