@@ -89,9 +89,12 @@ class BlockPool:
         pop = self.free_queue.pop
         num_reserved = 0
         for _ in range(num_blocks):
-            block = reusable.popleft() if reusable else pop()
-            if block.cache_key is not None:
-                self._evict(block)
+            if reusable:
+                block = reusable.popleft()  # freed without a cache entry: nothing to evict
+            else:
+                block = pop()
+                if block.cache_key is not None:
+                    self._evict(block)
             reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
             block.ref_cnt = 1
             block.num_tokens = 0
