@@ -10,13 +10,12 @@ Counts: after tick T a lazy sequence has computed `num_computed_tokens + (T - as
 i.e. `base + T` with `base = num_computed_tokens - as_of_tick`. An allocation event does not
 write these counts back (only `synced_tokens`): they are made exact when the sequence leaves.
 
-Allocation events live in one bucket per tick rather than a heap: every decode tick is visited
-once, in order, so a bucket is taken whole at its tick and sorted into admission order there.
+Allocation and finish events live in one bucket per tick rather than a heap: every decode tick is
+visited once, in order, so a bucket is taken whole at its tick and sorted into admission order there.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 
 from kvbench.sequence import Sequence
@@ -37,8 +36,10 @@ class LazyDecodeSet:
         self._seqs: dict[int, Sequence] = {}
         self._finish_tick: dict[int, int] = {}
         self._due: dict[int, list[DueEntry]] = {}  # tick -> sequences that must allocate then
-        # (tick, admission order, seq_id, seq): the finishes of one tick in admission order.
-        self._finish_heap: list[tuple[int, int, int, Sequence]] = []
+        # tick -> (admission order, seq_id, seq) of the sequences finishing then, sorted when taken
+        # (every decode tick is visited, as for allocations); stale once a sequence left early.
+        self._finishing: dict[int, list[tuple[int, int, Sequence]]] = {}
+        self._finished_through = 0  # pop_finished has taken every finish up to this tick
         self._sum_base = 0
         self._sum_synced = 0
         self._last_due_tick = 0  # allocate_due has taken every bucket up to this tick
@@ -62,30 +63,69 @@ class LazyDecodeSet:
         return self._sum_base + self.num_seqs * tick - self._sum_synced
 
     def add(self, seq: Sequence, tick: int) -> None:
-        """Start decoding lazily; the sequence's counts are exact as of the end of `tick`."""
+        """Start decoding lazily; the sequence's counts are exact as of the end of `tick`.
+
+        Once per request (and per resume): planning its first allocation is written out here."""
         seq.as_of_tick = tick
-        self._seqs[seq.seq_id] = seq
+        seq_id = seq.seq_id
+        self._seqs[seq_id] = seq
         self.num_seqs += 1
-        self._sum_base += seq.num_computed_tokens - tick
-        self._sum_synced += seq.synced_tokens
-        finish_tick = tick + seq.group.request.num_output_tokens - seq.num_output_tokens
-        self._finish_tick[seq.seq_id] = finish_tick
-        heapq.heappush(self._finish_heap, (finish_tick, seq.group.admit_order, seq.seq_id, seq))
-        self._schedule_alloc(seq)
+        num_computed = seq.num_computed_tokens
+        base = num_computed - tick
+        self._sum_base += base
+        synced = seq.synced_tokens
+        self._sum_synced += synced
+        group = seq.group
+        finish_tick = tick + group.request.num_output_tokens - seq.num_output_tokens
+        self._finish_tick[seq_id] = finish_tick
+        assert finish_tick > self._finished_through, "a sequence joined with its finish tick already taken"
+        finishing = self._finishing.get(finish_tick)
+        if finishing is None:
+            self._finishing[finish_tick] = [(group.admit_order, seq_id, seq)]
+        else:
+            finishing.append((group.admit_order, seq_id, seq))
+        # The tick at which it must call allocate again: when the headroom granted is used up.
+        headroom = self.strategy.headroom(seq_id)
+        num_unsynced = num_computed - synced
+        assert headroom >= num_unsynced, "a sequence wrote past its headroom"
+        if not self.lazy:
+            headroom = min(headroom, 1)  # call again at the next tick
+        free_positions = headroom - num_unsynced
+        alloc_tick = tick + (free_positions if free_positions > 0 else 0) + 1
+        assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
+        if alloc_tick <= finish_tick:
+            seq.alloc_tick = alloc_tick
+            entry = (group.admit_order, seq_id, finish_tick, base, seq)
+            bucket = self._due.get(alloc_tick)
+            if bucket is None:
+                self._due[alloc_tick] = [entry]
+            else:
+                bucket.append(entry)
+        else:
+            seq.alloc_tick = None
 
     def remove(self, seq: Sequence, tick: int) -> None:
         """Stop tracking; the sequence's counts become exact as of the end of `tick`."""
-        self.materialize(seq, tick)
-        self._sum_base -= seq.num_computed_tokens - seq.as_of_tick
+        # Its counts made exact as of the end of `tick` (the running sums still hold the old ones):
+        steps = tick - seq.as_of_tick
+        seq.num_computed_tokens = num_computed = seq.num_computed_tokens + steps
+        seq.num_output_tokens += steps
+        seq.group.num_generated_tokens += steps
+        seq.as_of_tick = tick
+        self._sum_base -= num_computed - tick
         self._sum_synced -= seq.synced_tokens
-        del self._seqs[seq.seq_id]
+        seq_id = seq.seq_id
+        del self._seqs[seq_id]
         self.num_seqs -= 1
-        finish_tick = self._finish_tick.pop(seq.seq_id)
+        finish_tick = self._finish_tick.pop(seq_id)
         # Its planned allocation, if still ahead (a bucket being processed was taken out already).
-        due = self._due.get(seq.alloc_tick)
-        if due is not None:
-            due.remove((seq.group.admit_order, seq.seq_id, finish_tick, seq.num_computed_tokens - seq.as_of_tick, seq))
-        seq.alloc_tick = None
+        # A finishing sequence has none (its last allocation was planned no later than its finish
+        # tick, whose bucket is gone by then): only a preemption looks through a bucket.
+        if seq.alloc_tick is not None:
+            due = self._due.get(seq.alloc_tick)
+            if due is not None:
+                due.remove((seq.group.admit_order, seq_id, finish_tick, num_computed - tick, seq))
+            seq.alloc_tick = None
 
     def allocate_due(
         self, tick: int, allocate_decodes: Callable[[list[tuple[Sequence, int]]], list[int]],
@@ -182,38 +222,21 @@ class LazyDecodeSet:
                 seq.alloc_tick = None
         self._sum_synced += num_newly_synced
 
-    def materialize(self, seq: Sequence, tick: int) -> None:
-        """Make the sequence's counts exact as of the end of `tick` (running sums unchanged)."""
-        steps = tick - seq.as_of_tick
-        seq.num_computed_tokens += steps
-        seq.num_output_tokens += steps
-        seq.group.num_generated_tokens += steps
-        seq.as_of_tick = tick
-
     def pop_finished(self, tick: int) -> list[Sequence]:
-        """Sequences whose last output token is sampled at `tick`; they leave the set."""
+        """Sequences whose last output token is sampled at `tick` (in admission order); they leave the set."""
         done = []
-        heap = self._finish_heap
-        while heap and heap[0][0] <= tick:
-            finish_tick, _, _, seq = heapq.heappop(heap)
-            if self._finish_tick.get(seq.seq_id) == finish_tick:
-                self.remove(seq, tick)
-                done.append(seq)
+        finish_tick = self._finished_through
+        self._finished_through = tick
+        finishing, planned = self._finishing, self._finish_tick
+        while finish_tick < tick:
+            finish_tick += 1
+            entries = finishing.pop(finish_tick, None)
+            if entries is None:
+                continue
+            if len(entries) > 1:
+                entries.sort()
+            for _, seq_id, seq in entries:
+                if planned.get(seq_id) == finish_tick:  # else it left before (preempted, swapped)
+                    self.remove(seq, tick)
+                    done.append(seq)
         return done
-
-    def _schedule_alloc(self, seq: Sequence) -> None:
-        """Plan the tick at which a sequence joining the set must call allocate again."""
-        headroom = self.strategy.headroom(seq.seq_id)
-        assert headroom >= seq.num_computed_tokens - seq.synced_tokens, "a sequence wrote past its headroom"
-        if not self.lazy:
-            headroom = min(headroom, 1)  # call again at the next tick
-        free_positions = headroom - (seq.num_computed_tokens - seq.synced_tokens)
-        alloc_tick = seq.as_of_tick + max(0, free_positions) + 1
-        assert alloc_tick > self._last_due_tick, "a sequence joined with no room for a tick already planned"
-        finish_tick = self._finish_tick[seq.seq_id]
-        if alloc_tick <= finish_tick:
-            seq.alloc_tick = alloc_tick
-            base = seq.num_computed_tokens - seq.as_of_tick
-            self._due.setdefault(alloc_tick, []).append((seq.group.admit_order, seq.seq_id, finish_tick, base, seq))
-        else:
-            seq.alloc_tick = None

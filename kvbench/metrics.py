@@ -218,15 +218,18 @@ class MetricsRecorder:
         each refers to its request state, so otherwise the pair (and the request's token streams)
         waits as cyclic garbage for the collector, whose young passes walk it again and again. The
         recorder is a finished request's last reader, in a single run and in a fleet alike."""
-        for g in groups:
+        add = self.requests.add
+        for g in groups:  # once per request: each field read once
             r = g.request
-            ttft = g.first_token_time_s - r.arrival_time_s
-            latency = g.finish_time_s - r.arrival_time_s
-            tpot = (g.finish_time_s - g.first_token_time_s) / (r.num_output_tokens - 1) if r.num_output_tokens > 1 else np.nan
-            self.requests.add((
-                r.request_id, r.arrival_time_s, g.first_token_time_s, g.finish_time_s, r.num_prompt_tokens,
-                r.num_output_tokens, r.n, r.beam_width, g.num_generated_tokens, g.num_preemptions,
-                g.num_prefix_hit_tokens, ttft, latency, tpot, latency / r.num_output_tokens,
+            arrival_time_s, first_token_time_s, finish_time_s = r.arrival_time_s, g.first_token_time_s, g.finish_time_s
+            num_output_tokens = r.num_output_tokens
+            ttft = first_token_time_s - arrival_time_s
+            latency = finish_time_s - arrival_time_s
+            tpot = (finish_time_s - first_token_time_s) / (num_output_tokens - 1) if num_output_tokens > 1 else np.nan
+            add((
+                r.request_id, arrival_time_s, first_token_time_s, finish_time_s, r.num_prompt_tokens,
+                num_output_tokens, r.n, r.beam_width, g.num_generated_tokens, g.num_preemptions,
+                g.num_prefix_hit_tokens, ttft, latency, tpot, latency / num_output_tokens,
             ), extra(g) if extra else {})
             g.seqs = []
 

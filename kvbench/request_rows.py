@@ -46,8 +46,9 @@ class RequestRows:
 
     def add(self, row: tuple, extra: dict) -> None:
         """A finished request's row (REQUEST_COLUMNS) and its engine-specific columns."""
-        if self._sink is None:
-            self._append(row, extra)
+        if self._sink is None:  # `_append`, written out: once per request
+            self._packed += _pack_row(*row)
+            self._extras.append(extra)
             return
         self._waiting[row[0]] = (row, extra)
         ids, waiting = self._ids_in_order, self._waiting

@@ -194,6 +194,9 @@ class Scheduler:
         self._pending_swap_out_blocks = 0
         self._pending_swap_out_copies: list[tuple[int, int]] = []
         self._loads_kv = strategy.loads_kv
+        # Whether the strategy can hit cached prefixes at all (the base's `cached_prefix_tokens` is 0):
+        # admission asks once per request otherwise.
+        self._caches_prefixes = type(strategy).cached_prefix_tokens is not KVCacheStrategy.cached_prefix_tokens
         # Whether the strategy overrides the decode-tick bracket (the base's are no-ops: two calls a step).
         self._decode_tick_hooks = (
             getattr(type(strategy), "begin_decode_tick", None) is not KVCacheStrategy.begin_decode_tick
@@ -353,44 +356,48 @@ class Scheduler:
             self._blocked_head = None
         elif self.policy == "lpm" and len(self.waiting) > 1:
             self._order_by_prefix_match()
-        while self.waiting and budget > 0:
+        # Once per step: fields read into locals; the loop body runs once per admitted request.
+        waiting, strategy = self.waiting, self.strategy
+        prefills = step.prefills
+        cached_prefix_tokens = strategy.cached_prefix_tokens if self._caches_prefixes else None
+        while waiting and budget > 0:
             if self._blocked_at is not None and self._blocked_at == (
-                self._num_room_frees, self.strategy.prefix_cache_version()
+                self._num_room_frees, strategy.prefix_cache_version()
             ):
                 return  # nothing that could make room has happened since the head last failed
-            group = self.waiting[0]
-            if self.num_running_seqs + group.request.num_seqs > self.max_num_seqs:
+            group = waiting[0]
+            if self.num_running_seqs + group.num_seqs > self.max_num_seqs:
                 return
             seq = group.seqs[0]
-            num_hit = self.strategy.cached_prefix_tokens(seq, group.num_prefill_target_tokens)
-            num_new = group.num_prefill_target_tokens - num_hit
+            num_target = group.num_prefill_target_tokens
+            num_hit = cached_prefix_tokens(seq, num_target) if cached_prefix_tokens is not None else 0
+            num_new = num_target - num_hit
             fits = True
             if num_new > budget:
                 if not self.chunked_prefill:
                     return
-                fits = not self.reserve_full_prompt or self.strategy.can_hold(
-                    seq, num_hit, group.num_prefill_target_tokens
-                )
+                fits = not self.reserve_full_prompt or strategy.can_hold(seq, num_hit, num_target)
                 num_new = budget
-            if not (fits and self.strategy.allocate(seq, num_hit, num_new) is not None):
-                self._blocked_at = (self._num_room_frees, self.strategy.prefix_cache_version())
+            if not (fits and strategy.allocate(seq, num_hit, num_new) is not None):
+                self._blocked_at = (self._num_room_frees, strategy.prefix_cache_version())
                 self._blocked_head = (seq, num_new)
                 return
             self._blocked_at = None
             self._blocked_head = None
-            self.waiting.popleft()
+            waiting.popleft()
             group.phase = Phase.PREFILL
-            group.admit_order = self._next_admit_order
-            self._next_admit_order += 1
-            self.running[group.admit_order] = group
-            self._prefilling[group.admit_order] = group
+            group.admit_order = admit_order = self._next_admit_order
+            self._next_admit_order = admit_order + 1
+            self.running[admit_order] = group
+            self._prefilling[admit_order] = group
             self.num_running_seqs += 1
             seq.num_computed_tokens = seq.synced_tokens = num_hit
-            group.num_prefix_hit_tokens += num_hit
-            group.num_prefix_query_tokens += group.num_prefill_target_tokens
-            step.num_prefix_hit_tokens += num_hit
-            step.num_prefix_query_tokens += group.num_prefill_target_tokens
-            step.prefills.append(PrefillChunk(seq, num_hit, num_new))
+            if num_hit:
+                group.num_prefix_hit_tokens += num_hit
+                step.num_prefix_hit_tokens += num_hit
+            group.num_prefix_query_tokens += num_target
+            step.num_prefix_query_tokens += num_target
+            prefills.append(PrefillChunk(seq, num_hit, num_new))
             budget -= num_new
 
     def _order_by_prefix_match(self) -> None:
@@ -447,7 +454,7 @@ class Scheduler:
         self._drop_running(group)
         group.num_preemptions += 1
         self._step.num_preemptions += 1
-        if group.request.num_seqs == 1:
+        if group.num_seqs == 1:
             seq = group.seqs[0]  # recompute what it has: prompt + outputs so far
             group.num_prefill_target_tokens = group.request.num_prompt_tokens + seq.num_output_tokens
         else:
@@ -597,22 +604,26 @@ class Scheduler:
 
     def _prefill_done(self, group: RequestState, end_time_s: float, finished: list[RequestState]) -> None:
         seq = group.seqs[0]
-        seq.num_output_tokens += 1
+        seq.num_output_tokens = num_output_tokens = seq.num_output_tokens + 1
         group.num_generated_tokens += 1
+        last = num_output_tokens == group.request.num_output_tokens
         if self.token_events is not None:
-            last = seq.num_output_tokens == group.request.num_output_tokens
             self.token_events.prefill_token(group, end_time_s, self._lazy_tick, last)
         if group.first_token_time_s is None:
             group.first_token_time_s = end_time_s
         del self._prefilling[group.admit_order]
-        if seq.num_output_tokens == group.request.num_output_tokens:
-            if len(group.seqs) < group.request.num_seqs:  # the other samples' only token, same logits
-                group.num_generated_tokens += group.request.num_seqs - len(group.seqs)
+        num_seqs = group.num_seqs
+        if last:
+            if len(group.seqs) < num_seqs:  # the other samples' only token, same logits
+                group.num_generated_tokens += num_seqs - len(group.seqs)
             self._finish(group, end_time_s, finished)
             return
         group.phase = Phase.DECODE
-        if group.request.num_seqs > 1 and len(group.seqs) == 1:
-            for _ in range(group.request.num_seqs - 1):  # parallel samples / beams share the prompt
+        if num_seqs == 1:  # a single sequence decodes lazily (the common case, written out)
+            self.lazy.add(seq, self.tick)
+            return
+        if len(group.seqs) == 1:
+            for _ in range(num_seqs - 1):  # parallel samples / beams share the prompt
                 if not self._fork(group, seq):
                     return
             group.num_generated_tokens += len(group.seqs) - 1

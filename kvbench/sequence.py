@@ -54,11 +54,12 @@ class RequestState:
     __slots__ = (
         "request", "phase", "seqs", "admit_order", "num_preemptions", "first_token_time_s", "finish_time_s",
         "num_prefill_target_tokens", "num_prefix_hit_tokens", "num_prefix_query_tokens", "num_generated_tokens",
-        "_next_stream_id",
+        "_next_stream_id", "num_seqs",
     )
 
     def __init__(self, request: Request):
         self.request = request
+        self.num_seqs = request.num_seqs  # sequences it runs at once after its prefill (read per admission)
         self.phase = Phase.WAITING
         self.seqs: list[Sequence] = []
         self.admit_order = -1

@@ -44,6 +44,7 @@ class WaitingQueue:
             self._arrival_time_s = times_s.__getitem__
         self._num_fed = len(self._feed)
         self._build = build
+        self._feed_is_list = isinstance(self._feed, list)  # a list lets go of each request as it is built
         self._groups: deque[RequestState] = deque()  # built, oldest first
         self._next_built = 0  # feed position of the next request to build
         self._next_arrival = 0  # feed position of the next request to arrive
@@ -104,9 +105,9 @@ class WaitingQueue:
         return iter(self._groups)
 
     def popleft(self) -> RequestState:
-        group = self[0]
-        self._groups.popleft()
-        return group
+        if not self._groups:
+            self._build_next()
+        return self._groups.popleft()
 
     def appendleft(self, group: RequestState) -> None:
         self._groups.appendleft(group)
@@ -122,8 +123,9 @@ class WaitingQueue:
         run[1] -= 1
         if not run[1]:
             self._seq_id_runs.popleft()
-        request = self._feed[self._next_built]
-        if isinstance(self._feed, list):
-            self._feed[self._next_built] = None  # held here until built, then by its state alone
-        self._next_built += 1
+        feed, position = self._feed, self._next_built
+        request = feed[position]
+        if self._feed_is_list:
+            feed[position] = None  # held here until built, then by its state alone
+        self._next_built = position + 1
         self._groups.append(self._build(request, seq_id))

@@ -100,9 +100,12 @@ class BlockPool:
         pop = self.free_queue.pop
         num_reserved = 0
         for _ in range(num_blocks):
-            block = reusable.popleft() if reusable else pop()
-            if block.cache_key is not None:
-                self._evict(block)
+            if reusable:
+                block = reusable.popleft()  # freed without a cache entry: nothing to evict
+            else:
+                block = pop()
+                if block.cache_key is not None:
+                    self._evict(block)
             reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
             block.ref_cnt = 1
             block.num_tokens = 0
@@ -230,6 +233,18 @@ class BlockPool:
         self.token_slots -= num_token_slots
         self.reserved_slots -= num_reserve_end_slots - num_token_slots
         return num_freed > 0
+
+    def release_sole(self, blocks: list[Block], num_token_slots: int, num_reserved_slots: int) -> None:
+        """`release(reversed(blocks))` for blocks that one sequence alone holds (one reference each)
+        and that hold no cache entry, whose held token and reserved slots the caller knows (a
+        sequence of plain `paged`: see PagedTables.free_sole). They all become free, reused tail
+        first; nothing is summed block by block, only each block's own fields are reset."""
+        for block in blocks:
+            block.ref_cnt = block.num_tokens = block.reserve_end = 0
+        self._reusable.extendleft(blocks)  # the tail ends up first, as `release` puts it
+        self.num_free_blocks += len(blocks)
+        self.token_slots -= num_token_slots
+        self.reserved_slots -= num_reserved_slots
 
     def set_fill(self, block: Block, num_tokens: int, reserve_end: int) -> None:
         """Set a held block's filled slots and reservation end, keeping the aggregates."""

@@ -41,6 +41,10 @@ class PagedStrategy(KVCacheStrategy):
             self.pool, self.counters, self._log_copies, kv_groups, getattr(config, "group_pools", "shared"),
         )
         self.grouped = isinstance(self.tables, GroupedTables)
+        # Plain paged shares no block (forks copy, nothing is cached), so a sequence's blocks are
+        # its own and `free` releases them by what the sequence knows (PagedTables.free_sole). A
+        # subclass may share (paged_cow), so it takes the general path unless it says otherwise.
+        self._sole_owners = type(self) is PagedStrategy and not self.grouped
         if self.grouped:
             self.num_kv_groups = self.tables.num_groups
             self.supports_swap = False
@@ -89,6 +93,8 @@ class PagedStrategy(KVCacheStrategy):
         return self.tables.fork_copied(parent_id, child, num_computed_tokens) is not None
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:
+        if self._sole_owners:
+            return self.tables.free_sole(seq_id, num_computed_tokens)
         return self.tables.release(self.tables.drop(seq_id, num_computed_tokens))
 
     def num_swap_blocks(self, seqs: list[tuple[int, int]]) -> int:

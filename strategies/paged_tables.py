@@ -54,6 +54,19 @@ class PagedTables:
     def admit(self, seq: SeqView, hits: list[Block], num_total_tokens: int) -> SeqBlocks | None:
         """A new sequence holding the cached blocks `hits`, with room up to `num_total_tokens`."""
         bs = self.block_size
+        if not hits:
+            # Most admissions hit nothing (every one of plain paged): `fits` and `_append_blocks`
+            # written out, as admission runs once per request.
+            num_blocks = -(-num_total_tokens // bs)
+            pool = self.pool
+            if num_blocks > pool.num_free_blocks:
+                return None
+            final_num_kv_tokens = seq.final_num_kv_tokens
+            blocks = pool.take_reserved(num_blocks, final_num_kv_tokens) if num_blocks else []
+            state = self.seqs[seq.seq_id] = SeqBlocks(blocks, 0, final_num_kv_tokens, seq.stream)
+            self.num_logical_blocks += num_blocks
+            state.num_scheduled_tokens = num_total_tokens
+            return state
         if not self.fits(hits, num_total_tokens):
             return None
         for block in hits:
@@ -232,6 +245,32 @@ class PagedTables:
         """Drop a dropped sequence's references, tail first. Whether a block became free."""
         self.num_logical_blocks -= len(state.blocks)
         return self.pool.release(reversed(state.blocks))
+
+    def free_sole(self, seq_id: int, num_computed_tokens: int) -> bool:
+        """`release(drop(seq_id, num_computed_tokens))` for a sequence that alone holds each of its
+        blocks, none cached and none inherited (every sequence of plain `paged`, which shares
+        nothing). Whether a block became free.
+
+        Every request passes here once, with about twenty blocks, so what its blocks hold is not
+        summed block by block: their tokens are its synced length (blocks hold the tokens synced
+        into them, and it wrote all of them), and each block was reserved, when it was taken, up to
+        the sequence's final length from the block's start, so together they reserve up to
+        `min(capacity, final length)`. Syncing first would only move the tokens written since the
+        last sync from reserved to token slots, which are both released here.
+        """
+        state = self.seqs.pop(seq_id)
+        num_synced = state.num_tokens
+        if num_computed_tokens < num_synced:
+            raise ValueError(f"a sequence cannot shrink ({num_synced} -> {num_computed_tokens} tokens)")
+        assert not state.num_inherited_tokens, "free_sole: the sequence shares blocks it inherited"
+        blocks = state.blocks
+        num_blocks = len(blocks)
+        capacity = num_blocks * self.block_size
+        assert num_computed_tokens <= capacity, f"a sequence wrote past its blocks ({num_computed_tokens} > {capacity})"
+        num_reserve_end_slots = min(capacity, max(0, state.final_num_kv_tokens))
+        self.num_logical_blocks -= num_blocks
+        self.pool.release_sole(blocks, num_synced, num_reserve_end_slots - num_synced)
+        return num_blocks > 0
 
     def block_table(self, seq_id: int) -> list[int]:
         return [block.block_id for block in self.seqs[seq_id].blocks]

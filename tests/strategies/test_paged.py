@@ -114,3 +114,27 @@ def test_a_fork_at_a_block_boundary_copies_nothing(strategy_factory, seq_factory
     assert st.block_table(0) == [0, 1, 3] and st.block_table(1) == [0, 1, 2]
     assert st.counters["cow_copies"] == 0
     check(st)
+
+
+def test_plain_paged_frees_by_what_the_sequence_knows_exactly_as_block_by_block(strategy_factory, seq_factory):
+    """Plain paged frees a sequence's blocks by its synced and final lengths (PagedTables.free_sole);
+    the general path (sync, then release block by block) must leave the same pool: frees at a block
+    boundary, mid-block, mid-prefill (a preemption), unsynced, after a fork's copy and a swap."""
+    fast = strategy_factory("paged", num_blocks=24, block_size=4)
+    slow = strategy_factory("paged", num_blocks=24, block_size=4)
+    slow._sole_owners = False  # the general path, as paged_cow takes it
+    assert fast._sole_owners
+    for st in (fast, slow):
+        a, b, c = seq_factory(0, prompt=6, final=13), seq_factory(1, prompt=9, final=9), seq_factory(2, prompt=3, final=7)
+        assert st.allocate(a, 0, 6) and st.allocate(b, 0, 9) and st.allocate(c, 0, 3)  # b: 12 slots, 9 to write
+        for n in range(6, 11):  # decodes into a third block, the last tokens unsynced
+            assert st.allocate(a, n, 1)
+        assert st.fork(2, seq_factory(3, prompt=c.stream.truncate(3), final=7), 3)
+        assert st.allocate(c, 3, 1)
+        kv = st.swap_out([(2, 4)])  # frees c through `free`, then back in over fresh blocks
+        assert st.swap_in(kv) is not None
+    for seq_id, num_computed in ((1, 5), (0, 12), (2, 4), (3, 3)):  # mid-prefill, unsynced, swapped in, forked
+        assert fast.free(seq_id, num_computed) == slow.free(seq_id, num_computed)
+        assert fast.usage() == slow.usage() and fast.snapshot() == slow.snapshot()
+        check(fast)
+    assert fast.usage().free_slots == 24 * 4 and fast.snapshot().free_queue == slow.snapshot().free_queue
