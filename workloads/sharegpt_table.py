@@ -171,12 +171,19 @@ def load_length_table(path: str | Path | None = None) -> list[Conversation]:
             f"the table was modified or corrupted (rebuild it: {DERIVE_HINT} && "
             "python scripts/derive_sharegpt_table.py)"
         )
+    from kvbench.workloads.sharegpt_table_cache import read_copy, write_copy  # (it imports Conversation from here)
+
+    parsed = read_copy(actual)  # the table parsed by an earlier run, if that table had this sha256
+    if parsed is not None:
+        return parsed
     with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
         rows = csv.reader(file)
         header = tuple(next(rows, ()))
         if header != TABLE_COLUMNS:
             raise ValueError(f"{path}: header is {header}, expected {TABLE_COLUMNS}")
-        return [_parse_row(row, path, rows.line_num) for row in rows]
+        parsed = [_parse_row(row, path, rows.line_num) for row in rows]
+    write_copy(actual, parsed)
+    return parsed
 
 
 def _parse_row(row: list[str], path: Path, line: int) -> Conversation:
