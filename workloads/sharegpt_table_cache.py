@@ -20,8 +20,6 @@ import marshal
 import os
 from pathlib import Path
 
-from kvbench.workloads.sharegpt_table import Conversation
-
 CACHE_DIR_VARIABLE = "KVBENCH_CACHE_DIR"
 FORMAT = 1  # what the copy holds: (FORMAT, sha256, ids, roles, token counts)
 
@@ -42,29 +40,29 @@ def copy_path(table_sha256: str) -> Path | None:
     return None if folder is None else folder / f"length_table_{table_sha256}.marshal{marshal.version}"
 
 
-def read_copy(table_sha256: str) -> list[Conversation] | None:
-    """The conversations of the table with this sha256, from its copy; None without a valid one."""
+def read_copy(table_sha256: str) -> tuple[list[str], list[str], list[tuple[int, ...]]] | None:
+    """The columns (conversation ids, roles, token counts) of the table with this sha256, from its
+    copy; None without a valid one. (The caller's `Conversation` checks each row's two lengths.)"""
     path = copy_path(table_sha256)
     try:
         data = marshal.loads(path.read_bytes()) if path is not None else None
         version, sha256, ids, roles, counts = data
         if (version, sha256) != (FORMAT, table_sha256) or not len(ids) == len(roles) == len(counts):
             return None
-        conversations = list(map(Conversation, ids, roles, counts))  # Conversation checks each row's lengths
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if not all(type(c.num_tokens) is tuple for c in conversations):
+    columns_typed = type(ids) is type(roles) is type(counts) is list
+    if not columns_typed or not all(type(row) is tuple for row in counts):
         return None
-    return conversations
+    return ids, roles, counts
 
 
-def write_copy(table_sha256: str, conversations: list[Conversation]) -> None:
-    """Keep the parsed table for the next run, written whole or not at all."""
+def write_copy(table_sha256: str, ids: list[str], roles: list[str], counts: list[tuple[int, ...]]) -> None:
+    """Keep the parsed table's columns for the next run, written whole or not at all."""
     path = copy_path(table_sha256)
     if path is None:
         return
-    data = marshal.dumps((FORMAT, table_sha256, [c.conversation_id for c in conversations],
-                          [c.roles for c in conversations], [c.num_tokens for c in conversations]))
+    data = marshal.dumps((FORMAT, table_sha256, ids, roles, counts))
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
