@@ -6,7 +6,9 @@ bench_simulator.py). For each case it measures, as medians of `--rounds` rounds:
 - `loop`: the step loop of one run in this process (kvbench.runner.simulate, steps streamed to a
   Parquet file as a run streams them), CPU seconds (time.process_time);
 - `process`: the whole `kvbench run` process, start to exit, CPU seconds and peak RSS (os.wait4),
-  and its start-up: wall seconds from starting the process to its first simulated step;
+  and its wall time in three parts: start-up (from starting the process to its first simulated
+  step), the loop (first step to the loop's end) and after the loop (to the process's exit: the
+  tables, the summary, the run directory);
 - `vllm`: the same requests replayed through vLLM 0.33.0's Scheduler and KVCacheManager
   (kvbench.oracle.vllm_replay, no model), CPU seconds; only with `--vllm` and the oracle installed
   (scripts/install_vllm_oracle.sh).
@@ -39,6 +41,7 @@ from kvbench.runner import build, simulate
 from kvbench.commands.listing import choices
 
 FIRST_STEP_AT = "kvbench first step at"
+LOOP_END_AT = "kvbench loop end at"
 # The configuration the README and docs/performance.md quote.
 DOCUMENTED = ["workload=sharegpt", "workload.num_requests=10000", "workload.arrival=offline", "model=llama-2-7b",
               "hardware=a100-80gb"]
@@ -66,7 +69,8 @@ def loop_cpu_s(overrides: list[str]) -> tuple[float, int]:
 
 
 # `kvbench run` as the `kvbench` command runs it, but reporting on stderr when (time.time()) its
-# first step starts: the step loop's first call.
+# first step starts (the step loop's first call) and when its loop ends (the loop's last step
+# returned).
 RUN_WITH_FIRST_STEP_TIME = f"""
 import sys, time
 from kvbench.cli import main
@@ -77,7 +81,8 @@ import kvbench.runner
 
 def run_steps(*args, run_steps=kvbench.runner.run_steps):
     print("{FIRST_STEP_AT}", repr(time.time()), file=sys.stderr, flush=True)
-    return run_steps(*args)
+    yield from run_steps(*args)
+    print("{LOOP_END_AT}", repr(time.time()), file=sys.stderr, flush=True)
 
 kvbench.runner.run_steps = run_steps
 sys.exit(main())  # as the `kvbench` script calls it: the process ends when it returns
@@ -97,8 +102,9 @@ def compile_kvbench() -> None:
             compileall.compile_dir(folder, quiet=1)
 
 
-def process_cpu_s(overrides: list[str]) -> tuple[float, float, int, float]:
-    """(CPU seconds, wall seconds, peak RSS bytes, start-up wall seconds) of a whole `kvbench run` process."""
+def process_cpu_s(overrides: list[str]) -> tuple[float, float, int, float, float, float]:
+    """(CPU seconds, wall seconds, peak RSS bytes, start-up, loop and after-loop wall seconds) of a whole
+    `kvbench run` process."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-c", RUN_WITH_FIRST_STEP_TIME, "run", *overrides, f"hydra.run.dir={tmp}/run"]
         started_at = time.time()
@@ -108,12 +114,15 @@ def process_cpu_s(overrides: list[str]) -> tuple[float, float, int, float]:
         child = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=WITH_BYTECODE)
         _, status, usage = os.wait4(child.pid, 0)
         wall_s = time.perf_counter() - start
+        ended_at = started_at + wall_s
         stderr = child.stderr.read().decode()
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
             raise RuntimeError(f"{' '.join(command[3:])} failed: {stderr[-500:]}")
     first_step_at = float(stderr.split(FIRST_STEP_AT, 1)[1].split()[0])
-    return usage.ru_utime + usage.ru_stime, wall_s, usage.ru_maxrss * 1024, first_step_at - started_at
+    loop_end_at = float(stderr.split(LOOP_END_AT, 1)[1].split()[0])
+    return (usage.ru_utime + usage.ru_stime, wall_s, usage.ru_maxrss * 1024, first_step_at - started_at,
+            loop_end_at - first_step_at, ended_at - loop_end_at)
 
 
 def vllm_cpu_s(overrides: list[str]) -> float:
@@ -146,19 +155,21 @@ def median_of(rounds: int, measure, *args):
 
 def strategy_rows(rounds: int, with_vllm: bool, strategies: list[str], launcher) -> list[str]:
     rows = ["| strategy | simulated tokens | loop CPU s | M tokens / loop CPU-s | process CPU s | M tokens / "
-            "process CPU-s | process wall s | start-up wall s | peak RSS MiB | vLLM KVCacheManager CPU s | "
-            "M tokens / vLLM CPU-s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "process CPU-s | process wall s | M tokens / process wall-s | start-up wall s | loop wall s | "
+            "after-loop wall s | peak RSS MiB | vLLM KVCacheManager CPU s | M tokens / vLLM CPU-s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in strategies:
         overrides = [f"strategy={name}", *DOCUMENTED, *EXTRA.get(name, [])]
         loop_s, tokens = median_of(rounds, loop_cpu_s, overrides)
-        proc_s, wall_s, rss, startup_s = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
+        proc_s, wall_s, rss, startup_s, loop_wall_s, after_s = median_of(
+            rounds, launcher.apply, process_cpu_s, (overrides,))
         vllm = ""
         if with_vllm and name == "paged_prefix":  # vLLM's manager: paging with prefix caching
             (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
             vllm = f"{vllm_s:.2f} | {tokens / vllm_s / 1e6:.2f}"
         rows.append(f"| {name} | {tokens:,.0f} | {loop_s:.2f} | {tokens / loop_s / 1e6:.2f} | {proc_s:.2f} | "
-                    f"{tokens / proc_s / 1e6:.2f} | {wall_s:.2f} | {startup_s:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
+                    f"{tokens / proc_s / 1e6:.2f} | {wall_s:.2f} | {tokens / wall_s / 1e6:.2f} | {startup_s:.2f} | "
+                    f"{loop_wall_s:.2f} | {after_s:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
         print(rows[-1], flush=True)
     return rows
 
@@ -171,7 +182,7 @@ def scale_rows(rounds: int, sizes: list[int], launcher) -> list[str]:
         run = build(compose(overrides))
         tokens = simulated_tokens(run.workload.requests)
         del run
-        proc_s, _, rss, _ = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
+        proc_s, _, rss, *_ = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
         rows.append(f"| {num_requests:,} | {tokens:,} | {proc_s:.1f} | {tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} |")
         print(rows[-1], flush=True)
     return rows

@@ -70,7 +70,31 @@ def main(argv: list[str] | None = None) -> int:
         # quarter of a CPU-second after a 10,000-request run) only to free memory the OS takes back
         # anyway; frozen, the collector skips them.
         gc.freeze()
+        if command == "run":
+            end_process(code)
     return code
+
+
+def end_process(code: int) -> None:
+    """End the process now, as the interpreter would but without its teardown (clearing some 700
+    modules and freeing every object one by one: about 0.03 s after a 10,000-request run, for
+    memory the OS takes back anyway). What an exit must still do is done first: the `atexit`
+    functions (logging's flush and close of kvbench.log among them) and flushing stdout and stderr.
+    Returns instead, leaving it all to the interpreter, while another non-daemon thread runs (the
+    interpreter would wait for it) or when the standard streams cannot be flushed (it reports that)."""
+    import atexit
+    import os
+    import threading
+
+    if any(t is not threading.main_thread() and not t.daemon for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from kvbench.provenance import kvbench_source, working_repository
+from kvbench.provenance import distribution_version, run_sources
 
 if TYPE_CHECKING:  # pandas (a third of a second) is imported where a DataFrame is asked for, not in a run
     import numpy as np
@@ -65,7 +65,7 @@ def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = distribution_version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
@@ -254,13 +254,14 @@ class RunDirectory:
     def start(self, cfg: DictConfig, extra: dict) -> None:
         """Record what is about to run."""
         (self.path / CONFIG).write_text(experiment_yaml(cfg))
+        source, working = run_sources()
         self._manifest = {
             "status": "running",
             "command": " ".join(sys.argv),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seed": cfg.seed,
-            "kvbench": kvbench_source(),
-            "working_repository": working_repository(),
+            "kvbench": source,
+            "working_repository": working,
             "versions": package_versions(),
             "platform": platform.platform(),
             "table_format": self.table_format.value,

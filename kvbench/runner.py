@@ -27,7 +27,7 @@ from kvbench.results import ResultsConfig, RunDirectory, gpu_record
 from kvbench.run_claim import RunClaim
 from kvbench.run_log import run_log
 from kvbench.scheduler import Scheduler
-from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
+from kvbench.serving_metrics import vllm_figures, vllm_metrics, vllm_result, write_vllm_result
 from kvbench.settings_check import check_run_config
 from kvbench.step_loop import run_steps
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
@@ -242,15 +242,16 @@ def _execute_logged(cfg: DictConfig, run_dir: Path, directory: RunDirectory, cho
         requests = directory.finish_tables(recorder.empty_step_columns(), RequestRows.empty_columns())
         itl = run.scheduler.token_events
         slo = OmegaConf.to_object(cfg.goodput) if "goodput" in cfg else None
+        figures = vllm_figures(requests, slo, itl)
         summary = rounded({
             **summary_header(run),
             **summarize(recorder.step_totals, requests, run.budget.kv_cache_bytes, recorder.end_time_s),
             **event_totals(recorder.step_totals),
-            **vllm_metrics(requests, recorder.end_time_s, slo, itl),
+            **vllm_metrics(requests, recorder.end_time_s, slo, itl, figures),
             **run.executor.summary_fields(),
             **swap_summary(run.scheduler, run.executor, run.budget.block_bytes),
         })
-        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl))
+        write_vllm_result(run_dir, vllm_result(summary, requests, _request_rate(run.cfg), slo, itl, figures))
         directory.complete(summary)
         log.info("complete: %d requests in %.1f simulated s over %d steps; %.1f output tok/s, mean batch %.2f",
                  summary["num_requests"], summary["duration_s"], summary["num_steps"], summary["output_tokens_per_s"],

@@ -92,35 +92,50 @@ def _ms(values_s) -> np.ndarray:
     return np.asarray(values_s, dtype=np.float64) * 1000
 
 
-def vllm_metrics(
-    requests: RequestsTable, duration_s: float, slo: SLOConfig | None = None, itl: InterTokenLatencies | None = None,
-) -> dict:
-    """The flat vLLM-named figures for summary.json (see the module docstring); the ITL figures are
-    null without the run's `itl`."""
-    per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
-    output_tokens = int(output_lengths(requests).sum())
-    input_tokens = int(np.asarray(requests["num_prompt_tokens"], dtype=np.int64).sum())
-    itl_ms = (itl or InterTokenLatencies()).stats_ms(PERCENTILES)
-    goodput = None
-    if slo is not None and slo.is_set():
-        goodput = per_s(int(good_requests(requests, slo).sum()))
+def vllm_figures(requests: RequestsTable, slo: SLOConfig | None = None,
+                 itl: InterTokenLatencies | None = None) -> dict:
+    """What `vllm_metrics` computes from the requests, before dividing by a duration: a run gives
+    it to both `vllm_metrics` and `vllm_result` (two durations: the run's and summary.json's rounded
+    one) so that the columns are read back and sorted once."""
     return {
         "completed": len(requests),
+        "total_input_tokens": int(np.asarray(requests["num_prompt_tokens"], dtype=np.int64).sum()),
+        "total_output_tokens": int(output_lengths(requests).sum()),
+        "good_requests": int(good_requests(requests, slo).sum()) if slo is not None and slo.is_set() else None,
+        "latencies": {
+            **_stats("ttft", _ms(requests["ttft_s"])),
+            **_stats("tpot", _ms(requests["tpot_s"])),
+            **dict(sorted((itl or InterTokenLatencies()).stats_ms(PERCENTILES).items())),
+            **_stats("e2el", _ms(requests["latency_s"])),
+        },
+    }
+
+
+def vllm_metrics(
+    requests: RequestsTable, duration_s: float, slo: SLOConfig | None = None, itl: InterTokenLatencies | None = None,
+    figures: dict | None = None,
+) -> dict:
+    """The flat vLLM-named figures for summary.json (see the module docstring); the ITL figures are
+    null without the run's `itl`. `figures`: `vllm_figures` of the same requests, SLOs and ITLs,
+    when already computed."""
+    per_s = (lambda x: x / duration_s) if duration_s > 0 else (lambda x: 0.0)
+    figures = figures or vllm_figures(requests, slo, itl)
+    input_tokens, output_tokens = figures["total_input_tokens"], figures["total_output_tokens"]
+    good = figures["good_requests"]
+    return {
+        "completed": figures["completed"],
         "total_input_tokens": input_tokens,
         "total_output_tokens": output_tokens,
-        "request_throughput": per_s(len(requests)),
-        "request_goodput": goodput,
+        "request_throughput": per_s(figures["completed"]),
+        "request_goodput": None if good is None else per_s(good),
         "output_throughput": per_s(output_tokens),
         "total_token_throughput": per_s(output_tokens + input_tokens),
-        **_stats("ttft", _ms(requests["ttft_s"])),
-        **_stats("tpot", _ms(requests["tpot_s"])),
-        **dict(sorted(itl_ms.items())),
-        **_stats("e2el", _ms(requests["latency_s"])),
+        **figures["latencies"],
     }
 
 
 def vllm_result(summary: dict, requests: RequestsTable, request_rate: float | None, slo: SLOConfig | None,
-                itl: InterTokenLatencies | None = None) -> dict:
+                itl: InterTokenLatencies | None = None, figures: dict | None = None) -> dict:
     """What `vllm bench serve --save-result` writes, filled from a kvbench run (loads into the same tools).
 
     Fields vLLM takes from a live server (generated texts) are empty, and so are the per-request
@@ -129,7 +144,7 @@ def vllm_result(summary: dict, requests: RequestsTable, request_rate: float | No
     at a time (a million requests: 8 MB each).
     """
     duration_s = float(summary.get("duration_s") or 0.0)
-    metrics = vllm_metrics(requests, duration_s, slo, itl)  # over summary.json's (rounded) duration
+    metrics = vllm_metrics(requests, duration_s, slo, itl, figures)  # over summary.json's (rounded) duration
     num_requests = len(requests)
     goodput_config = {k: v for k, v in
                       (("ttft", slo.ttft_ms), ("tpot", slo.tpot_ms), ("e2el", slo.e2el_ms)) if v is not None} \

@@ -9,7 +9,10 @@ scheduled workflow .github/workflows/nightly.yml runs it). A test that needs mor
 its peers scales the profile's count (`settings().max_examples`).
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import torch
 from hypothesis import settings
@@ -20,3 +23,9 @@ settings.load_profile("ci")  # --hypothesis-profile=NAME, handled by Hypothesis'
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Parsed length tables (kvbench/workloads/sharegpt_table_cache.py) go to a folder of the session's,
+# not the user's ~/.cache; subprocesses inherit it.
+if "KVBENCH_CACHE_DIR" not in os.environ:
+    os.environ["KVBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="kvbench-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["KVBENCH_CACHE_DIR"], ignore_errors=True)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kvbench.workloads.sharegpt_table_cache import read_copy, write_copy
+
 __all__ = [
     "ROLE_LETTERS",
     "TABLE_COLUMNS",
@@ -171,12 +173,20 @@ def load_length_table(path: str | Path | None = None) -> list[Conversation]:
             f"the table was modified or corrupted (rebuild it: {DERIVE_HINT} && "
             "python scripts/derive_sharegpt_table.py)"
         )
+    columns = read_copy(actual)  # the table parsed by an earlier run, if that table had this sha256
+    if columns is not None:
+        try:
+            return list(map(Conversation, *columns))
+        except ValueError:  # a row whose lengths disagree: a copy not to trust, parsed again below
+            pass
     with gzip.open(path, "rt", encoding="utf-8", newline="") as file:
         rows = csv.reader(file)
         header = tuple(next(rows, ()))
         if header != TABLE_COLUMNS:
             raise ValueError(f"{path}: header is {header}, expected {TABLE_COLUMNS}")
-        return [_parse_row(row, path, rows.line_num) for row in rows]
+        parsed = [_parse_row(row, path, rows.line_num) for row in rows]
+    write_copy(actual, [c.conversation_id for c in parsed], [c.roles for c in parsed], [c.num_tokens for c in parsed])
+    return parsed
 
 
 def _parse_row(row: list[str], path: Path, line: int) -> Conversation:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from kvbench import runner
+from kvbench import cli, runner
 from kvbench.cli import main
 from kvbench.collector import LOOP_GEN0_THRESHOLD
 from kvbench.compose import compose
@@ -56,12 +56,15 @@ def test_the_run_process_builds_its_run_with_the_collector_off_and_loops_with_it
     original = runner.run_steps
     monkeypatch.setattr(runner, "run_steps", run_steps)
     monkeypatch.setattr(sys, "argv", ["kvbench", "run", "workload.num_requests=5", f"hydra.run.dir={tmp_path / 'run'}"])
+    ended = []
+    monkeypatch.setattr(cli, "end_process", ended.append)  # the process would end there (test_process_end.py)
     gc.callbacks.append(count)
     try:
         assert main() == 0
     finally:
         gc.callbacks.remove(count)
         gc.unfreeze()  # the process freezes what is left before its teardown
+    assert ended == [0]
     assert passes_before_the_loop == []
     assert in_loop[0][0] and in_loop[0][1] > 1000
     assert gc.isenabled()

@@ -59,3 +59,52 @@ def test_a_wheel_built_from_a_checkout_carries_its_commit(tmp_path):
 def test_describe_says_when_the_tree_had_changes():
     assert provenance.describe("abc", True) == "abc (uncommitted changes)"
     assert provenance.describe(None, None) == "unknown"
+
+
+def test_package_versions_read_from_the_header_are_importlib_metadatas(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    names = {d.metadata["Name"] for d in metadata.distributions()} - {None}
+    assert len(names) > 10  # the venv's packages: kvbench's dependencies at least
+    assert {name: provenance.distribution_version(name) for name in names} == {
+        name: metadata.version(name) for name in names}
+    # A header without a Version line is left to the library (which says None), not guessed from the body.
+    dist_info = tmp_path / "bare-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: bare\n\nVersion: 9.9 in the body\n")
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: metadata.PathDistribution(dist_info))
+    assert provenance.distribution_version("bare") is None is metadata.PathDistribution(dist_info).version
+
+
+def test_a_version_line_deep_in_a_long_header_is_found(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    dist_info = tmp_path / "long-2.5.dist-info"
+    dist_info.mkdir()
+    classifiers = "".join(f"Classifier: Topic :: {i}\n" for i in range(100))
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: long\n{classifiers}Version: 2.5\n\nbody\n")
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: metadata.PathDistribution(dist_info))
+    assert provenance.distribution_version("long") == "2.5" == metadata.PathDistribution(dist_info).version
+
+
+@pytest.mark.parametrize("in_a_repository", [True, False])
+def test_run_sources_is_the_two_records_with_their_git_processes_side_by_side(tmp_path, monkeypatch,
+                                                                              in_a_repository):
+    study = tmp_path / "study"
+    study.mkdir()
+    if in_a_repository:
+        git(study, "init", "-q")
+        (study / "plan.txt").write_text("plan\n")
+        git(study, "add", "plan.txt")
+        git(study, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "plan")
+        (study / "plan.txt").write_text("changed\n")
+    monkeypatch.chdir(study)
+    assert provenance.run_sources() == (provenance.kvbench_source(), provenance.working_repository())
+    expected = {"commit": git(study, "rev-parse", "HEAD"), "dirty": True, "name": "study"} if in_a_repository else None
+    assert provenance.run_sources()[1] == expected
+
+
+def test_a_missing_directory_or_git_is_no_repository(tmp_path, monkeypatch):
+    assert provenance.GitState(tmp_path / "gone").result() is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on the PATH
+    assert provenance.GitState(tmp_path).result() is None

@@ -115,3 +115,33 @@ def test_the_vllm_result_is_written_chunk_by_chunk_as_one_json_dumps_would(tmp_p
     as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in values.items()}
     expected = json.dumps(as_lists, indent=1).replace("NaN", "null").replace("Infinity", "null") + "\n"
     assert path.read_text() == expected
+
+
+def test_figures_computed_once_give_the_same_metrics_and_result_for_each_duration():
+    from kvbench.serving_metrics import vllm_figures, vllm_result
+
+    class CountingTable:  # a table on disk: each column read is counted
+        def __init__(self):
+            self.reads = 0
+
+        def __len__(self):
+            return len(REQUESTS)
+
+        def __getitem__(self, name):
+            self.reads += 1
+            return REQUESTS[name].to_numpy()
+
+    slo = SLOConfig(ttft_ms=300, tpot_ms=120)
+    table = CountingTable()
+    figures = vllm_figures(table, slo, None)
+    reads_for_figures = table.reads
+    for duration_s in (5.0, 0.0):
+        assert vllm_metrics(table, duration_s, slo, None, figures) == vllm_metrics(REQUESTS, duration_s, slo)
+    assert table.reads == reads_for_figures  # nothing read again
+    summary = {"duration_s": 5.0, "engine": "sim"}
+    with_figures = vllm_result(summary, REQUESTS, None, slo, None, figures)
+    without = vllm_result(summary, REQUESTS, None, slo)
+    assert with_figures.keys() == without.keys()
+    assert {k: v for k, v in with_figures.items() if not callable(v) and k != "date"} == {
+        k: v for k, v in without.items() if not callable(v) and k != "date"}
+    assert with_figures["request_goodput"] == pytest.approx(2 / 5)  # 0.1 s / 0.2 s TTFT, TPOT within 120 ms
