@@ -24,6 +24,16 @@ SMALL = ["workload.num_requests=20"]
 LONG = ["workload=synthetic", "workload.num_requests=100000", "workload.rate=1000"]
 
 
+# A process that starts with SIGINT ignored keeps ignoring it: shells start background jobs that way
+# (so that Ctrl-C in the terminal spares them) and Python then installs no KeyboardInterrupt handler.
+# A test suite started in the background would hand that on to the run, so the run is started as a
+# terminal's foreground job would be: SIGINT back to its default, then exec'd (which keeps it).
+WITH_CTRL_C = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+]
+
+
 def kvbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "kvbench.cli", *args], cwd=cwd, capture_output=True, text=True)
 
@@ -47,7 +57,7 @@ def wait_until_running(manifest: Path, process: subprocess.Popen, timeout_s: flo
 def test_a_signal_marks_the_run_interrupted_without_a_traceback(tmp_path, signum):
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kvbench.cli", "run", *LONG, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+        [*WITH_CTRL_C, "-m", "kvbench.cli", "run", *LONG, f"hydra.run.dir={run_dir}"], cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     wait_until_running(run_dir / "manifest.json", process)
