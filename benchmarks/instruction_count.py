@@ -23,6 +23,7 @@ Needs Valgrind (`apt install valgrind`); nothing here asserts anything.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -43,10 +44,15 @@ if sys.argv[1] == "loop":
 INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
+# Python salts str hashes per process, which moves dict layouts and so the count by about 1%
+# between runs of the same code: fixed here, so that a count repeats (results never depend on it).
+FIXED_HASH_SEED = {**os.environ, "PYTHONHASHSEED": "0"}
+
+
 def count_instructions(command: list[str], cwd: str) -> int:
     """Instructions the command executes, children not followed."""
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    done = subprocess.run(valgrind + command, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(valgrind + command, cwd=cwd, capture_output=True, text=True, env=FIXED_HASH_SEED)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed under valgrind:\n{done.stderr[-2000:]}")
     return int(INSTRUCTIONS.search(done.stderr).group(1).replace(",", ""))

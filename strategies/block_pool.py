@@ -50,6 +50,7 @@ class BlockPool:
         self.block_size = block_size
         self.blocks: list[Block] = []  # materialised blocks; block_id == index (handed out in id order first)
         self.free_queue: EvictionPolicy = eviction(num_blocks, self._materialise)
+        self._push_all = getattr(self.free_queue, "push_all", None) or self._push_each
         self._reusable: deque[Block] = deque()  # freed blocks holding no cache entry: handed out first
         # (PagedTables.grow_decodes takes from `_reusable` and `free_queue` itself, as take_reserved does.)
         self.cached: dict[Hashable, Block] = {}  # map key -> the block a lookup finds (held or free)
@@ -65,6 +66,9 @@ class BlockPool:
         self.num_evicted_blocks = 0
         # Free blocks (reusable + the policy's), counted here rather than summed: every allocation reads it.
         self.num_free_blocks = num_blocks
+        # Whether evicting is only dropping the entry (no subclass adds to it, as tiers do): then
+        # PagedTables.grow_decodes evicts a twin-free block itself and counts once per call.
+        self.evicts_plainly = type(self)._evict is BlockPool._evict
 
     def _materialise(self, block_id: int) -> Block:
         block = Block(block_id)
@@ -125,10 +129,14 @@ class BlockPool:
         else:
             del self.cached[block.map_key]
             block.cache_key = None
-        self.num_cached_free_blocks -= 1
-        self.num_evicted_blocks += 1
+        self.count_evictions(1)
+
+    def count_evictions(self, num_blocks: int) -> None:
+        """`num_blocks` cached free blocks lost their entries (taken for new content)."""
+        self.num_cached_free_blocks -= num_blocks
+        self.num_evicted_blocks += num_blocks
         if self._counters is not None:
-            self._counters["evicted_blocks"] += 1
+            self._counters["evicted_blocks"] += num_blocks
 
     def cache(self, block: Block, key: Hashable, key_hash: int | None = None) -> None:
         """Register a held, full block under `key` (whose `hash` is `key_hash`, when the caller has
@@ -212,8 +220,10 @@ class BlockPool:
         """
         reusable: list[Block] = []
         append = reusable.append
+        cached: list[Block] = []  # freed holding a cache entry: into the eviction policy, in order
+        append_cached = cached.append
         # What the freed blocks held, summed (every sequence's release walks all of its blocks).
-        num_cached = num_token_slots = num_reserve_end_slots = 0
+        num_token_slots = num_reserve_end_slots = 0
         for block in blocks_tail_first:
             ref_cnt = block.ref_cnt - 1
             block.ref_cnt = ref_cnt
@@ -224,8 +234,10 @@ class BlockPool:
                     block.num_tokens = block.reserve_end = 0
                     append(block)
                 else:
-                    num_cached += 1
-                    self.free_queue.push(block)
+                    append_cached(block)
+        num_cached = len(cached)
+        if num_cached:
+            self._push_all(cached)
         num_freed = len(reusable) + num_cached
         self._reusable.extendleft(reversed(reusable))
         self.num_cached_free_blocks += num_cached
@@ -233,6 +245,12 @@ class BlockPool:
         self.token_slots -= num_token_slots
         self.reserved_slots -= num_reserve_end_slots - num_token_slots
         return num_freed > 0
+
+    def _push_each(self, blocks: list[Block]) -> None:
+        """`push_all` for an eviction policy without it."""
+        push = self.free_queue.push
+        for block in blocks:
+            push(block)
 
     def release_sole(self, blocks: list[Block], num_token_slots: int, num_reserved_slots: int) -> None:
         """`release(reversed(blocks))` for blocks that one sequence alone holds (one reference each)

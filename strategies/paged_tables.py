@@ -150,6 +150,12 @@ class PagedTables:
         # The pool's free count as of the last flush: nothing in the one-pass case below changes it
         # (a sync moves slots, an eviction moves a cached block), so it is read once, not per block.
         num_free = pool.num_free_blocks
+        # Once a prefix-caching pool has cycled, every block taken evicts a cached one: with no
+        # content held twice and no tier to write it to, that is dropping its entry, done here and
+        # counted once per call too (BlockPool._evict otherwise).
+        cached = pool.cached
+        evict_here = pool.evicts_plainly and not pool._twins
+        num_evicted = 0
         for i, (seq, num_computed_tokens) in enumerate(batch):
             state = seqs[seq.seq_id]
             blocks = state.blocks
@@ -158,7 +164,9 @@ class PagedTables:
                 pool.token_slots += num_written
                 pool.reserved_slots += num_reserved - num_written
                 self.num_logical_blocks += num_taken
-                num_taken = num_written = num_reserved = 0
+                if num_evicted:
+                    pool.count_evictions(num_evicted)
+                num_taken = num_written = num_reserved = num_evicted = 0
                 headroom = self.grow_one(state, num_computed_tokens)
                 num_free = pool.num_free_blocks
                 if headroom is None:
@@ -182,7 +190,12 @@ class PagedTables:
             # BlockPool.take_reserved for one block, its counts added up above.
             block = reusable.popleft() if reusable else pop_never_reused()
             if block.cache_key is not None:
-                pool._evict(block)
+                if evict_here:
+                    del cached[block.map_key]
+                    block.cache_key = None
+                    num_evicted += 1
+                else:
+                    pool._evict(block)
             num_to_write = state.final_num_kv_tokens - num_computed_tokens
             block.reserve_end = reserve_end = bs if num_to_write > bs else (num_to_write if num_to_write > 0 else 0)
             block.ref_cnt = 1
@@ -194,6 +207,8 @@ class PagedTables:
         pool.token_slots += num_written
         pool.reserved_slots += num_reserved - num_written
         self.num_logical_blocks += num_taken
+        if num_evicted:
+            pool.count_evictions(num_evicted)
         return headrooms
 
     def headroom(self, state: SeqBlocks) -> int:

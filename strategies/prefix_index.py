@@ -128,7 +128,12 @@ class PrefixIndex:
         """
         bs = self.block_size
         chains = self.chains
-        cache = self.pool.cache
+        pool = self.pool
+        cache = pool.cache
+        # BlockPool.cache written out for a block whose content nobody else registered (the map
+        # filed by hash, the hash free): almost every output block.
+        setdefault = pool.cached.setdefault if not pool._by_full_key else None
+        num_first = 0  # blocks that became their content's entry: each bumps the lookup version
         for admitted, seq_id, num_tokens in fills:
             if admission.get(seq_id) != admitted:
                 continue
@@ -138,10 +143,22 @@ class PrefixIndex:
                 chain = chains[seq_id]  # a held sequence's chain is kept (lookup, fork, swap-in)
                 keys = chain.keys
                 if i < len(keys):
-                    cache(state.blocks[i], keys[i], chain.hashes[i])
+                    block = state.blocks[i]
                     state.num_cached_blocks = i + 1
+                    if setdefault is not None:
+                        key_hash = chain.hashes[i]
+                        block.cache_key = keys[i]
+                        block.map_key = key_hash
+                        if setdefault(key_hash, block) is block:
+                            num_first += 1
+                            continue
+                    # A twin, a collision, or a map filed by full keys: the pool sorts it out.
+                    cache(block, keys[i], chain.hashes[i])
+                    setdefault = pool.cached.setdefault if not pool._by_full_key else None
                     continue
             self.register(seq_id, state, num_tokens)
+            setdefault = pool.cached.setdefault if not pool._by_full_key else None
+        pool.lookup_version += num_first
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:
         """Forget entries of blocks whose tokens were scheduled but never computed (a sequence

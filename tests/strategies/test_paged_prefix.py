@@ -187,17 +187,29 @@ def test_a_lookup_finds_the_earliest_registered_twin(strategy_factory, seq_facto
     check(st)
 
 
+# What the five sequences generate (sequences i and i + 3 share a prompt): twins (two pairs generate
+# the same stream), every output its own (the tables then evict by themselves, without twins), or
+# outputs whose block keys differ but hash alike (CPython: hash(-1) == hash(-2)); these after
+# prompts of whole blocks, so that the first colliding block is one a decode fills.
+OUTPUT_KEYS = {"twins": lambda i: ("reply", i % 3), "unique": lambda i: ("reply", i),
+               "colliding": lambda i: ("reply", -1 - i // 3)}
+PROMPT_LENGTHS = {"twins": lambda i: 3 + 2 * i, "unique": lambda i: 3 + 2 * i, "colliding": lambda i: 4 * (i + 1)}
+
+
+@pytest.mark.parametrize("outputs", sorted(OUTPUT_KEYS))
 @pytest.mark.parametrize("block_size", [1, 2, 4])
 @pytest.mark.parametrize("num_blocks", [9, 40])
-def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory, seq_factory, block_size, num_blocks):
-    """`allocate_decodes` within a decode tick (its one-pass path) leaves, tick after tick, the
-    headrooms, tables and cache of allocating each sequence alone: sequences at block boundaries
-    and mid-block, outputs that are twins of each other (two pairs generate the same stream), a
-    block size of 1 (a decode's write fills its block at once), and refusals in a tight pool."""
+def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory, seq_factory, block_size, num_blocks,
+                                                               outputs):
+    """`allocate_decodes` within a decode tick (its one-pass path, which evicts and registers blocks
+    itself) leaves, tick after tick, the headrooms, tables, cache and counters of allocating each
+    sequence alone: sequences at block boundaries and mid-block, twin, unique and colliding outputs,
+    a block size of 1 (a decode's write fills its block at once), and refusals in a tight pool."""
     batched = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
     one_by_one = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
-    prompts = [TokenSequence.synthetic(("prompt", i), 3 + 2 * i) for i in range(3)]
-    seqs = [seq_factory(i, prompts[i % 3], final=len(prompts[i % 3]) + 14, gen=("reply", i % 3)) for i in range(5)]
+    prompts = [TokenSequence.synthetic(("prompt", i), PROMPT_LENGTHS[outputs](i)) for i in range(3)]
+    output_key = OUTPUT_KEYS[outputs]
+    seqs = [seq_factory(i, prompts[i % 3], final=len(prompts[i % 3]) + 14, gen=output_key(i)) for i in range(5)]
     synced, computed, headroom = {}, {}, {}
     for seq in seqs:
         num_prompt_tokens = len(prompts[seq.seq_id % 3])
@@ -230,6 +242,8 @@ def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory,
         assert batched.snapshot() == one_by_one.snapshot()
         assert batched.usage() == one_by_one.usage()
         assert batched.prefix_cache_version() == one_by_one.prefix_cache_version()
+        assert batched.counters == one_by_one.counters
+        assert batched.pool.num_evicted_blocks == one_by_one.pool.num_evicted_blocks
     for seq_id, n in computed.items():  # finished: synced to all it wrote, and checked
         assert batched.free(seq_id, n) == one_by_one.free(seq_id, n)
     assert batched.snapshot() == one_by_one.snapshot()
