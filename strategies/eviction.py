@@ -4,10 +4,9 @@ A policy holds the pool's free blocks. Freed blocks join it (`push`), allocation
 (`pop`), and a cached free block that a new request hits leaves it from anywhere (`remove`).
 Whatever `pop` returns loses its cache entry, so the pop order is the eviction order.
 
-`LRUFreeQueue` (vLLM v1's free queue): least recently freed first. vLLM threads a doubly linked
-list through its blocks; here an `OrderedDict` keyed by block id is that list, kept in C, so every
-operation is O(1) and costs no Python-level pointer updates (every block of every output is pushed
-once and popped once); a sequence's blocks are freed tail first, so its tail is evicted before its head.
+`LRUFreeQueue` (vLLM v1's free queue): least recently freed first. It is a doubly linked list
+threaded through the blocks themselves, so every operation is O(1); a sequence's blocks are freed
+tail first, so its tail is evicted before its head.
 
 Blocks are materialised lazily: the queue starts as every block id in order, but ids never handed
 out yet are a counter, not objects. `pop` hands them out first, then the freed blocks: exactly the
@@ -17,14 +16,12 @@ with the blocks a run actually uses, never with the pool's size.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Protocol
 
 
 class Block:
-    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "map_key")
+    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "map_key", "prev_free", "next_free")
 
     def __init__(self, block_id: int):
         self.block_id = block_id
@@ -33,12 +30,11 @@ class Block:
         self.reserve_end = 0  # slots below this will be written by the owner; above: internal frag
         self.cache_key: object | None = None  # (parent block hash, content) once full and cached
         self.map_key: object = None  # what the pool's cache map files it under (block_pool.py); stale once uncached
+        self.prev_free: Block | None = None
+        self.next_free: Block | None = None
 
     def __repr__(self) -> str:
         return f"Block({self.block_id}, ref={self.ref_cnt}, tokens={self.num_tokens})"
-
-
-_block_id = attrgetter("block_id")
 
 
 class EvictionPolicy(Protocol):
@@ -73,15 +69,33 @@ class LRUFreeQueue:
         self._materialise = materialise  # block id -> its new Block (the pool records it)
         self._num_pool_blocks = num_blocks
         self._next_fresh_id = 0  # ids from here up were never handed out: the queue's head
-        self._freed: OrderedDict[int, Block] = OrderedDict()  # block id -> block, least recently freed first
+        self._head = Block(-1)
+        self._tail = Block(-1)
+        self._head.next_free = self._tail
+        self._tail.prev_free = self._head
+        self._num_linked = 0
         self.num_blocks = num_blocks
 
     def push(self, block: Block) -> None:
-        self._freed[block.block_id] = block
+        last = self._tail.prev_free
+        last.next_free = block
+        block.prev_free = last
+        block.next_free = self._tail
+        self._tail.prev_free = block
+        self._num_linked += 1
         self.num_blocks += 1
 
     def push_all(self, blocks: list[Block]) -> None:
-        self._freed.update(zip(map(_block_id, blocks), blocks))  # no Python-level step per block
+        """`push` for each block in order: the blocks are chained to each other, then to the tail."""
+        tail = self._tail
+        last = tail.prev_free
+        for block in blocks:
+            last.next_free = block
+            block.prev_free = last
+            last = block
+        last.next_free = tail
+        tail.prev_free = last
+        self._num_linked += len(blocks)
         self.num_blocks += len(blocks)
 
     def pop(self) -> Block:
@@ -90,15 +104,30 @@ class LRUFreeQueue:
             self._next_fresh_id += 1
             self.num_blocks -= 1
             return block
-        if not self._freed:
+        block = self._head.next_free
+        if block is self._tail:
             raise IndexError("no free block")
+        after = block.next_free  # unlink the head (remove(), inlined: this is every allocation)
+        self._head.next_free = after
+        after.prev_free = self._head
+        block.prev_free = block.next_free = None
+        self._num_linked -= 1
         self.num_blocks -= 1
-        return self._freed.popitem(last=False)[1]
+        return block
 
     def remove(self, block: Block) -> None:
         """Only freed blocks can be removed: a never-used block holds nothing anyone could want."""
-        del self._freed[block.block_id]
+        block.prev_free.next_free = block.next_free
+        block.next_free.prev_free = block.prev_free
+        block.prev_free = block.next_free = None
+        self._num_linked -= 1
         self.num_blocks -= 1
 
     def block_ids(self) -> list[int]:
-        return [*range(self._next_fresh_id, self._num_pool_blocks), *self._freed]
+        ids = list(range(self._next_fresh_id, self._num_pool_blocks))
+        block = self._head.next_free
+        while block is not self._tail:
+            ids.append(block.block_id)
+            block = block.next_free
+        return ids
+

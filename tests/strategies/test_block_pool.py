@@ -4,6 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvbench.strategies.block_pool import BlockPool
+from kvbench.strategies.eviction import Block, LRUFreeQueue
 
 
 def test_free_queue_pops_in_order_and_uncached_blocks_are_reused_first():
@@ -54,6 +55,28 @@ def test_popping_a_cached_block_evicts_its_entry():
     (reused,) = pool.take_new(1)
     assert reused is first and first.cache_key is None and pool.lookup("k") is None and not pool.cached
     assert pool.num_evicted_blocks == 1 and pool.num_cached_free_blocks == 0
+
+
+@given(st.lists(st.lists(st.integers(0, 7), max_size=4), max_size=8), st.integers(0, 6))
+def test_pushing_blocks_at_once_queues_them_as_pushing_each(batches, num_removed):
+    """`LRUFreeQueue.push_all` (a release's cached blocks) leaves the order, counts and links of a
+    `push` per block, also after blocks are taken out of the middle and popped again."""
+    queues = [LRUFreeQueue(0, Block) for _ in range(2)]
+    blocks = [[Block(i) for i in range(8)] for _ in queues]  # each queue its own objects
+    free = set()
+    for batch in batches:
+        batch = [i for i in dict.fromkeys(batch) if i not in free]
+        queues[0].push_all([blocks[0][i] for i in batch])
+        for i in batch:
+            queues[1].push(blocks[1][i])
+        free.update(batch)
+    for i in sorted(free)[:num_removed]:
+        for queue, own in zip(queues, blocks):
+            queue.remove(own[i])
+    assert queues[0].block_ids() == queues[1].block_ids()
+    assert queues[0].num_blocks == queues[1].num_blocks == len(free) - min(num_removed, len(free))
+    for _ in range(queues[1].num_blocks):
+        assert queues[0].pop().block_id == queues[1].pop().block_id
 
 
 def test_a_pool_of_a_trillion_blocks_builds_only_what_it_hands_out():
