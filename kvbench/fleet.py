@@ -39,7 +39,7 @@ from kvbench.request_rows import RequestRows
 from kvbench.results import RunDirectory, write_json_atomic
 from kvbench.routers import FleetConfig, Router, make_router
 from kvbench.scheduler import Scheduler, StepPlan
-from kvbench.serving_metrics import vllm_metrics, vllm_result, write_vllm_result
+from kvbench.serving_metrics import vllm_figures, vllm_metrics, vllm_result, write_vllm_result
 from kvbench.step_loop import StepResult
 from kvbench.strategies import STRATEGIES, KVCacheStrategy
 from kvbench.strategies.tiers import remote_store
@@ -212,18 +212,19 @@ def execute_fleet(run, run_dir: Path, directory: RunDirectory, header: dict, req
     end_time_s = max(r.end_time_s for r in recorders)
     slo = OmegaConf.to_object(run.cfg.goodput) if "goodput" in run.cfg else None
     itl = InterTokenLatencies.merged([replica.scheduler.token_events for replica in replicas])
+    figures = vllm_figures(requests, slo, itl)  # for both summary.json and the vLLM-format result
     summary = rounded({
         **header,
         "num_replicas": fleet.num_replicas,
         "router": fleet.router,
         **summarize(totals, requests, run.budget.kv_cache_bytes, end_time_s),
         **event_totals(totals),
-        **vllm_metrics(requests, end_time_s, slo, itl),
+        **vllm_metrics(requests, end_time_s, slo, itl, figures),
         **_combined_engine_fields(replicas),
         **_combined_swap_fields(swap_fields),
     })
     write_json_atomic(run_dir / REPLICAS, per_replica)
-    write_vllm_result(run_dir, vllm_result(summary, requests, request_rate, slo, itl))
+    write_vllm_result(run_dir, vllm_result(summary, requests, request_rate, slo, itl, figures))
     directory.requests.write({name: requests[name].to_numpy() for name in requests})
     directory.finish_tables(with_replica(recorders[0].empty_step_columns(), 0), RequestRows.empty_columns())
     directory.complete(summary)
