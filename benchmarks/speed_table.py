@@ -14,7 +14,7 @@ bench_simulator.py). For each case it measures, as medians of `--rounds` rounds:
   (scripts/install_vllm_oracle.sh).
 
     python benchmarks/speed_table.py --rounds 5 --vllm            # the per-strategy table
-    python benchmarks/speed_table.py --scale --rounds 1           # 100k and 1M synthetic requests
+    python benchmarks/speed_table.py --scale 10000 100000 1000000 --rounds 1 --vllm   # per scale
 
 CPU time, not wall time, so that a busy machine slows the figures less (it still does: caches
 are shared). Nothing here asserts anything about time.
@@ -174,16 +174,24 @@ def strategy_rows(rounds: int, with_vllm: bool, strategies: list[str], launcher)
     return rows
 
 
-def scale_rows(rounds: int, sizes: list[int], launcher) -> list[str]:
-    rows = ["| requests | simulated tokens | process CPU s | M tokens / process CPU-s | peak RSS MiB |",
-            "|---:|---:|---:|---:|---:|"]
+def scale_rows(rounds: int, sizes: list[int], launcher, vllm_max_requests: int) -> list[str]:
+    """`paged` at each size; the vLLM replay of the same requests up to `vllm_max_requests` (it
+    runs about 50x slower: a million requests would take over an hour)."""
+    rows = ["| requests | simulated tokens | process CPU s | M tokens / process CPU-s | peak RSS MiB | "
+            "vLLM KVCacheManager CPU s | M tokens / vLLM CPU-s |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
     for num_requests in sizes:
         overrides = [*SCALE, f"workload.num_requests={num_requests}"]
         run = build(compose(overrides))
         tokens = simulated_tokens(run.workload.requests)
         del run
         proc_s, _, rss, *_ = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
-        rows.append(f"| {num_requests:,} | {tokens:,} | {proc_s:.1f} | {tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} |")
+        vllm = " |"
+        if num_requests <= vllm_max_requests:
+            (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
+            vllm = f"{vllm_s:.1f} | {tokens / vllm_s / 1e6:.2f}"
+        rows.append(f"| {num_requests:,} | {tokens:,} | {proc_s:.1f} | {tokens / proc_s / 1e6:.2f} | {rss / 2**20:.0f} | "
+                    f"{vllm} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -191,7 +199,10 @@ def scale_rows(rounds: int, sizes: list[int], launcher) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--vllm", action="store_true", help="also replay through vLLM 0.33.0 (paged_prefix's row)")
+    parser.add_argument("--vllm", action="store_true",
+                        help="also replay through vLLM 0.33.0 (paged_prefix's row; each scale up to --vllm-max-requests)")
+    parser.add_argument("--vllm-max-requests", type=int, default=100_000,
+                        help="the largest scale replayed through vLLM with --vllm (default 100000)")
     parser.add_argument("--strategies", default=",".join(choices("strategy")))
     parser.add_argument("--scale", nargs="*", type=int, help="request counts of the scale table (e.g. 100000 1000000)")
     args = parser.parse_args()
@@ -201,7 +212,8 @@ def main() -> None:
     compile_kvbench()
     with multiprocessing.get_context("spawn").Pool(1) as launcher:
         if args.scale:
-            print("\n".join(scale_rows(args.rounds, args.scale, launcher)))
+            vllm_max_requests = args.vllm_max_requests if args.vllm else 0
+            print("\n".join(scale_rows(args.rounds, args.scale, launcher, vllm_max_requests)))
         else:
             print("\n".join(strategy_rows(args.rounds, args.vllm, args.strategies.split(","), launcher)))
 
