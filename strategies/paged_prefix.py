@@ -251,10 +251,14 @@ class PagedPrefixStrategy(KVCacheStrategy):
         # Almost every sequence was at a block boundary and got a fresh block of its own: it fills
         # that block bs - 1 ticks from now, so those fills make one list, written out here.
         fills_at_block_end = []
+        append_fill = fills_at_block_end.append
+        now_decoding = self._decoding.add
+        fresh_block_headroom = bs if bs > 1 else 0  # with one slot a block, the write fills it now
         for (seq, num_computed_tokens), headroom in zip(batch, headrooms):
             seq_id = seq.seq_id
-            if headroom == bs and not num_computed_tokens % bs and bs > 1:
-                fills_at_block_end.append((admission[seq_id], seq_id, num_computed_tokens + bs))
+            now_decoding(seq_id)
+            if headroom == fresh_block_headroom and not num_computed_tokens % bs:
+                append_fill((admission[seq_id], seq_id, num_computed_tokens + bs))
             else:
                 self._queue_fills(seq_id, seqs[seq_id], num_computed_tokens, headroom)
         if fills_at_block_end:
@@ -263,7 +267,6 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 self._fills[tick + bs - 1] = fills_at_block_end
             else:
                 due += fills_at_block_end
-        self._decoding.update([seq.seq_id for seq, _ in batch[: len(headrooms)]])
         return headrooms
 
     def _queue_fills(self, seq_id: int, state, num_computed_tokens: int, headroom: int) -> None:
