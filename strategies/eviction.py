@@ -73,7 +73,6 @@ class LRUFreeQueue:
         self._tail = Block(-1)
         self._head.next_free = self._tail
         self._tail.prev_free = self._head
-        self._num_linked = 0
         self.num_blocks = num_blocks
 
     def push(self, block: Block) -> None:
@@ -82,7 +81,6 @@ class LRUFreeQueue:
         block.prev_free = last
         block.next_free = self._tail
         self._tail.prev_free = block
-        self._num_linked += 1
         self.num_blocks += 1
 
     def push_all(self, blocks: list[Block]) -> None:
@@ -95,7 +93,6 @@ class LRUFreeQueue:
             last = block
         last.next_free = tail
         tail.prev_free = last
-        self._num_linked += len(blocks)
         self.num_blocks += len(blocks)
 
     def pop(self) -> Block:
@@ -111,7 +108,6 @@ class LRUFreeQueue:
         self._head.next_free = after
         after.prev_free = self._head
         block.prev_free = block.next_free = None
-        self._num_linked -= 1
         self.num_blocks -= 1
         return block
 
@@ -120,7 +116,6 @@ class LRUFreeQueue:
         block.prev_free.next_free = block.next_free
         block.next_free.prev_free = block.prev_free
         block.prev_free = block.next_free = None
-        self._num_linked -= 1
         self.num_blocks -= 1
 
     def block_ids(self) -> list[int]:
