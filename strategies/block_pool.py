@@ -32,7 +32,7 @@ huge pool costs no more than a small one.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from kvbench.strategies.eviction import Block, EvictionPolicy, LRUFreeQueue
 
@@ -66,9 +66,11 @@ class BlockPool:
         self.num_evicted_blocks = 0
         # Free blocks (reusable + the policy's), counted here rather than summed: every allocation reads it.
         self.num_free_blocks = num_blocks
-        # Whether evicting is only dropping the entry (no subclass adds to it, as tiers do): then
-        # PagedTables.grow_decodes evicts a twin-free block itself and counts once per call.
+        # Whether evicting and caching are only this class's map updates (no subclass adds to them,
+        # as tiers do): then the hot paths do them themselves (PagedTables.grow_decodes evicts a
+        # twin-free block and counts once per call; PrefixIndex.register_fills files a block).
         self.evicts_plainly = type(self)._evict is BlockPool._evict
+        self._caches_plainly = type(self).cache is BlockPool.cache
 
     def _materialise(self, block_id: int) -> Block:
         block = Block(block_id)
@@ -155,6 +157,14 @@ class BlockPool:
         else:  # another content under this hash: from now on entries are filed by their full keys
             self._file_by_full_keys()
             self.cache(block, key)
+
+    def filing(self) -> Callable[[Hashable, Block], Block] | None:
+        """The map's `setdefault`, for a caller that files a block under its key's hash itself
+        (`cache` written out: set the block's `cache_key` and `map_key`, and where it returns
+        another block, call `cache`, which sorts out a twin or a collision), or None where `cache`
+        must be called: entries filed by full keys, or a subclass's `cache`. Ask again after any
+        call to `cache`, which can refile the map."""
+        return self.cached.setdefault if self._caches_plainly and not self._by_full_key else None
 
     def _file_by_full_keys(self) -> None:
         """Refile every entry under its full key, in the same order (a lookup finds the same block)."""

@@ -130,9 +130,9 @@ class PrefixIndex:
         chains = self.chains
         pool = self.pool
         cache = pool.cache
-        # BlockPool.cache written out for a block whose content nobody else registered (the map
-        # filed by hash, the hash free): almost every output block.
-        setdefault = pool.cached.setdefault if not pool._by_full_key else None
+        # BlockPool.cache written out for a block whose content nobody else registered (its hash
+        # comes free): almost every output block.
+        setdefault = pool.filing()
         num_first = 0  # blocks that became their content's entry: each bumps the lookup version
         for admitted, seq_id, num_tokens in fills:
             if admission.get(seq_id) != admitted:
@@ -154,10 +154,10 @@ class PrefixIndex:
                             continue
                     # A twin, a collision, or a map filed by full keys: the pool sorts it out.
                     cache(block, keys[i], chain.hashes[i])
-                    setdefault = pool.cached.setdefault if not pool._by_full_key else None
+                    setdefault = pool.filing()
                     continue
             self.register(seq_id, state, num_tokens)
-            setdefault = pool.cached.setdefault if not pool._by_full_key else None
+            setdefault = pool.filing()
         pool.lookup_version += num_first
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:

@@ -127,3 +127,21 @@ def test_a_key_sharing_another_ones_hash_is_never_a_hit():
     pool.release([b])
     pool.take_new(2)  # the one never used, then b: evicted
     assert pool.lookup(key_b) is None and pool.lookup(key_a) is twin
+
+
+def test_a_caller_files_blocks_itself_only_where_caching_is_the_maps_alone():
+    """`filing()` hands out the map's setdefault (PrefixIndex.register_fills files decode-filled
+    blocks with it) while entries are filed by hash and no subclass adds to `cache`; after a
+    collision refiles the map by full keys, or in a pool whose `cache` also writes to tiers, None."""
+    pool = BlockPool(num_blocks=4, block_size=2)
+    assert pool.filing() == pool.cached.setdefault
+    a, b = pool.take_new(2)
+    for block, key in zip((a, b), COLLIDING_KEYS):
+        pool.cache(block, key)
+    assert pool.filing() is None
+
+    class WritingThrough(BlockPool):
+        def cache(self, block, key, key_hash=None):
+            super().cache(block, key, key_hash)
+
+    assert WritingThrough(num_blocks=4, block_size=2).filing() is None
