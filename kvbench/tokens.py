@@ -257,8 +257,8 @@ class TokenSequence:
             start += block_size
         return keys, hashes
 
-    def _made_segments(self) -> tuple[tuple[Segment, ...], list[int]]:
-        """`(segments, _starts)`; a deferred sequence makes them without keeping them."""
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        """`(segments, _starts)`; a deferred sequence makes them without keeping them (see `_Deferred`)."""
         return self.segments, self._starts
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
@@ -285,7 +285,7 @@ class _Deferred(TokenSequence):
     the segments must be derived in `__getattr__` too.)
 
     The operands of `+` and what a maker returns are read by the sequence made of them, usually
-    once: their content is made without being kept (`_made_segments`), so that reading a
+    once: their content is made without being kept (`_make`), so that reading a
     request's branch (its prompt + its output, both deferred) costs one conversion, not five.
     """
 
@@ -308,9 +308,6 @@ class _Deferred(TokenSequence):
     def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
         raise NotImplementedError
 
-    def _made_segments(self) -> tuple[tuple[Segment, ...], list[int]]:
-        return self._make()  # not kept: see the class docstring
-
 
 class _DeferredSynthetic(_Deferred):
     """`TokenSequence.synthetic(key, num_tokens)` with num_tokens > 0 or None; `_parts` is the key."""
@@ -329,8 +326,8 @@ class _DeferredJoin(_Deferred):
     def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
         left, right = self._parts
         offset = left.num_tokens
-        left_segments, left_starts = left._made_segments()
-        right_segments, right_starts = right._made_segments()
+        left_segments, left_starts = left._make()
+        right_segments, right_starts = right._make()
         return left_segments + right_segments, left_starts + [offset + start for start in right_starts]
 
 
@@ -345,7 +342,7 @@ class _DeferredCall(_Deferred):
         if made.num_tokens != self.num_tokens:
             raise ValueError(f"a deferred TokenSequence said {self.num_tokens} tokens, but {make.__qualname__}({arg!r}) "
                              f"made {made.num_tokens}")
-        return made._made_segments()
+        return made._make()
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:

@@ -127,7 +127,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self._num_admissions += 1
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
-        self._register_filled()
+        if self._registered_tick != self._done_tick:  # asked once per admission
+            self._register_filled()
         max_num_blocks = (num_tokens - 1) // self.block_size
         num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
         if self.tiers is not None:

@@ -79,8 +79,14 @@ class PrefixIndex:
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
         """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
         # All the keys at once: a prefix computed after a miss registers its blocks under them.
-        chain = self._chain(seq_id, stream)
-        keys, hashes = chain.extend(max_num_blocks), chain.hashes
+        # (`_chain` and `extend` written out: every admission looks its sequence up twice.)
+        chain = self.chains.get(seq_id)
+        if chain is None:
+            chain = self.chains[seq_id] = KeyChain(stream, self.block_size)
+        keys = chain.keys
+        if max_num_blocks > len(keys):
+            chain.extend(max_num_blocks)
+        hashes = chain.hashes
         lookup = self.pool.lookup
         hits: list[Block] = []
         for i in range(max_num_blocks):

@@ -106,15 +106,11 @@ class ShareGPTWorkload(Workload):
         # Three int32 columns, one row per picked turn.
         conversation_rows, prompt_messages, output_messages = picked.T
 
-        def turn_of(row: int) -> int:
-            """The picked turn that row `row` replays."""
-            return row if row < num_picked else extra.item(row - num_picked)
-
         def message_of(messages: np.ndarray) -> Callable[[int], TokenSequence]:
             """Row -> the message `messages` picks in its turn, as one synthetic segment."""
 
             def message(row: int) -> TokenSequence:
-                turn = turn_of(row)
+                turn = row if row < num_picked else extra.item(row - num_picked)  # the picked turn it replays
                 conversation, index = conversations[conversation_rows.item(turn)], messages.item(turn)
                 return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
 
