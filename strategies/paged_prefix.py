@@ -130,7 +130,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         if self._registered_tick != self._done_tick:  # asked once per admission
             self._register_filled()
         max_num_blocks = (num_tokens - 1) // self.block_size
-        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
+        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks, seq.final_num_kv_tokens))
         if self.tiers is not None:
             num_hits += len(self._tier_run(self.index.chain(seq.seq_id, seq.stream), num_hits, max_num_blocks))
         return num_hits * self.block_size
