@@ -131,6 +131,19 @@ class TokenSequence:
             append(seq)
         return made
 
+    @staticmethod
+    def synthetic_keys_read_later(lengths: Iterable[int], key_of: Callable[[Any], Hashable], args: Iterable) -> list[TokenSequence]:
+        """`synthetic(key_of(arg), num_tokens)` for each pair of `lengths` (each > 0) and `args`, with
+        the key looked up when the content is first read: as `deferred_many` for a maker that gives
+        one synthetic segment, without making (and checking) a sequence per read."""
+        made = []
+        append, new = made.append, object.__new__
+        for num_tokens, arg in zip(lengths, args):
+            seq = new(_DeferredKey)
+            seq.num_tokens, seq._parts = num_tokens, (key_of, arg)
+            append(seq)
+        return made
+
     def __len__(self) -> int:
         if self.num_tokens is None:
             raise TypeError("an unbounded TokenSequence has no length")
@@ -277,7 +290,8 @@ class _Deferred(TokenSequence):
 
     The scheduler builds three sequences per request (its prompt, its recorded output, its first
     branch: prompt + output), and strategies without prefix caching only ever read their lengths.
-    So `synthetic`, `deferred` and `+` keep the length and what the segments are made of (`_parts`).
+    So `synthetic`, `deferred`, `synthetic_keys_read_later` and `+` keep the length and what the
+    segments are made of (`_parts`).
     The first read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills
     them and turns the object into a plain `TokenSequence`: from then on they are read at a slot's
     speed (the prefix-cache key functions read them at every block). The content is what building
@@ -316,6 +330,16 @@ class _DeferredSynthetic(_Deferred):
 
     def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
         return (Synthetic(self._parts, self.num_tokens),), [0]
+
+
+class _DeferredKey(_Deferred):
+    """`TokenSequence.synthetic_keys_read_later`'s sequences; `_parts` is (key_of, arg)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        key_of, arg = self._parts
+        return (Synthetic(key_of(arg), self.num_tokens),), [0]
 
 
 class _DeferredJoin(_Deferred):

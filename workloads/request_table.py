@@ -80,3 +80,17 @@ class MadeWhenRead:
         return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
 
 
+
+
+class SyntheticWhenRead(MadeWhenRead):
+    """A `prompt` / `output` column whose rows are one synthetic segment each, `key_of(row)` its key
+    (`TokenSequence.synthetic_keys_read_later`): a `MadeWhenRead` that makes no sequence per read."""
+
+    __slots__ = ()
+
+    def __call__(self, row: int) -> TokenSequence:
+        return TokenSequence.synthetic_keys_read_later((self.lengths.item(row),), self.make, (row,))[0]
+
+    def many(self, rows: np.ndarray) -> list[TokenSequence]:
+        lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
+        return TokenSequence.synthetic_keys_read_later(lengths.tolist(), self.make, rows.tolist())

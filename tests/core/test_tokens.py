@@ -95,9 +95,11 @@ def deferred_and_eager() -> list[tuple[TokenSequence, TokenSequence]]:
     same sequence built from its segments."""
     prompt, output = TokenSequence.synthetic("p", 10), TokenSequence.synthetic("o", 5)
     gen = TokenSequence.synthetic("gen", None)
+    keyed_later = TokenSequence.synthetic_keys_read_later([10], lambda arg: ("k", arg), [3])[0]
     return [
         (prompt, TokenSequence((Synthetic("p", 10),))),
         (prompt + output, TokenSequence((Synthetic("p", 10), Synthetic("o", 5)))),
+        (keyed_later + output, TokenSequence((Synthetic(("k", 3), 10), Synthetic("o", 5)))),
         (TokenSequence.synthetic("p", 10) + TokenSequence.from_ids([7, 8]) + gen,
          TokenSequence((Synthetic("p", 10), Explicit((7, 8)), Synthetic("gen", None)))),
     ]
@@ -202,3 +204,16 @@ def test_chain_keys_computed_in_parts_equal_those_computed_at_once(block_size):
             assert (head[0] + tail[0], head[1] + tail[1]) == whole
     with pytest.raises(IndexError, match="outside a sequence of 19 tokens"):
         key_test_sequences()[0].chain_keys(None, 0, 20 // block_size + 1, block_size)
+
+
+def test_synthetic_keys_read_later_are_looked_up_only_when_the_content_is_read():
+    asked = []
+
+    def key_of(arg: int) -> tuple:
+        asked.append(arg)
+        return ("message", arg)
+
+    made = TokenSequence.synthetic_keys_read_later([4, 7], key_of, [1, 2])
+    assert [seq.num_tokens for seq in made] == [4, 7] and asked == []
+    assert made[1].segments == (Synthetic(("message", 2), 7),) and asked == [2]
+    assert made[0] + made[1] == TokenSequence((Synthetic(("message", 1), 4), Synthetic(("message", 2), 7)))
