@@ -80,11 +80,10 @@ class MadeWhenRead:
         return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
 
 
-
-
 class SyntheticWhenRead(MadeWhenRead):
-    """A `prompt` / `output` column whose rows are one synthetic segment each, `key_of(row)` its key
-    (`TokenSequence.synthetic_keys_read_later`): a `MadeWhenRead` that makes no sequence per read."""
+    """A `prompt` / `output` column whose rows are one synthetic segment each: `make(row)` gives its
+    key, looked up when the content is first read (`TokenSequence.synthetic_keys_read_later`), so a
+    read makes no sequence to convert and check, as a `MadeWhenRead`'s maker does."""
 
     __slots__ = ()
 
