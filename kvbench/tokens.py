@@ -131,6 +131,19 @@ class TokenSequence:
             append(seq)
         return made
 
+    @staticmethod
+    def synthetic_keys_read_later(lengths: Iterable[int], key_of: Callable[[Any], Hashable], args: Iterable) -> list[TokenSequence]:
+        """`synthetic(key_of(arg), num_tokens)` for each pair of `lengths` (each > 0) and `args`, with
+        the key looked up when the content is first read: as `deferred_many` for a maker that gives
+        one synthetic segment, without making (and checking) a sequence per read."""
+        made = []
+        append, new = made.append, object.__new__
+        for num_tokens, arg in zip(lengths, args):
+            seq = new(_DeferredKey)
+            seq.num_tokens, seq._parts = num_tokens, (key_of, arg)
+            append(seq)
+        return made
+
     def __len__(self) -> int:
         if self.num_tokens is None:
             raise TypeError("an unbounded TokenSequence has no length")
@@ -169,9 +182,12 @@ class TokenSequence:
             out.append(seg)
         return TokenSequence(out)
 
-    def _pieces(self, start: int, end: int):
+    def _check_range(self, start: int, end: int) -> None:
         if start < 0 or end < start or (self.num_tokens is not None and end > self.num_tokens):
             raise IndexError(f"range [{start}, {end}) outside a sequence of {self.num_tokens} tokens")
+
+    def _pieces(self, start: int, end: int):
+        self._check_range(start, end)
         i = bisect.bisect_right(self._starts, start) - 1
         while start < end:
             seg, seg_start = self.segments[i], self._starts[i]
@@ -186,14 +202,28 @@ class TokenSequence:
         seg = self.segments[i] if i >= 0 else None
         if seg is not None and (seg.num_tokens is None or end <= self._starts[i] + seg.num_tokens) and start < end:
             return (_content(seg, start - self._starts[i], end - self._starts[i]),)  # one segment: the common case
+        self._check_range(start, end)
+        return self._span_key(i, start, end)
+
+    def _span_key(self, i: int, start: int, end: int) -> tuple:
+        """`block_key(start, end)` of a range inside the sequence whose first token is in segment `i`."""
+        segments, starts = self.segments, self._starts
         pieces: list[tuple] = []
-        for seg, lo, hi in self._pieces(start, end):
-            if isinstance(seg, Explicit) and pieces and pieces[-1][0] == 1:
+        while start < end:
+            seg, seg_start = segments[i], starts[i]
+            lo, hi = start - seg_start, end - seg_start
+            if seg.num_tokens is not None and seg.num_tokens < hi:
+                hi = seg.num_tokens
+            if type(seg) is Synthetic:
+                pieces.append((0, seg.key, lo, hi))
+            elif pieces and pieces[-1][0] == 1:
                 # Adjacent explicit ids form one piece, so the key does not depend on where a
                 # request list split them into segments (a quoted output, a multi-turn prompt).
                 pieces[-1] = (1, pieces[-1][1] + seg.ids[lo:hi])
             else:
-                pieces.append(_content(seg, lo, hi))
+                pieces.append((1, seg.ids[lo:hi]))
+            start = seg_start + hi
+            i += 1
         return tuple(pieces)
 
     def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], list[int]]:
@@ -208,9 +238,10 @@ class TokenSequence:
         hashes: list[int] = []
         append, append_hash = keys.append, hashes.append
         segments, starts = self.segments, self._starts
+        end = start + num_blocks * block_size
+        self._check_range(start, end)
         i = bisect.bisect_right(starts, start) - 1
         last = len(starts) - 1
-        end = start + num_blocks * block_size
         while start < end:
             while i < last and starts[i + 1] <= start:
                 i += 1
@@ -232,12 +263,16 @@ class TokenSequence:
                         append_hash(parent_hash)
                     start += num_inside
                     continue
-            key = (parent_hash, self.block_key(start, start + block_size))
+            key = (parent_hash, self._span_key(i, start, start + block_size))
             append(key)
             parent_hash = hash(key)
             append_hash(parent_hash)
             start += block_size
         return keys, hashes
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        """`(segments, _starts)`; a deferred sequence makes them without keeping them (see `_Deferred`)."""
+        return self.segments, self._starts
 
     def ids(self, start: int, end: int, vocab_size: int) -> np.ndarray:
         """Token ids of [start, end) as int64, synthetic streams folded into [0, vocab_size)."""
@@ -255,12 +290,17 @@ class _Deferred(TokenSequence):
 
     The scheduler builds three sequences per request (its prompt, its recorded output, its first
     branch: prompt + output), and strategies without prefix caching only ever read their lengths.
-    So `synthetic`, `deferred` and `+` keep the length and what the segments are made of (`_parts`).
+    So `synthetic`, `deferred`, `synthetic_keys_read_later` and `+` keep the length and what the
+    segments are made of (`_parts`).
     The first read of `segments` or `_starts`, slots still unset, reaches `__getattr__`, which fills
     them and turns the object into a plain `TokenSequence`: from then on they are read at a slot's
     speed (the prefix-cache key functions read them at every block). The content is what building
     eagerly gives, since it is a pure function of the parts. (A slot that `__init__` derives from
     the segments must be derived in `__getattr__` too.)
+
+    The operands of `+` and what a maker returns are read by the sequence made of them, usually
+    once: their content is made without being kept (`_make`), so that reading a
+    request's branch (its prompt + its output, both deferred) costs one conversion, not five.
     """
 
     __slots__ = ()
@@ -292,6 +332,16 @@ class _DeferredSynthetic(_Deferred):
         return (Synthetic(self._parts, self.num_tokens),), [0]
 
 
+class _DeferredKey(_Deferred):
+    """`TokenSequence.synthetic_keys_read_later`'s sequences; `_parts` is (key_of, arg)."""
+
+    __slots__ = ()
+
+    def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
+        key_of, arg = self._parts
+        return (Synthetic(key_of(arg), self.num_tokens),), [0]
+
+
 class _DeferredJoin(_Deferred):
     """`left + right`, both non-empty and `left` bounded; `_parts` is (left, right)."""
 
@@ -300,7 +350,9 @@ class _DeferredJoin(_Deferred):
     def _make(self) -> tuple[tuple[Segment, ...], list[int]]:
         left, right = self._parts
         offset = left.num_tokens
-        return left.segments + right.segments, left._starts + [offset + start for start in right._starts]
+        left_segments, left_starts = left._make()
+        right_segments, right_starts = right._make()
+        return left_segments + right_segments, left_starts + [offset + start for start in right_starts]
 
 
 class _DeferredCall(_Deferred):
@@ -314,7 +366,7 @@ class _DeferredCall(_Deferred):
         if made.num_tokens != self.num_tokens:
             raise ValueError(f"a deferred TokenSequence said {self.num_tokens} tokens, but {make.__qualname__}({arg!r}) "
                              f"made {made.num_tokens}")
-        return made.segments, made._starts
+        return made._make()
 
 
 def common_prefix_len(a: TokenSequence, a_start: int, b: TokenSequence, b_start: int, max_len: int) -> int:

@@ -127,9 +127,10 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self._num_admissions += 1
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
-        self._register_filled()
+        if self._registered_tick != self._done_tick:  # asked once per admission
+            self._register_filled()
         max_num_blocks = (num_tokens - 1) // self.block_size
-        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
+        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks, seq.final_num_kv_tokens))
         if self.tiers is not None:
             num_hits += len(self._tier_run(self.index.chain(seq.seq_id, seq.stream), num_hits, max_num_blocks))
         return num_hits * self.block_size

@@ -7,9 +7,9 @@ vLLM v1's rules:
 - A hit is a run of leading full blocks, capped below the sequence's known length by the caller.
 
 Each sequence's chain of keys is computed once and kept while the sequence is known (a request
-waiting at the head of the queue is looked up at every retry): its prompt's at its first lookup,
-the blocks it will fill up to its final length at its first registration, so that decoding then
-registers a block without computing anything. The
+waiting at the head of the queue is looked up at every retry): up to its final length at its first
+lookup (`cached_prefix_tokens` knows it), or else its prompt's there and the rest at its first
+registration, so that decoding then registers a block without computing anything. The
 block pool holds the key -> block map (caching, uncaching and eviction are its job); the index
 only computes keys, looks them up and registers full blocks.
 """
@@ -76,11 +76,25 @@ class PrefixIndex:
         """The sequence's key chain (kept while the sequence is known, as for lookups)."""
         return self._chain(seq_id, stream)
 
-    def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int) -> list[Block]:
-        """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`."""
-        # All the keys at once: a prefix computed after a miss registers its blocks under them.
-        chain = self._chain(seq_id, stream)
-        keys, hashes = chain.extend(max_num_blocks), chain.hashes
+    def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int, num_final_tokens: int = 0) -> list[Block]:
+        """Cached blocks holding the stream's leading full blocks, at most `max_num_blocks`.
+
+        All the keys at once: a prefix computed after a miss registers its blocks under them. With
+        `num_final_tokens` (the tokens the sequence holds when it finishes), the keys of every block
+        it will fill are computed in the same pass, as `register` would compute them at its first
+        registration: one pass over the stream per sequence rather than two.
+        """
+        # (`_chain` and `extend` written out: every admission looks its sequence up twice.)
+        chain = self.chains.get(seq_id)
+        if chain is None:
+            chain = self.chains[seq_id] = KeyChain(stream, self.block_size)
+        keys = chain.keys
+        if max_num_blocks > len(keys):
+            if stream.num_tokens is not None and stream.num_tokens < num_final_tokens:
+                num_final_tokens = stream.num_tokens
+            num_final_blocks = num_final_tokens // self.block_size
+            chain.extend(num_final_blocks if num_final_blocks > max_num_blocks else max_num_blocks)
+        hashes = chain.hashes
         lookup = self.pool.lookup
         hits: list[Block] = []
         for i in range(max_num_blocks):

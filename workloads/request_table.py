@@ -80,3 +80,16 @@ class MadeWhenRead:
         return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
 
 
+class SyntheticWhenRead(MadeWhenRead):
+    """A `prompt` / `output` column whose rows are one synthetic segment each: `make(row)` gives its
+    key, looked up when the content is first read (`TokenSequence.synthetic_keys_read_later`), so a
+    read makes no sequence to convert and check, as a `MadeWhenRead`'s maker does."""
+
+    __slots__ = ()
+
+    def __call__(self, row: int) -> TokenSequence:
+        return TokenSequence.synthetic_keys_read_later((self.lengths.item(row),), self.make, (row,))[0]
+
+    def many(self, rows: np.ndarray) -> list[TokenSequence]:
+        lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
+        return TokenSequence.synthetic_keys_read_later(lengths.tolist(), self.make, rows.tolist())

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kvbench.tokens import TokenSequence
 from kvbench.workloads.base import WORKLOADS, Workload, WorkloadConfig
 from kvbench.workloads.chunked_column import ChunkedColumn, drawn_column
-from kvbench.workloads.request_table import RequestTable, MadeWhenRead
+from kvbench.workloads.request_table import RequestTable, SyntheticWhenRead
 from kvbench.workloads.sharegpt_json import iter_sharegpt_json, tokenize_conversations
 from kvbench.workloads.sharegpt_table import Conversation, load_length_table, read_table_metadata
 
@@ -106,17 +105,12 @@ class ShareGPTWorkload(Workload):
         # Three int32 columns, one row per picked turn.
         conversation_rows, prompt_messages, output_messages = picked.T
 
-        def turn_of(row: int) -> int:
-            """The picked turn that row `row` replays."""
-            return row if row < num_picked else extra.item(row - num_picked)
+        def message_of(messages: np.ndarray) -> Callable[[int], tuple]:
+            """Row -> the synthetic-stream key of the message `messages` picks in its turn."""
 
-        def message_of(messages: np.ndarray) -> Callable[[int], TokenSequence]:
-            """Row -> the message `messages` picks in its turn, as one synthetic segment."""
-
-            def message(row: int) -> TokenSequence:
-                turn = turn_of(row)
-                conversation, index = conversations[conversation_rows.item(turn)], messages.item(turn)
-                return TokenSequence.synthetic(message_key(conversation, index), conversation.num_tokens[index])
+            def message(row: int) -> tuple:
+                turn = row if row < num_picked else extra.item(row - num_picked)  # the picked turn it replays
+                return message_key(conversations[conversation_rows.item(turn)], messages.item(turn))
 
             return message
 
@@ -135,8 +129,8 @@ class ShareGPTWorkload(Workload):
         return RequestTable(
             num_prompt_tokens=prompt_lens,
             num_output_tokens=output_lens,
-            prompt=MadeWhenRead(message_of(prompt_messages), prompt_lens),
-            output=MadeWhenRead(message_of(output_messages), output_lens),
+            prompt=SyntheticWhenRead(message_of(prompt_messages), prompt_lens),
+            output=SyntheticWhenRead(message_of(output_messages), output_lens),
             source="sharegpt",
             dataset=dataset,
         )

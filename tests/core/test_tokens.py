@@ -95,9 +95,11 @@ def deferred_and_eager() -> list[tuple[TokenSequence, TokenSequence]]:
     same sequence built from its segments."""
     prompt, output = TokenSequence.synthetic("p", 10), TokenSequence.synthetic("o", 5)
     gen = TokenSequence.synthetic("gen", None)
+    keyed_later = TokenSequence.synthetic_keys_read_later([10], lambda arg: ("k", arg), [3])[0]
     return [
         (prompt, TokenSequence((Synthetic("p", 10),))),
         (prompt + output, TokenSequence((Synthetic("p", 10), Synthetic("o", 5)))),
+        (keyed_later + output, TokenSequence((Synthetic(("k", 3), 10), Synthetic("o", 5)))),
         (TokenSequence.synthetic("p", 10) + TokenSequence.from_ids([7, 8]) + gen,
          TokenSequence((Synthetic("p", 10), Explicit((7, 8)), Synthetic("gen", None)))),
     ]
@@ -141,3 +143,77 @@ def test_copies_and_pickles_of_a_sequence_not_read_yet_are_plain_equal_sequences
         for copy_of in (copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))):
             copied = copy_of(deferred)
             assert type(copied) is TokenSequence and copied == eager and copied.num_tokens == eager.num_tokens
+
+
+def test_reading_a_concatenation_makes_its_operands_content_without_converting_them():
+    made = []
+
+    def make(n: int) -> TokenSequence:
+        made.append(n)
+        return TokenSequence.synthetic("p", n)
+
+    prompt, output = TokenSequence.deferred(3, make, 3), TokenSequence.synthetic("o", 2)
+    branch = prompt + output
+    assert branch.segments == (Synthetic("p", 3), Synthetic("o", 2)) and branch._starts == [0, 3]
+    # Read through the branch only: the operands stay deferred (a request's prompt and output are
+    # read again only by another branch), and a later read of their own still gives their content.
+    assert type(prompt) is not TokenSequence and type(output) is not TokenSequence
+    assert prompt.segments == (Synthetic("p", 3),) and output.segments == (Synthetic("o", 2),)
+    assert made == [3, 3]
+
+
+def key_test_sequences() -> list[TokenSequence]:
+    """Sequences that share some leading content and differ in how it is split into segments."""
+    return [
+        TokenSequence((Synthetic("p", 10), Synthetic("o", 9))),
+        TokenSequence.synthetic("p", 10) + TokenSequence.synthetic("o", None),
+        TokenSequence((Synthetic("p", 10), Synthetic("x", 9))),
+        TokenSequence((Synthetic("p", 12), Synthetic("o", 7))),
+        TokenSequence((Synthetic("p", 4), Synthetic("p", 6), Synthetic("o", 9))),
+        TokenSequence((Synthetic("p", 10), Explicit((1, 2, 3)), Explicit((4, 5)), Synthetic("o", 4))),
+        TokenSequence((Synthetic("p", 10), Explicit((1, 2, 3, 4, 5, 6)), Synthetic("o", 3))),
+        TokenSequence.from_ids(range(19)),
+        TokenSequence((Explicit((0, 1, 2)), Explicit(tuple(range(3, 19))))),
+    ]
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, 8])
+def test_chain_keys_are_equal_exactly_when_the_prefixes_ids_are_equal(block_size):
+    num_blocks = 16 // block_size
+    chains = []
+    for seq in key_test_sequences():
+        keys, hashes = seq.chain_keys(None, 0, num_blocks, block_size)
+        assert hashes == [hash(key) for key in keys]
+        chains.append(keys)
+    for a, keys_a in zip(key_test_sequences(), chains):
+        for b, keys_b in zip(key_test_sequences(), chains):
+            for j in range(num_blocks):
+                end = (j + 1) * block_size
+                same_ids = a.ids(0, end, vocab_size=1 << 62).tolist() == b.ids(0, end, vocab_size=1 << 62).tolist()
+                assert (keys_a[j] == keys_b[j]) == same_ids, (a, b, j)
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4, 8])
+def test_chain_keys_computed_in_parts_equal_those_computed_at_once(block_size):
+    num_blocks = 16 // block_size
+    for seq in key_test_sequences():
+        whole = seq.chain_keys(None, 0, num_blocks, block_size)
+        for split in range(1, num_blocks):
+            head = seq.chain_keys(None, 0, split, block_size)
+            tail = seq.chain_keys(head[1][-1], split * block_size, num_blocks - split, block_size)
+            assert (head[0] + tail[0], head[1] + tail[1]) == whole
+    with pytest.raises(IndexError, match="outside a sequence of 19 tokens"):
+        key_test_sequences()[0].chain_keys(None, 0, 20 // block_size + 1, block_size)
+
+
+def test_synthetic_keys_read_later_are_looked_up_only_when_the_content_is_read():
+    asked = []
+
+    def key_of(arg: int) -> tuple:
+        asked.append(arg)
+        return ("message", arg)
+
+    made = TokenSequence.synthetic_keys_read_later([4, 7], key_of, [1, 2])
+    assert [seq.num_tokens for seq in made] == [4, 7] and asked == []
+    assert made[1].segments == (Synthetic(("message", 2), 7),) and asked == [2]
+    assert made[0] + made[1] == TokenSequence((Synthetic(("message", 1), 4), Synthetic(("message", 2), 7)))

@@ -262,3 +262,21 @@ def test_prompts_whose_block_keys_share_a_hash_do_not_hit_each_other(strategy_fa
     assert st.cached_prefix_tokens(seq_factory(3, minus_two, final=9), 9) == 8
     assert st.block_table(1) == [2, 3]
     check(st)
+
+
+def test_a_sequences_keys_are_computed_in_one_pass_at_its_first_lookup(strategy_factory, seq_factory, monkeypatch):
+    # Its lookup knows how long it will grow: the keys of the blocks it will fill come with the
+    # prompt's, so registering them (at the prefill, at each decode) computes nothing more.
+    passes = []
+    chain_keys = TokenSequence.chain_keys
+    monkeypatch.setattr(TokenSequence, "chain_keys", lambda self, *args: passes.append(args[1:]) or chain_keys(self, *args))
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    seq = seq_factory(0, 10, final=17)
+    assert st.cached_prefix_tokens(seq, 10) == 0
+    assert passes == [(0, 4, 4)]  # from token 0, the 4 blocks of its 17 tokens (the prompt's 2 among them)
+    assert st.allocate(seq, 0, 10)
+    for num_computed in range(10, 17):
+        assert st.allocate(seq, num_computed, 1)
+    st.free(0, 17)
+    assert passes == [(0, 4, 4)]
+    check(st)
