@@ -59,6 +59,16 @@ class KeyChain:
             hashes += more_hashes
         return keys
 
+    def extend_for(self, num_blocks: int, num_final_tokens: int) -> list[Hashable]:
+        """`extend(num_blocks)`, and in the same pass every block that a sequence holding
+        `num_final_tokens` tokens when it finishes fills (as far as the stream reaches): one pass
+        over the stream per sequence, whether its lookup or its first registration comes first."""
+        stream_tokens = self.stream.num_tokens
+        if stream_tokens is not None and stream_tokens < num_final_tokens:
+            num_final_tokens = stream_tokens
+        num_final_blocks = num_final_tokens // self.block_size
+        return self.extend(num_final_blocks if num_final_blocks > num_blocks else num_blocks)
+
 
 class PrefixIndex:
     def __init__(self, pool: BlockPool):
@@ -90,10 +100,7 @@ class PrefixIndex:
             chain = self.chains[seq_id] = KeyChain(stream, self.block_size)
         keys = chain.keys
         if max_num_blocks > len(keys):
-            if stream.num_tokens is not None and stream.num_tokens < num_final_tokens:
-                num_final_tokens = stream.num_tokens
-            num_final_blocks = num_final_tokens // self.block_size
-            chain.extend(num_final_blocks if num_final_blocks > max_num_blocks else max_num_blocks)
+            chain.extend_for(max_num_blocks, num_final_tokens)
         hashes = chain.hashes
         lookup = self.pool.lookup
         hits: list[Block] = []
@@ -117,10 +124,7 @@ class PrefixIndex:
         keys = chain.keys
         if num_full_blocks > len(keys):
             # Every block it will fill, at once: decoding then registers a block at a time.
-            num_final_tokens = state.final_num_kv_tokens
-            if state.stream.num_tokens is not None and state.stream.num_tokens < num_final_tokens:
-                num_final_tokens = state.stream.num_tokens
-            keys = chain.extend(max(num_full_blocks, num_final_tokens // self.block_size))
+            keys = chain.extend_for(num_full_blocks, state.final_num_kv_tokens)
         cache = self.pool.cache
         hashes = chain.hashes
         for i in range(first, num_full_blocks):
