@@ -163,13 +163,13 @@ def strategy_rows(rounds: int, with_vllm: bool, strategies: list[str], launcher)
         loop_s, tokens = median_of(rounds, loop_cpu_s, overrides)
         proc_s, wall_s, rss, startup_s, loop_wall_s, after_s = median_of(
             rounds, launcher.apply, process_cpu_s, (overrides,))
-        vllm = ""
+        vllm = " |"  # two empty cells
         if with_vllm and name == "paged_prefix":  # vLLM's manager: paging with prefix caching
             (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
             vllm = f"{vllm_s:.2f} | {tokens / vllm_s / 1e6:.2f}"
         rows.append(f"| {name} | {tokens:,.0f} | {loop_s:.2f} | {tokens / loop_s / 1e6:.2f} | {proc_s:.2f} | "
                     f"{tokens / proc_s / 1e6:.2f} | {wall_s:.2f} | {tokens / wall_s / 1e6:.2f} | {startup_s:.2f} | "
-                    f"{loop_wall_s:.2f} | {after_s:.2f} | {rss / 2**20:.0f} | {vllm or '|'}")
+                    f"{loop_wall_s:.2f} | {after_s:.2f} | {rss / 2**20:.0f} | {vllm} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -186,7 +186,7 @@ def scale_rows(rounds: int, sizes: list[int], launcher, vllm_max_requests: int) 
         tokens = simulated_tokens(run.workload.requests)
         del run
         proc_s, _, rss, *_ = median_of(rounds, launcher.apply, process_cpu_s, (overrides,))
-        vllm = " |"
+        vllm = " |"  # two empty cells
         if num_requests <= vllm_max_requests:
             (vllm_s,) = median_of(max(1, rounds // 5), vllm_cpu_s, overrides)
             vllm = f"{vllm_s:.1f} | {tokens / vllm_s / 1e6:.2f}"
