@@ -123,26 +123,14 @@ class TokenSequence:
     def deferred_many(lengths: Iterable[int], make: Callable[[Any], TokenSequence], args: Iterable) -> list[TokenSequence]:
         """`deferred(num_tokens, make, arg)` for each pair of `lengths` and `args`: the sequences of a
         chunk of requests at once (kvbench/request_stream.py), without a call per sequence."""
-        made = []
-        append, new = made.append, object.__new__
-        for num_tokens, arg in zip(lengths, args):
-            seq = new(_DeferredCall)
-            seq.num_tokens, seq._parts = num_tokens, (make, arg)
-            append(seq)
-        return made
+        return _new_many(_DeferredCall, lengths, make, args)
 
     @staticmethod
     def synthetic_keys_read_later(lengths: Iterable[int], key_of: Callable[[Any], Hashable], args: Iterable) -> list[TokenSequence]:
         """`synthetic(key_of(arg), num_tokens)` for each pair of `lengths` (each > 0) and `args`, with
         the key looked up when the content is first read: as `deferred_many` for a maker that gives
         one synthetic segment, without making (and checking) a sequence per read."""
-        made = []
-        append, new = made.append, object.__new__
-        for num_tokens, arg in zip(lengths, args):
-            seq = new(_DeferredKey)
-            seq.num_tokens, seq._parts = num_tokens, (key_of, arg)
-            append(seq)
-        return made
+        return _new_many(_DeferredKey, lengths, key_of, args)
 
     def __len__(self) -> int:
         if self.num_tokens is None:
@@ -353,6 +341,17 @@ class _DeferredJoin(_Deferred):
         left_segments, left_starts = left._make()
         right_segments, right_starts = right._make()
         return left_segments + right_segments, left_starts + [offset + start for start in right_starts]
+
+
+def _new_many(cls: type[_Deferred], lengths: Iterable[int], fn: Callable[[Any], Any], args: Iterable) -> list[TokenSequence]:
+    """A `cls` sequence of each length whose parts are (fn, arg): a chunk's sequences in one loop."""
+    made = []
+    append, new = made.append, object.__new__
+    for num_tokens, arg in zip(lengths, args):
+        seq = new(cls)
+        seq.num_tokens, seq._parts = num_tokens, (fn, arg)
+        append(seq)
+    return made
 
 
 class _DeferredCall(_Deferred):
