@@ -68,16 +68,18 @@ class MadeWhenRead:
     """
 
     __slots__ = ("make", "lengths")
+    # What builds the sequences of rows: deferred on the maker (`SyntheticWhenRead`: on a key).
+    _build_many = staticmethod(TokenSequence.deferred_many)
 
     def __init__(self, make: Callable[[int], TokenSequence], lengths: np.ndarray | ChunkedColumn):
         self.make, self.lengths = make, lengths
 
     def __call__(self, row: int) -> TokenSequence:
-        return TokenSequence.deferred(self.lengths.item(row), self.make, row)
+        return self._build_many((self.lengths.item(row),), self.make, (row,))[0]
 
     def many(self, rows: np.ndarray) -> list[TokenSequence]:
         lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
-        return TokenSequence.deferred_many(lengths.tolist(), self.make, rows.tolist())
+        return self._build_many(lengths.tolist(), self.make, rows.tolist())
 
 
 class SyntheticWhenRead(MadeWhenRead):
@@ -86,10 +88,4 @@ class SyntheticWhenRead(MadeWhenRead):
     read makes no sequence to convert and check, as a `MadeWhenRead`'s maker does."""
 
     __slots__ = ()
-
-    def __call__(self, row: int) -> TokenSequence:
-        return TokenSequence.synthetic_keys_read_later((self.lengths.item(row),), self.make, (row,))[0]
-
-    def many(self, rows: np.ndarray) -> list[TokenSequence]:
-        lengths = self.lengths.take(rows) if isinstance(self.lengths, ChunkedColumn) else self.lengths[rows]
-        return TokenSequence.synthetic_keys_read_later(lengths.tolist(), self.make, rows.tolist())
+    _build_many = staticmethod(TokenSequence.synthetic_keys_read_later)
