@@ -4,9 +4,16 @@ A policy holds the pool's free blocks. Freed blocks join it (`push`), allocation
 (`pop`), and a cached free block that a new request hits leaves it from anywhere (`remove`).
 Whatever `pop` returns loses its cache entry, so the pop order is the eviction order.
 
-`LRUFreeQueue` (vLLM v1's free queue): least recently freed first. It is a doubly linked list
-threaded through the blocks themselves, so every operation is O(1); a sequence's blocks are freed
-tail first, so its tail is evicted before its head.
+`LRUFreeQueue` (vLLM v1's free queue): least recently freed first; a sequence's blocks are freed
+tail first, so its tail is evicted before its head. vLLM threads a doubly linked list through its
+blocks; here the freed blocks are a deque in the order freed, so that a release's blocks join it in
+one C-level `extend` and a take is a `popleft` (both once per block of every output, where a linked
+list costs a Python call and four link updates). A block revived out of the middle (`remove`, a
+prefix hit) is not searched for: its entry stays where it is and the block counts it stale
+(`Block.num_stale_entries`), and it is skipped on reaching the head. A block's entries lie in the
+order it was pushed and only its last can be live (when the block is free), so the count alone says
+which to skip. The deque is compacted when stale entries outnumber live ones, so every operation is
+O(1) amortised and the deque holds at most about twice the free blocks.
 
 Blocks are materialised lazily: the queue starts as every block id in order, but ids never handed
 out yet are a counter, not objects. `pop` hands them out first, then the freed blocks: exactly the
@@ -16,12 +23,13 @@ with the blocks a run actually uses, never with the pool's size.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 
 class Block:
-    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "map_key", "prev_free", "next_free")
+    __slots__ = ("block_id", "ref_cnt", "num_tokens", "reserve_end", "cache_key", "map_key", "num_stale_entries")
 
     def __init__(self, block_id: int):
         self.block_id = block_id
@@ -30,8 +38,7 @@ class Block:
         self.reserve_end = 0  # slots below this will be written by the owner; above: internal frag
         self.cache_key: object | None = None  # (parent block hash, content) once full and cached
         self.map_key: object = None  # what the pool's cache map files it under (block_pool.py); stale once uncached
-        self.prev_free: Block | None = None
-        self.next_free: Block | None = None
+        self.num_stale_entries = 0  # its entries in LRUFreeQueue's deque that are no longer live
 
     def __repr__(self) -> str:
         return f"Block({self.block_id}, ref={self.ref_cnt}, tokens={self.num_tokens})"
@@ -65,34 +72,24 @@ class EvictionPolicy(Protocol):
 class LRUFreeQueue:
     """Least recently freed first; never-used blocks before any freed one."""
 
+    # Stale entries tolerated before a compaction is considered (a few cost nothing to skip).
+    _MIN_STALE_TO_COMPACT = 64
+
     def __init__(self, num_blocks: int, materialise: Callable[[int], Block]):
         self._materialise = materialise  # block id -> its new Block (the pool records it)
         self._num_pool_blocks = num_blocks
         self._next_fresh_id = 0  # ids from here up were never handed out: the queue's head
-        self._head = Block(-1)
-        self._tail = Block(-1)
-        self._head.next_free = self._tail
-        self._tail.prev_free = self._head
+        self._freed: deque[Block] = deque()  # freed blocks, least recently freed first, stale entries among them
+        self._num_stale = 0
         self.num_blocks = num_blocks
 
     def push(self, block: Block) -> None:
-        last = self._tail.prev_free
-        last.next_free = block
-        block.prev_free = last
-        block.next_free = self._tail
-        self._tail.prev_free = block
+        self._freed.append(block)
         self.num_blocks += 1
 
     def push_all(self, blocks: list[Block]) -> None:
-        """`push` for each block in order: the blocks are chained to each other, then to the tail."""
-        tail = self._tail
-        last = tail.prev_free
-        for block in blocks:
-            last.next_free = block
-            block.prev_free = last
-            last = block
-        last.next_free = tail
-        tail.prev_free = last
+        """`push` for each block in order."""
+        self._freed.extend(blocks)
         self.num_blocks += len(blocks)
 
     def pop(self) -> Block:
@@ -101,28 +98,56 @@ class LRUFreeQueue:
             self._next_fresh_id += 1
             self.num_blocks -= 1
             return block
-        block = self._head.next_free
-        if block is self._tail:
+        if not self.num_blocks:
             raise IndexError("no free block")
-        after = block.next_free  # unlink the head (remove(), inlined: this is every allocation)
-        self._head.next_free = after
-        after.prev_free = self._head
-        block.prev_free = block.next_free = None
+        block = self._freed.popleft()
+        if block.num_stale_entries:
+            block = self.skip_stale(block)
         self.num_blocks -= 1
+        return block
+
+    def freed_once_all_used(self) -> deque[Block] | None:
+        """The deque of freed blocks, for a caller that takes them itself once no block is left that
+        was never used (None before): `popleft`, then `skip_stale` where the block has stale
+        entries, and each block taken counted off `num_blocks`."""
+        return self._freed if self._next_fresh_id == self._num_pool_blocks else None
+
+    def skip_stale(self, block: Block) -> Block:
+        """The first live block from `block` (just popped off the head) on."""
+        freed = self._freed
+        while block.num_stale_entries:
+            block.num_stale_entries -= 1
+            self._num_stale -= 1
+            block = freed.popleft()
         return block
 
     def remove(self, block: Block) -> None:
         """Only freed blocks can be removed: a never-used block holds nothing anyone could want."""
-        block.prev_free.next_free = block.next_free
-        block.next_free.prev_free = block.prev_free
-        block.prev_free = block.next_free = None
+        block.num_stale_entries += 1
         self.num_blocks -= 1
+        self._num_stale += 1
+        if self._num_stale > self._MIN_STALE_TO_COMPACT and self._num_stale > self.num_blocks:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop every stale entry, in place (a caller may hold the deque)."""
+        live = []
+        for block in self._freed:
+            if block.num_stale_entries:
+                block.num_stale_entries -= 1
+            else:
+                live.append(block)
+        self._freed.clear()
+        self._freed.extend(live)
+        self._num_stale = 0
 
     def block_ids(self) -> list[int]:
         ids = list(range(self._next_fresh_id, self._num_pool_blocks))
-        block = self._head.next_free
-        while block is not self._tail:
-            ids.append(block.block_id)
-            block = block.next_free
+        to_skip: dict[int, int] = {}  # block id -> its stale entries not reached yet
+        for block in self._freed:
+            num_stale = to_skip.get(block.block_id, block.num_stale_entries)
+            if num_stale:
+                to_skip[block.block_id] = num_stale - 1
+            else:
+                ids.append(block.block_id)
         return ids
-

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from kvbench.strategies.base import PoolSnapshot, PoolUsage, SeqView, ceil_div
 from kvbench.strategies.block_pool import Block, BlockPool
+from kvbench.strategies.eviction import LRUFreeQueue
 from kvbench.tokens import TokenSequence
 
 
@@ -146,7 +147,12 @@ class PagedTables:
         # The pool's free blocks, read here rather than through a BlockPool method: a call per block
         # boundary costs as much as the rest of the take (see BlockPool.take_reserved).
         reusable = pool._reusable
-        pop_never_reused = pool.free_queue.pop
+        queue = pool.free_queue
+        pop = queue.pop
+        # Once every block has been used, LRUFreeQueue's freed blocks are taken here too (a call
+        # per block costs as much again); counted off the policy's count with the pool's.
+        freed = queue.freed_once_all_used() if type(queue) is LRUFreeQueue else None
+        num_freed_taken = 0
         # The pool's free count as of the last flush: nothing in the one-pass case below changes it
         # (a sync moves slots, an eviction moves a cached block), so it is read once, not per block.
         num_free = pool.num_free_blocks
@@ -166,7 +172,8 @@ class PagedTables:
                 self.num_logical_blocks += num_taken
                 if num_evicted:
                     pool.count_evictions(num_evicted)
-                num_taken = num_written = num_reserved = num_evicted = 0
+                queue.num_blocks -= num_freed_taken
+                num_taken = num_written = num_reserved = num_evicted = num_freed_taken = 0
                 headroom = self.grow_one(state, num_computed_tokens)
                 num_free = pool.num_free_blocks
                 if headroom is None:
@@ -188,7 +195,15 @@ class PagedTables:
                 self.sync(state, num_computed_tokens)
             state.num_scheduled_tokens = num_computed_tokens + 1
             # BlockPool.take_reserved for one block, its counts added up above.
-            block = reusable.popleft() if reusable else pop_never_reused()
+            if reusable:
+                block = reusable.popleft()
+            elif freed is not None:
+                block = freed.popleft()
+                if block.num_stale_entries:
+                    block = queue.skip_stale(block)
+                num_freed_taken += 1
+            else:
+                block = pop()
             if block.cache_key is not None:
                 if evict_here:
                     del cached[block.map_key]
@@ -209,6 +224,7 @@ class PagedTables:
         self.num_logical_blocks += num_taken
         if num_evicted:
             pool.count_evictions(num_evicted)
+        queue.num_blocks -= num_freed_taken
         return headrooms
 
     def headroom(self, state: SeqBlocks) -> int:

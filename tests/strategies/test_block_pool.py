@@ -1,6 +1,6 @@
 """The free queue (LRU eviction policy) and block pool mechanics behind every paged strategy."""
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kvbench.strategies.block_pool import BlockPool
@@ -77,6 +77,39 @@ def test_pushing_blocks_at_once_queues_them_as_pushing_each(batches, num_removed
     assert queues[0].num_blocks == queues[1].num_blocks == len(free) - min(num_removed, len(free))
     for _ in range(queues[1].num_blocks):
         assert queues[0].pop().block_id == queues[1].pop().block_id
+
+
+@given(st.lists(st.tuples(st.sampled_from(["push", "remove", "pop"]), st.integers(0, 2)), max_size=60),
+       st.integers(0, 3), st.integers(0, 4))
+@example([("push", 0), ("remove", 0), ("push", 0), ("push", 1), ("remove", 0), ("push", 0)], 0, 0)
+def test_the_free_queue_is_a_list_of_free_blocks_in_the_order_freed(ops, num_never_used, min_stale_to_compact):
+    """`LRUFreeQueue` (a deque with stale entries left by `remove`, skipped and compacted away)
+    behaves as the plain list vLLM's linked list is: ids never used first, then freed blocks in
+    the order freed, a removed block taken out of the middle, a re-freed one at the tail, also
+    when blocks are freed, revived and freed again many times and the deque is compacted."""
+
+    class Queue(LRUFreeQueue):
+        _MIN_STALE_TO_COMPACT = min_stale_to_compact
+
+    made: dict[int, Block] = {}
+    queue = Queue(num_never_used, lambda block_id: made.setdefault(block_id, Block(block_id)))
+    expected = list(range(num_never_used))  # the free block ids, in the order they are handed out
+    own = {i: Block(i) for i in range(num_never_used, num_never_used + 3)}  # blocks freed again and again
+    for op, i in ops:
+        block = own[num_never_used + i]
+        if op == "push" and block.block_id not in expected:
+            queue.push(block)
+            expected.append(block.block_id)
+        elif op == "remove" and block.block_id in expected:
+            queue.remove(block)
+            expected.remove(block.block_id)
+        elif op == "pop" and expected:
+            assert queue.pop().block_id == expected.pop(0)
+        assert queue.block_ids() == expected and queue.num_blocks == len(expected)
+    freed = queue.freed_once_all_used()
+    assert (freed is None) == any(i < num_never_used for i in expected)
+    while expected:
+        assert queue.pop().block_id == expected.pop(0)
 
 
 def test_a_pool_of_a_trillion_blocks_builds_only_what_it_hands_out():
