@@ -23,6 +23,7 @@ tables (forks share, copy-on-write) and the prefix index (keys, lookups; see pre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar
 
 from kvbench.strategies import paged_swap
@@ -31,7 +32,7 @@ from kvbench.strategies.base import (
 )
 from kvbench.strategies.block_pool import BlockPool
 from kvbench.strategies.eviction import EvictionPolicy, LRUFreeQueue
-from kvbench.strategies.paged_tables import PagedTables
+from kvbench.strategies.paged_tables import PagedTables, SeqBlocks
 from kvbench.strategies.prefix_index import KeyChain, PrefixIndex
 from kvbench.strategies.registry import register
 from kvbench.strategies.tiers import TieredBlockPool, TieredCache, TiersConfig, enabled_tiers, tier_event_names
@@ -39,6 +40,8 @@ from kvbench.tokens import TokenSequence
 
 if TYPE_CHECKING:
     from kvbench.model_spec import KVGroup
+
+_DECODE_ORDER = attrgetter("order")  # a tick's fills are registered in the order of decodes
 
 
 @dataclass
@@ -85,20 +88,19 @@ class PagedPrefixStrategy(KVCacheStrategy):
             self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
         self.index = PrefixIndex(self.pool)
-        # Deferred registrations (see the module docstring): tick -> (the holder's admission, seq_id,
-        # num_tokens that fill a block) for the blocks decoding fills in that tick, registered in
-        # that order, the scheduler's order of decodes. An admission (a new state, a fork, a
-        # swap-in) gets a number of its own, so the entry of a sequence freed since is dropped.
-        self._fills: dict[int, list[tuple[int, int, int]]] = {}
-        self._admission: dict[int, int] = {}  # seq_id -> the admission its state belongs to
+        # Deferred registrations (see the module docstring): tick -> the states of the sequences
+        # whose decode fills a block in that tick, registered in the scheduler's order of decodes
+        # (SeqBlocks.order: an admission, a fork or a swap-in numbers it) up to what they hold then
+        # (SeqBlocks.decode_base); a state that has stopped decoding since has none and is skipped.
+        self._fills: dict[int, list[SeqBlocks]] = {}
         self._num_admissions = 0
         # The tick being allocated (between begin and end_decode_tick); never set with tiers, whose
         # evictions look for twins, so there a decoding sequence stops at each fill (module docstring).
         self._decode_tick: int | None = None
         self._done_tick = 0  # the last tick whose tokens are all scheduled: its fills are due
         self._registered_tick = 0  # the fills of every tick up to here are registered
-        # Sequences whose last allocate was a decode: their headroom runs to their capacity.
-        self._decoding: set[int] = set()
+        # A sequence whose last allocate was a decode (its state has a decode_base): its headroom
+        # runs to its capacity.
 
     def begin_decode_tick(self, tick: int) -> None:
         if self.tiers is None:
@@ -113,18 +115,20 @@ class PagedPrefixStrategy(KVCacheStrategy):
         tick, done_tick = self._registered_tick, self._done_tick
         if tick == done_tick:
             return
-        fills, admission, seqs, register_fills = self._fills, self._admission, self.tables.seqs, self.index.register_fills
+        fills, register_fills = self._fills, self.index.register_fills
         while tick < done_tick:
             tick += 1
             due = fills.pop(tick, None)
             if due:
-                due.sort()
-                register_fills(due, admission, seqs)
+                if len(due) > 1:
+                    due.sort(key=_DECODE_ORDER)
+                register_fills(due, tick)
         self._registered_tick = done_tick
 
-    def _admitted(self, seq_id: int) -> None:
-        self._admission[seq_id] = self._num_admissions
+    def _admitted(self, seq_id: int, state: SeqBlocks) -> None:
+        state.order = (self._num_admissions, seq_id)
         self._num_admissions += 1
+        state.chain = self.index.chains[seq_id]
 
     def cached_prefix_tokens(self, seq: SeqView, num_tokens: int) -> int:
         if self._registered_tick != self._done_tick:  # asked once per admission
@@ -213,7 +217,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 return None
             if loads:
                 self._fill_loaded(state, len(hits), len(loads))
-            self._admitted(seq.seq_id)
+            self._admitted(seq.seq_id, state)
         elif num_new_tokens == 1 and self._decode_tick is not None:
             return self._decode(seq.seq_id, state, num_computed_tokens)
         elif num_new_tokens == 1:
@@ -222,8 +226,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
         elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
         if num_total_tokens // bs > state.num_cached_blocks:  # a block filled (the table covers the tokens)
-            self.index.register(seq.seq_id, state, num_total_tokens)
-        self._decoding.discard(seq.seq_id)
+            self.index.register(state, num_total_tokens)
+        state.decode_base = None
         return self._headroom(state)
 
     def _decode(self, seq_id: int, state, num_computed_tokens: int) -> int | None:
@@ -232,8 +236,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
         headroom = self.tables.grow_one(state, num_computed_tokens)
         if headroom is None:
             return None
-        self._queue_fills(seq_id, state, num_computed_tokens, headroom)
-        self._decoding.add(seq_id)
+        state.decode_base = num_computed_tokens - self._decode_tick
+        self._queue_fills(state, num_computed_tokens, headroom)
         return headroom
 
     def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
@@ -248,20 +252,20 @@ class PagedPrefixStrategy(KVCacheStrategy):
             self._register_filled()
         headrooms = self.tables.grow_decodes(batch)
         bs = self.block_size
-        seqs, admission = self.tables.seqs, self._admission
+        seqs = self.tables.seqs
         # Almost every sequence was at a block boundary and got a fresh block of its own: it fills
-        # that block bs - 1 ticks from now, so those fills make one list, written out here.
+        # that block bs - 1 ticks from now, so those fills make one list (in the batch's order, the
+        # order of decodes), written out here.
         fills_at_block_end = []
         append_fill = fills_at_block_end.append
-        now_decoding = self._decoding.add
         fresh_block_headroom = bs if bs > 1 else 0  # with one slot a block, the write fills it now
         for (seq, num_computed_tokens), headroom in zip(batch, headrooms):
-            seq_id = seq.seq_id
-            now_decoding(seq_id)
+            state = seqs[seq.seq_id]
+            state.decode_base = num_computed_tokens - tick
             if headroom == fresh_block_headroom and not num_computed_tokens % bs:
-                append_fill((admission[seq_id], seq_id, num_computed_tokens + bs))
+                append_fill(state)
             else:
-                self._queue_fills(seq_id, seqs[seq_id], num_computed_tokens, headroom)
+                self._queue_fills(state, num_computed_tokens, headroom)
         if fills_at_block_end:
             due = self._fills.get(tick + bs - 1)
             if due is None:
@@ -270,7 +274,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 due += fills_at_block_end
         return headrooms
 
-    def _queue_fills(self, seq_id: int, state, num_computed_tokens: int, headroom: int) -> None:
+    def _queue_fills(self, state: SeqBlocks, num_computed_tokens: int, headroom: int) -> None:
         """A decoding sequence granted `headroom` writes position `num_computed_tokens` in this tick
         and one more each tick after: register the block this write fills, if it fills one, and
         queue each later block its headroom fills for the tick that fills it."""
@@ -278,25 +282,24 @@ class PagedPrefixStrategy(KVCacheStrategy):
         fill_end = (num_computed_tokens // bs + 1) * bs  # the end of the block it writes now
         if fill_end == num_computed_tokens + 1:  # this write fills it: registered now, as a prefill's
             if fill_end // bs > state.num_cached_blocks:
-                self.index.register(seq_id, state, fill_end)
+                self.index.register(state, fill_end)
             fill_end += bs
         room_end = num_computed_tokens + headroom
         if fill_end <= room_end:
             fills = self._fills
-            admitted = self._admission[seq_id]
             tick = self._decode_tick + fill_end - 1 - num_computed_tokens  # the tick that writes its last slot
             while fill_end <= room_end:
                 due = fills.get(tick)
                 if due is None:
-                    fills[tick] = [(admitted, seq_id, fill_end)]
+                    fills[tick] = [state]
                 else:
-                    due.append((admitted, seq_id, fill_end))
+                    due.append(state)
                 fill_end += bs
                 tick += bs
 
     def headroom(self, seq_id: int) -> int:
         state = self.tables.seqs[seq_id]
-        return self.tables.headroom(state) if seq_id in self._decoding else self._headroom(state)
+        return self.tables.headroom(state) if state.decode_base is not None else self._headroom(state)
 
     def _headroom(self, state) -> int:
         """Stop also at the write that fills a block not registered yet, so it is registered then."""
@@ -310,18 +313,18 @@ class PagedPrefixStrategy(KVCacheStrategy):
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         self._register_filled()
-        self.tables.fork_shared(parent_id, child, num_computed_tokens)
+        state = self.tables.fork_shared(parent_id, child, num_computed_tokens)
         self.index.share_chain(parent_id, child.seq_id, child.stream, num_computed_tokens)
-        self._admission[child.seq_id] = self._admission[parent_id]  # decodes in the parent's turn
+        state.chain = self.index.chain(child.seq_id, child.stream)
+        state.order = (self.tables.seqs[parent_id].order[0], child.seq_id)  # decodes in the parent's turn
         return True
 
     def free(self, seq_id: int, num_computed_tokens: int) -> bool:
         self._register_filled()
-        del self._admission[seq_id]
-        self._decoding.discard(seq_id)
         self.index.unregister_uncomputed(self.tables.seqs[seq_id], num_computed_tokens)
         state = self.tables.drop(seq_id, num_computed_tokens)
-        self.index.register(seq_id, state, num_computed_tokens)
+        state.decode_base = None  # its queued fills are skipped
+        self.index.register(state, num_computed_tokens)
         freed = self.tables.release(state)
         self.index.forget(seq_id)
         return freed
@@ -341,14 +344,14 @@ class PagedPrefixStrategy(KVCacheStrategy):
             admission = self._num_admissions
             self._num_admissions += 1
             for seq_id, seq in swapped.seqs.items():
-                self._admission[seq_id] = admission
                 state = self.tables.seqs[seq_id]
-                self.index.track(seq_id, seq.stream)
+                state.order = (admission, seq_id)
+                state.chain = self.index.chain(seq_id, seq.stream)
                 # Blocks shared with a sequence restored before it are registered already.
                 while (state.num_cached_blocks < len(state.blocks)
                        and state.blocks[state.num_cached_blocks].cache_key is not None):
                     state.num_cached_blocks += 1
-                self.index.register(seq_id, state, seq.num_tokens)
+                self.index.register(state, seq.num_tokens)
         return block_ids
 
     def block_table(self, seq_id: int) -> list[int]:

@@ -21,7 +21,7 @@ class SeqBlocks:
 
     __slots__ = (
         "blocks", "num_tokens", "num_scheduled_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks",
-        "num_inherited_tokens",
+        "num_inherited_tokens", "chain", "decode_base", "order",
     )
 
     def __init__(self, blocks: list[Block], num_tokens: int, final_num_kv_tokens: int, stream: TokenSequence):
@@ -33,7 +33,13 @@ class SeqBlocks:
         self.num_inherited_tokens = num_tokens
         self.final_num_kv_tokens = final_num_kv_tokens
         self.stream = stream
-        self.num_cached_blocks = 0  # prefix caching: leading blocks registered in the cache map
+        # Prefix caching's (paged_prefix.py): leading blocks registered in the cache map, the
+        # sequence's KeyChain, `num_computed_tokens - tick` while it decodes (it writes position
+        # decode_base + t at tick t; None otherwise) and (admission, seq_id), the order it decodes in.
+        self.num_cached_blocks = 0
+        self.chain = None
+        self.decode_base: int | None = None
+        self.order: tuple[int, int] | None = None
 
 
 class PagedTables:

@@ -83,7 +83,7 @@ class PrefixIndex:
         return chain
 
     def chain(self, seq_id: int, stream: TokenSequence) -> KeyChain:
-        """The sequence's key chain (kept while the sequence is known, as for lookups)."""
+        """The sequence's key chain, kept while the sequence is known (looked up, held, swapped back in)."""
         return self._chain(seq_id, stream)
 
     def lookup(self, seq_id: int, stream: TokenSequence, max_num_blocks: int, num_final_tokens: int = 0) -> list[Block]:
@@ -111,8 +111,8 @@ class PrefixIndex:
             hits.append(block)
         return hits
 
-    def register(self, seq_id: int, state: SeqBlocks, num_tokens: int) -> None:
-        """Make the blocks that `num_tokens` tokens fill findable by content."""
+    def register(self, state: SeqBlocks, num_tokens: int) -> None:
+        """Make the blocks that `num_tokens` tokens fill findable by content (keys: `state.chain`)."""
         num_full_blocks = num_tokens // self.block_size
         first = state.num_cached_blocks
         if num_full_blocks <= first:
@@ -120,7 +120,7 @@ class PrefixIndex:
         blocks = state.blocks
         if num_full_blocks > len(blocks):
             num_full_blocks = len(blocks)
-        chain = self.chains.get(seq_id) or self._chain(seq_id, state.stream)
+        chain = state.chain
         keys = chain.keys
         if num_full_blocks > len(keys):
             # Every block it will fill, at once: decoding then registers a block at a time.
@@ -133,49 +133,50 @@ class PrefixIndex:
             cache(blocks[i], keys[i], hashes[i])
         state.num_cached_blocks = num_full_blocks
 
-    def register_fills(
-        self, fills: list[tuple[int, int, int]], admission: dict[int, int], seqs: dict[int, SeqBlocks],
-    ) -> None:
-        """`register(seq_id, seqs[seq_id], num_tokens)` for each (admitted, seq_id, num_tokens) of
-        `fills`, in order, whose sequence is still the one admitted then (`admission`: seq_id -> the
-        admission its state belongs to); the others were freed since.
+    def register_fills(self, states: list[SeqBlocks], tick: int) -> None:
+        """`register` for each decoding sequence of `states`, in order, up to the tokens it holds
+        after `tick`: it writes position `decode_base + t` at tick t (SeqBlocks.decode_base), so
+        `decode_base + tick + 1`. A sequence that stopped decoding since (freed, or allocated
+        otherwise) has no `decode_base` and is skipped.
 
-        Almost every entry is a decoding sequence's next block, whose key its chain already holds
+        Almost every one has filled the next block to register, whose key its chain already holds
         (its first registration computed every block to its final length): that case is written
         out, since the simulator registers a block of every output this way.
         """
         bs = self.block_size
-        chains = self.chains
+        num_tokens_after = tick + 1  # + decode_base
         pool = self.pool
         cache = pool.cache
         # BlockPool.cache written out for a block whose content nobody else registered (its hash
         # comes free): almost every output block.
         setdefault = pool.filing()
         num_first = 0  # blocks that became their content's entry: each bumps the lookup version
-        for admitted, seq_id, num_tokens in fills:
-            if admission.get(seq_id) != admitted:
+        for state in states:
+            base = state.decode_base
+            if base is None:
                 continue
-            state = seqs[seq_id]
             i = state.num_cached_blocks
-            if num_tokens == (i + 1) * bs and i < len(state.blocks):
-                chain = chains[seq_id]  # a held sequence's chain is kept (lookup, fork, swap-in)
+            num_full_blocks = (base + num_tokens_after) // bs
+            if num_full_blocks == i + 1:
+                chain = state.chain
                 keys = chain.keys
                 if i < len(keys):
                     block = state.blocks[i]
-                    state.num_cached_blocks = i + 1
+                    state.num_cached_blocks = num_full_blocks
+                    key_hash = chain.hashes[i]
                     if setdefault is not None:
-                        key_hash = chain.hashes[i]
                         block.cache_key = keys[i]
                         block.map_key = key_hash
                         if setdefault(key_hash, block) is block:
                             num_first += 1
                             continue
                     # A twin, a collision, or a map filed by full keys: the pool sorts it out.
-                    cache(block, keys[i], chain.hashes[i])
+                    cache(block, keys[i], key_hash)
                     setdefault = pool.filing()
                     continue
-            self.register(seq_id, state, num_tokens)
-            setdefault = pool.filing()
+            if num_full_blocks > i:
+                self.register(state, num_full_blocks * bs)
+                setdefault = pool.filing()
         pool.lookup_version += num_first
 
     def unregister_uncomputed(self, state: SeqBlocks, num_computed_tokens: int) -> None:
@@ -195,10 +196,6 @@ class PrefixIndex:
             self.chains[child_id] = KeyChain(
                 child_stream, self.block_size, parent_chain.keys[:num_shared], parent_chain.hashes[:num_shared],
             )
-
-    def track(self, seq_id: int, stream: TokenSequence) -> None:
-        """Know a sequence that arrives with its blocks (swapped back in), as a lookup would."""
-        self._chain(seq_id, stream)
 
     def forget(self, seq_id: int) -> None:
         del self.chains[seq_id]
