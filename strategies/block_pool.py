@@ -104,14 +104,23 @@ class BlockPool:
         append = out.append
         reusable = self._reusable
         pop = self.free_queue.pop
-        num_reserved = 0
+        # `_evict` written out where it is only dropping the entry (no twins, no tier), and the
+        # evictions counted once: every admission evicts a prompt's worth once the pool has cycled.
+        cached = self.cached
+        evict_here = self.evicts_plainly and not self._twins
+        num_reserved = num_evicted = 0
         for _ in range(num_blocks):
             if reusable:
                 block = reusable.popleft()  # freed without a cache entry: nothing to evict
             else:
                 block = pop()
                 if block.cache_key is not None:
-                    self._evict(block)
+                    if evict_here:
+                        del cached[block.map_key]
+                        block.cache_key = None
+                        num_evicted += 1
+                    else:
+                        self._evict(block)
             reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
             block.ref_cnt = 1
             block.num_tokens = 0
@@ -121,6 +130,8 @@ class BlockPool:
             append(block)
         self.reserved_slots += num_reserved
         self.num_free_blocks -= num_blocks
+        if num_evicted:
+            self.count_evictions(num_evicted)
         return out
 
     def _evict(self, block: Block) -> None:

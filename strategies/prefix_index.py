@@ -125,12 +125,25 @@ class PrefixIndex:
         if num_full_blocks > len(keys):
             # Every block it will fill, at once: decoding then registers a block at a time.
             keys = chain.extend_for(num_full_blocks, state.final_num_kv_tokens)
-        cache = self.pool.cache
+        pool = self.pool
+        cache = pool.cache
+        setdefault = pool.filing()  # BlockPool.cache written out, as in register_fills
         hashes = chain.hashes
+        num_first = 0
         for i in range(first, num_full_blocks):
             # Registered even when a twin holds the same content: lookups find the earlier one,
             # and this one keeps the content findable after the twin is evicted.
-            cache(blocks[i], keys[i], hashes[i])
+            block = blocks[i]
+            key_hash = hashes[i]
+            if setdefault is not None:
+                block.cache_key = keys[i]
+                block.map_key = key_hash
+                if setdefault(key_hash, block) is block:
+                    num_first += 1
+                    continue
+            cache(block, keys[i], key_hash)
+            setdefault = pool.filing()
+        pool.lookup_version += num_first
         state.num_cached_blocks = num_full_blocks
 
     def register_fills(self, states: list[SeqBlocks], tick: int) -> None:
