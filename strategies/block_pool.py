@@ -273,14 +273,26 @@ class BlockPool:
         for block in blocks:
             push(block)
 
-    def release_sole(self, blocks: list[Block], num_token_slots: int, num_reserved_slots: int) -> None:
-        """`release(reversed(blocks))` for blocks that one sequence alone holds (one reference each)
-        and that hold no cache entry, whose held token and reserved slots the caller knows (a
-        sequence of plain `paged`: see PagedTables.free_sole). They all become free, reused tail
-        first; nothing is summed block by block, only each block's own fields are reset."""
-        for block in blocks:
-            block.ref_cnt = block.num_tokens = block.reserve_end = 0
-        self._reusable.extendleft(blocks)  # the tail ends up first, as `release` puts it
+    def release_sole(self, blocks: list[Block], num_token_slots: int, num_reserved_slots: int, num_cached: int = 0) -> None:
+        """`release(reversed(blocks))` for blocks that one sequence alone holds (one reference each),
+        of which the first `num_cached` hold a cache entry and the rest none, whose held token and
+        reserved slots the caller knows (a sequence of plain `paged`, or one of paged_prefix that
+        nobody shares: see PagedTables.free_sole and release_registered). They all become free,
+        reused and evicted tail first; nothing is summed block by block, only each block's own
+        fields are reset (a cached block keeps its fill: its entry still serves hits)."""
+        if num_cached:
+            for block in blocks:
+                block.ref_cnt = 0
+            uncached = blocks[num_cached:]
+            for block in uncached:
+                block.num_tokens = block.reserve_end = 0
+            self._push_all(blocks[num_cached - 1 :: -1])
+            self.num_cached_free_blocks += num_cached
+        else:
+            uncached = blocks
+            for block in blocks:
+                block.ref_cnt = block.num_tokens = block.reserve_end = 0
+        self._reusable.extendleft(uncached)  # the tail ends up first, as `release` puts it
         self.num_free_blocks += len(blocks)
         self.token_slots -= num_token_slots
         self.reserved_slots -= num_reserved_slots

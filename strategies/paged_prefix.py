@@ -325,7 +325,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state = self.tables.drop(seq_id, num_computed_tokens)
         state.decode_base = None  # its queued fills are skipped
         self.index.register(state, num_computed_tokens)
-        freed = self.tables.release(state)
+        freed = self.tables.release_registered(state)
         self.index.forget(seq_id)
         return freed
 

@@ -9,11 +9,14 @@ a snapshot. Policy (whether forks share, whether content is cached) stays in the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 
 from kvbench.strategies.base import PoolSnapshot, PoolUsage, SeqView, ceil_div
 from kvbench.strategies.block_pool import Block, BlockPool
 from kvbench.strategies.eviction import LRUFreeQueue
 from kvbench.tokens import TokenSequence
+
+_REF_CNT = attrgetter("ref_cnt")
 
 
 class SeqBlocks:
@@ -282,6 +285,21 @@ class PagedTables:
         """Drop a dropped sequence's references, tail first. Whether a block became free."""
         self.num_logical_blocks -= len(state.blocks)
         return self.pool.release(reversed(state.blocks))
+
+    def release_registered(self, state: SeqBlocks) -> bool:
+        """`release` for a dropped sequence whose blocks holding a cache entry are its first
+        `num_cached_blocks` (paged_prefix keeps them so: PrefixIndex.register). One that inherited
+        nothing and that nobody shares (every reference its own: almost every request) is released
+        as `free_sole` releases one, its slots following from its synced and final lengths."""
+        blocks = state.blocks
+        if state.num_inherited_tokens or sum(map(_REF_CNT, blocks)) != len(blocks):
+            return self.release(state)
+        num_blocks = len(blocks)
+        num_synced = state.num_tokens
+        num_reserve_end_slots = min(num_blocks * self.block_size, max(0, state.final_num_kv_tokens))
+        self.num_logical_blocks -= num_blocks
+        self.pool.release_sole(blocks, num_synced, num_reserve_end_slots - num_synced, state.num_cached_blocks)
+        return num_blocks > 0
 
     def free_sole(self, seq_id: int, num_computed_tokens: int) -> bool:
         """`release(drop(seq_id, num_computed_tokens))` for a sequence that alone holds each of its

@@ -178,3 +178,31 @@ def test_a_caller_files_blocks_itself_only_where_caching_is_the_maps_alone():
             super().cache(block, key, key_hash)
 
     assert WritingThrough(num_blocks=4, block_size=2).filing() is None
+
+
+@given(st.integers(0, 6), st.data())
+def test_releasing_a_sequences_own_blocks_by_its_lengths_equals_releasing_each(num_blocks, data):
+    """`BlockPool.release_sole` with cached blocks (a paged_prefix sequence nobody shares: its
+    registered blocks first, its slots known from its lengths) leaves the free order, counts, slot
+    sums and block fields that `release` of the same blocks, tail first, does."""
+    num_cached = data.draw(st.integers(0, num_blocks))
+    num_tokens = data.draw(st.integers(num_cached * 4, num_blocks * 4))
+    final_num_tokens = data.draw(st.integers(num_tokens, num_blocks * 4 + 8))
+    pools = [BlockPool(num_blocks=8, block_size=4) for _ in range(2)]
+    for pool in pools:
+        pool.release(pool.take_new(2))  # blocks freed before: reused after these
+        blocks = pool.take_reserved(num_blocks, final_num_tokens)
+        for i, block in enumerate(blocks):
+            pool.set_fill(block, min(4, max(0, num_tokens - 4 * i)), block.reserve_end)
+            if i < num_cached:
+                pool.cache(block, ("k", i))
+        if pool is pools[0]:
+            num_reserve_end_slots = min(num_blocks * 4, final_num_tokens)
+            pool.release_sole(blocks, num_tokens, num_reserve_end_slots - num_tokens, num_cached)
+        else:
+            pool.release(reversed(blocks))
+    fields = ["num_free_blocks", "num_cached_free_blocks", "token_slots", "reserved_slots"]
+    assert [getattr(pools[0], name) for name in fields] == [getattr(pools[1], name) for name in fields]
+    assert pools[0].free_block_ids() == pools[1].free_block_ids()
+    assert [(b.ref_cnt, b.num_tokens, b.reserve_end) for b in pools[0].blocks] == \
+        [(b.ref_cnt, b.num_tokens, b.reserve_end) for b in pools[1].blocks]

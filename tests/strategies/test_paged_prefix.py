@@ -236,9 +236,12 @@ def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory,
         one_by_one.end_decode_tick(tick)
         for (seq, n), room in zip(batch, granted):
             synced[seq.seq_id], headroom[seq.seq_id] = n, room
-        for seq in seqs:  # each writes its position of this tick
-            if seq.seq_id in computed and computed[seq.seq_id] < seq.final_num_kv_tokens:
-                computed[seq.seq_id] += 1
+        # Each writes its position of this tick where it has room: after a refusal, the sequences behind
+        # it were granted none and wait for the next tick.
+        for seq in seqs:
+            sid = seq.seq_id
+            if sid in computed and computed[sid] < seq.final_num_kv_tokens and computed[sid] - synced[sid] < headroom[sid]:
+                computed[sid] += 1
         assert batched.snapshot() == one_by_one.snapshot()
         assert batched.usage() == one_by_one.usage()
         assert batched.prefix_cache_version() == one_by_one.prefix_cache_version()
