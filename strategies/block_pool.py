@@ -103,17 +103,26 @@ class BlockPool:
         out = []
         append = out.append
         reusable = self._reusable
-        pop = self.free_queue.pop
-        # `_evict` written out where it is only dropping the entry (no twins, no tier), and the
+        queue = self.free_queue
+        pop = queue.pop
+        # Once every block has been used, LRUFreeQueue's freed blocks are taken here (its `pop`
+        # written out), and `_evict` where it is only dropping the entry (no twins, no tier), the
         # evictions counted once: every admission evicts a prompt's worth once the pool has cycled.
+        freed = queue.freed_once_all_used() if type(queue) is LRUFreeQueue else None
         cached = self.cached
         evict_here = self.evicts_plainly and not self._twins
-        num_reserved = num_evicted = 0
+        num_reserved = num_evicted = num_freed_taken = 0
         for _ in range(num_blocks):
             if reusable:
                 block = reusable.popleft()  # freed without a cache entry: nothing to evict
             else:
-                block = pop()
+                if freed is not None:
+                    block = freed.popleft()
+                    if block.num_stale_entries:
+                        block = queue.skip_stale(block)
+                    num_freed_taken += 1
+                else:
+                    block = pop()
                 if block.cache_key is not None:
                     if evict_here:
                         del cached[block.map_key]
@@ -132,6 +141,7 @@ class BlockPool:
         self.num_free_blocks -= num_blocks
         if num_evicted:
             self.count_evictions(num_evicted)
+        queue.num_blocks -= num_freed_taken
         return out
 
     def _evict(self, block: Block) -> None:

@@ -172,22 +172,23 @@ class PrefixIndex:
             num_full_blocks = (base + num_tokens_after) // bs
             if num_full_blocks == i + 1:
                 chain = state.chain
-                keys = chain.keys
-                if i < len(keys):
-                    block = state.blocks[i]
-                    state.num_cached_blocks = num_full_blocks
-                    key_hash = chain.hashes[i]
-                    if setdefault is not None:
-                        block.cache_key = keys[i]
-                        block.map_key = key_hash
-                        if setdefault(key_hash, block) is block:
-                            num_first += 1
-                            continue
-                    # A twin, a collision, or a map filed by full keys: the pool sorts it out.
-                    cache(block, keys[i], key_hash)
-                    setdefault = pool.filing()
-                    continue
-            if num_full_blocks > i:
+                try:
+                    key = chain.keys[i]
+                except IndexError:  # its keys reach no further (a stream of unknown length)
+                    key = chain.key(i)
+                block = state.blocks[i]
+                state.num_cached_blocks = num_full_blocks
+                key_hash = chain.hashes[i]
+                if setdefault is not None:
+                    block.cache_key = key
+                    block.map_key = key_hash
+                    if setdefault(key_hash, block) is block:
+                        num_first += 1
+                        continue
+                # A twin, a collision, or a map filed by full keys: the pool sorts it out.
+                cache(block, key, key_hash)
+                setdefault = pool.filing()
+            elif num_full_blocks > i:
                 self.register(state, num_full_blocks * bs)
                 setdefault = pool.filing()
         pool.lookup_version += num_first
