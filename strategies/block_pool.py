@@ -108,7 +108,7 @@ class BlockPool:
         # Once every block has been used, LRUFreeQueue's freed blocks are taken here (its `pop`
         # written out), and `_evict` where it is only dropping the entry (no twins, no tier), the
         # evictions counted once: every admission evicts a prompt's worth once the pool has cycled.
-        freed = queue.freed_once_all_used() if type(queue) is LRUFreeQueue else None
+        freed = queue.freed_once_all_used if type(queue) is LRUFreeQueue else None
         cached = self.cached
         evict_here = self.evicts_plainly and not self._twins
         num_reserved = num_evicted = num_freed_taken = 0

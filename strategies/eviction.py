@@ -82,6 +82,10 @@ class LRUFreeQueue:
         self._freed: deque[Block] = deque()  # freed blocks, least recently freed first, stale entries among them
         self._num_stale = 0
         self.num_blocks = num_blocks
+        # The deque of freed blocks once no block is left that was never used (None before), for a
+        # caller that takes them itself: `popleft`, then `skip_stale` where the block has stale
+        # entries, and each block taken counted off `num_blocks`.
+        self.freed_once_all_used: deque[Block] | None = self._freed if num_blocks == 0 else None
 
     def push(self, block: Block) -> None:
         self._freed.append(block)
@@ -97,6 +101,8 @@ class LRUFreeQueue:
             block = self._materialise(self._next_fresh_id)
             self._next_fresh_id += 1
             self.num_blocks -= 1
+            if self._next_fresh_id == self._num_pool_blocks:
+                self.freed_once_all_used = self._freed
             return block
         if not self.num_blocks:
             raise IndexError("no free block")
@@ -105,12 +111,6 @@ class LRUFreeQueue:
             block = self.skip_stale(block)
         self.num_blocks -= 1
         return block
-
-    def freed_once_all_used(self) -> deque[Block] | None:
-        """The deque of freed blocks, for a caller that takes them itself once no block is left that
-        was never used (None before): `popleft`, then `skip_stale` where the block has stale
-        entries, and each block taken counted off `num_blocks`."""
-        return self._freed if self._next_fresh_id == self._num_pool_blocks else None
 
     def skip_stale(self, block: Block) -> Block:
         """The first live block from `block` (just popped off the head) on."""

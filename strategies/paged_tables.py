@@ -160,7 +160,7 @@ class PagedTables:
         pop = queue.pop
         # Once every block has been used, LRUFreeQueue's freed blocks are taken here too (a call
         # per block costs as much again); counted off the policy's count with the pool's.
-        freed = queue.freed_once_all_used() if type(queue) is LRUFreeQueue else None
+        freed = queue.freed_once_all_used if type(queue) is LRUFreeQueue else None
         num_freed_taken = 0
         # The pool's free count as of the last flush: nothing in the one-pass case below changes it
         # (a sync moves slots, an eviction moves a cached block), so it is read once, not per block.

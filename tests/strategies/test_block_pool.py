@@ -106,7 +106,7 @@ def test_the_free_queue_is_a_list_of_free_blocks_in_the_order_freed(ops, num_nev
         elif op == "pop" and expected:
             assert queue.pop().block_id == expected.pop(0)
         assert queue.block_ids() == expected and queue.num_blocks == len(expected)
-    freed = queue.freed_once_all_used()
+    freed = queue.freed_once_all_used
     assert (freed is None) == any(i < num_never_used for i in expected)
     while expected:
         assert queue.pop().block_id == expected.pop(0)
