@@ -104,13 +104,10 @@ class BlockPool:
         append = out.append
         reusable = self._reusable
         queue = self.free_queue
-        pop = queue.pop
         # Once every block has been used, LRUFreeQueue's freed blocks are taken here (its `pop`
         # written out), and `_evict` where it is only dropping the entry (no twins, no tier), the
         # evictions counted once: every admission evicts a prompt's worth once the pool has cycled.
         freed = queue.freed_once_all_used if type(queue) is LRUFreeQueue else None
-        cached = self.cached
-        evict_here = self.evicts_plainly and not self._twins
         num_reserved = num_evicted = num_freed_taken = 0
         for _ in range(num_blocks):
             if reusable:
@@ -122,10 +119,10 @@ class BlockPool:
                         block = queue.skip_stale(block)
                     num_freed_taken += 1
                 else:
-                    block = pop()
+                    block = queue.pop()
                 if block.cache_key is not None:
-                    if evict_here:
-                        del cached[block.map_key]
+                    if self.evicts_plainly and not self._twins:
+                        del self.cached[block.map_key]
                         block.cache_key = None
                         num_evicted += 1
                     else:
