@@ -59,7 +59,7 @@ def test_popping_a_cached_block_evicts_its_entry():
 
 @given(st.lists(st.lists(st.integers(0, 7), max_size=4), max_size=8), st.integers(0, 6))
 def test_pushing_blocks_at_once_queues_them_as_pushing_each(batches, num_removed):
-    """`LRUFreeQueue.push_all` (a release's cached blocks) leaves the order, counts and links of a
+    """`LRUFreeQueue.push_all` (a release's cached blocks) leaves the order and counts of a
     `push` per block, also after blocks are taken out of the middle and popped again."""
     queues = [LRUFreeQueue(0, Block) for _ in range(2)]
     blocks = [[Block(i) for i in range(8)] for _ in queues]  # each queue its own objects
