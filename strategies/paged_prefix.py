@@ -99,8 +99,6 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self._decode_tick: int | None = None
         self._done_tick = 0  # the last tick whose tokens are all scheduled: its fills are due
         self._registered_tick = 0  # the fills of every tick up to here are registered
-        # A sequence whose last allocate was a decode (its state has a decode_base): its headroom
-        # runs to its capacity.
 
     def begin_decode_tick(self, tick: int) -> None:
         if self.tiers is None:
@@ -219,7 +217,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 self._fill_loaded(state, len(hits), len(loads))
             self._admitted(seq.seq_id, state)
         elif num_new_tokens == 1 and self._decode_tick is not None:
-            return self._decode(seq.seq_id, state, num_computed_tokens)
+            return self._decode(state, num_computed_tokens)
         elif num_new_tokens == 1:
             if self.tables.grow_one(state, num_computed_tokens) is None:
                 return None
@@ -230,7 +228,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state.decode_base = None
         return self._headroom(state)
 
-    def _decode(self, seq_id: int, state, num_computed_tokens: int) -> int | None:
+    def _decode(self, state: SeqBlocks, num_computed_tokens: int) -> int | None:
         """A decoding sequence writes position `num_computed_tokens` now and one more every tick: grant
         all the room its blocks have, and queue the blocks it fills in later ticks."""
         headroom = self.tables.grow_one(state, num_computed_tokens)
@@ -298,6 +296,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 tick += bs
 
     def headroom(self, seq_id: int) -> int:
+        # A sequence whose last allocate was a decode (it has a decode_base) has room to its
+        # capacity: its fills are queued. Any other stops where it fills a block (`_headroom`).
         state = self.tables.seqs[seq_id]
         return self.tables.headroom(state) if state.decode_base is not None else self._headroom(state)
 
