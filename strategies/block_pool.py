@@ -112,21 +112,20 @@ class BlockPool:
         for _ in range(num_blocks):
             if reusable:
                 block = reusable.popleft()  # freed without a cache entry: nothing to evict
+            elif freed is not None:
+                block = freed.popleft()
+                if block.num_stale_entries:
+                    block = queue.skip_stale(block)
+                num_freed_taken += 1
             else:
-                if freed is not None:
-                    block = freed.popleft()
-                    if block.num_stale_entries:
-                        block = queue.skip_stale(block)
-                    num_freed_taken += 1
+                block = queue.pop()
+            if block.cache_key is not None:
+                if self.evicts_plainly and not self._twins:
+                    del self.cached[block.map_key]
+                    block.cache_key = None
+                    num_evicted += 1
                 else:
-                    block = queue.pop()
-                if block.cache_key is not None:
-                    if self.evicts_plainly and not self._twins:
-                        del self.cached[block.map_key]
-                        block.cache_key = None
-                        num_evicted += 1
-                    else:
-                        self._evict(block)
+                    self._evict(block)
             reserve_end = bs if num_tokens_to_write > bs else (num_tokens_to_write if num_tokens_to_write > 0 else 0)
             block.ref_cnt = 1
             block.num_tokens = 0
