@@ -264,10 +264,12 @@ class KVCacheStrategy(ABC):
         return 0
 
     def prefix_cache_version(self) -> int:
-        """Changes whenever content becomes findable by `cached_prefix_tokens` (rule 4).
+        """Changes whenever content becomes findable by `cached_prefix_tokens`, or room is made
+        other than by a `free` (rule 4): blocks leaving a sliding window (`paged`), a tensor's old
+        run freed as it grows (`hf_dynamic`).
 
-        A refused admission may succeed once its prefix is found, so the scheduler retries then.
-        Strategies without a prefix cache keep 0.
+        A refused admission may succeed then, so the scheduler retries. Strategies that do neither
+        keep 0.
         """
         return 0
 

@@ -124,6 +124,11 @@ class HFDynamicStrategy(KVCacheStrategy):
     def headroom(self, seq_id: int) -> int:
         return self.runs.headroom(seq_id)
 
+    def prefix_cache_version(self) -> int:
+        # A growth frees the old run: its hole, coalesced with its neighbours, may hold a refused
+        # admission that did not fit before, so a blocked head retries after each (rule 4).
+        return self.counters["reallocations"]
+
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         """A sample or beam gets its own tensors, a copy of the parent's (Transformers repeats the cache)."""
         parent = self.runs.seqs[parent_id]
