@@ -85,7 +85,7 @@ class LazyDecodeSet:
         else:
             finishing.append((group.admit_order, seq_id, seq))
         # The tick at which it must call allocate again: when the headroom granted is used up.
-        headroom = self.strategy.headroom(seq_id)
+        headroom = self.strategy.start_decoding(seq_id, tick)
         num_unsynced = num_computed - synced
         assert headroom >= num_unsynced, "a sequence wrote past its headroom"
         if not self.lazy:

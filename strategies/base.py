@@ -34,6 +34,8 @@ registered strategy (installed plugins included) against them, and `invariants.c
    `num_computed_tokens` of its last `allocate` or `fork`) without calling the strategy again. The
    scheduler skips the strategy between block boundaries, so it only learns a sequence's true
    length at the next call; tokens written but not yet synced sit in slots counted as reserved.
+   When a sequence starts decoding, the scheduler asks `start_decoding(seq_id, tick)`, which may
+   grant more than `headroom(seq_id)` said: the strategy then knows which tick writes each position.
 4. A refusal is stable: an admission that `allocate` refused is refused again until a `free`
    returned True ("made room") or `prefix_cache_version()` changed. The scheduler does not retry
    a blocked head before then, so a strategy that makes room silently stalls it ("does not fit in
@@ -268,8 +270,9 @@ class KVCacheStrategy(ABC):
         other than by a `free` (rule 4): blocks leaving a sliding window (`paged`), a tensor's old
         run freed as it grows (`hf_dynamic`).
 
-        A refused admission may succeed then, so the scheduler retries. Strategies that do neither
-        keep 0.
+        A refused admission may succeed then, so the scheduler retries. It may change more often
+        (paged_prefix's moves with every tick: a retry that fails again costs only time). Strategies
+        that do neither keep 0.
         """
         return 0
 
@@ -292,6 +295,14 @@ class KVCacheStrategy(ABC):
 
     def end_decode_tick(self, tick: int) -> None:
         """Every decoding sequence is allocated for tick `tick`: its tokens are all scheduled."""
+
+    def start_decoding(self, seq_id: int, tick: int) -> int:
+        """The scheduler starts decoding a held sequence after tick `tick`: it writes one position a
+        tick from its synced length on (in tick + 1, tick + 2, ...) until it calls `allocate` or is
+        freed, as inside the decode-tick bracket. Returns its headroom (rule 3). The default is
+        `headroom(seq_id)`; a strategy that stops a sequence early to learn when it writes
+        (paged_prefix, at the block its prompt ends in) may grant more here, where it is told."""
+        return self.headroom(seq_id)
 
     def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
         """`allocate(seq, num_computed_tokens, 1)` for each held (seq, num_computed_tokens) of

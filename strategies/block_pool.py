@@ -9,6 +9,10 @@ released), as vLLM 0.33.0's `BlockPool.free_blocks` puts them at its free queue'
 (`vllm/v1/core/block_pool.py`). The pool owns caching and uncaching, and counts the entries it
 evicts into the strategy's `evicted_blocks` counter when it has one.
 
+A registered block need not be filed in the map: prefix caching keeps most blocks pending until
+a lookup reaches them (prefix_index.PendingRun). Such a block holds `cache_key` (its run) and no
+`map_key`, is freed, counted and evicted as a cached block, and taking it drops no map entry.
+
 Several blocks can hold the same content (a prompt recomputed while its twin was cached): each is
 registered under the key, a lookup finds the earliest, and when that one loses its entry the next
 takes its place, so the content stays findable (vLLM 0.33.0's `BlockHashToBlockMap`).
@@ -121,7 +125,9 @@ class BlockPool:
                 block = queue.pop()
             if block.cache_key is not None:
                 if self.evicts_plainly and not self._twins:
-                    del self.cached[block.map_key]
+                    if block.map_key is not None:  # None: registered but not filed (prefix_index.PendingRun)
+                        del self.cached[block.map_key]
+                        block.map_key = None
                     block.cache_key = None
                     num_evicted += 1
                 else:
@@ -146,7 +152,9 @@ class BlockPool:
         if self._twins:
             self.uncache(block)
         else:
-            del self.cached[block.map_key]
+            if block.map_key is not None:
+                del self.cached[block.map_key]
+                block.map_key = None
             block.cache_key = None
         self.count_evictions(1)
 
@@ -199,7 +207,9 @@ class BlockPool:
     def uncache(self, block: Block) -> None:
         """Drop a block's cache entry; the next block registered under its key takes its place."""
         key = block.map_key
-        block.cache_key = None
+        block.cache_key = block.map_key = None
+        if key is None:  # registered but not filed (prefix_index.PendingRun): nothing in the map
+            return
         if not self._twins:  # no content held twice (the common case): the entry is this block's
             del self.cached[key]
             return

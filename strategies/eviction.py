@@ -37,7 +37,7 @@ class Block:
         self.num_tokens = 0  # slots holding KV of existing tokens
         self.reserve_end = 0  # slots below this will be written by the owner; above: internal frag
         self.cache_key: object | None = None  # (parent block hash, content) once full and cached
-        self.map_key: object = None  # what the pool's cache map files it under (block_pool.py); stale once uncached
+        self.map_key: object = None  # what the pool's cache map files it under (block_pool.py); None when not filed
         self.num_stale_entries = 0  # its entries in LRUFreeQueue's deque that are no longer live
 
     def __repr__(self) -> str:

@@ -12,6 +12,12 @@ tables (forks share, copy-on-write) and the prefix index (keys, lookups; see pre
   block commutes with everything else a tick does (taking and evicting blocks), so the state is
   the one registering at the fill would give. With tiers, an eviction asks whether a twin still
   holds the content, so there a decoding sequence stops at the fill as prefills do.
+- A registered block is filed in the cache map only once something reaches its content (a
+  PendingRun, prefix_index.py): a newly admitted sequence's own blocks wait in its run, which needs
+  only to know how far the sequence has written (`_registered_tokens`). So a sequence with a run
+  queues no fills, and is not stopped where its prompt's last block fills either: the scheduler
+  says when it starts decoding (`start_decoding`). A sequence without one (its run could not start,
+  or was filed early, or tiers are on) registers blocks as they fill, as above.
 - A hit is a run of leading full blocks, capped below the sequence's known length: the last token
   is always computed, since its logits give the next token.
 - Blocks registered for tokens that were never computed (a sequence preempted before its step
@@ -87,7 +93,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         else:
             self.pool = BlockPool(num_blocks, self.block_size, self.eviction_policy, counters=self.counters)
         self.tables = PagedTables(self.pool, self.counters, self._log_copies)
-        self.index = PrefixIndex(self.pool)
+        self.index = PrefixIndex(self.pool, self._end_run)
         # Deferred registrations (see the module docstring): tick -> the states of the sequences
         # whose decode fills a block in that tick, registered in the scheduler's order of decodes
         # (SeqBlocks.order: an admission, a fork or a swap-in numbers it) up to what they hold then
@@ -99,6 +105,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self._decode_tick: int | None = None
         self._done_tick = 0  # the last tick whose tokens are all scheduled: its fills are due
         self._registered_tick = 0  # the fills of every tick up to here are registered
+        self._turn: tuple[int, int] | None = None  # the order of the decode allocate_decodes is at
 
     def begin_decode_tick(self, tick: int) -> None:
         if self.tiers is None:
@@ -114,6 +121,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
         if tick == done_tick:
             return
         fills, register_fills = self._fills, self.index.register_fills
+        if not fills:  # (sequences with a run queue none)
+            self._registered_tick = done_tick
+            return
         while tick < done_tick:
             tick += 1
             due = fills.pop(tick, None)
@@ -132,7 +142,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         if self._registered_tick != self._done_tick:  # asked once per admission
             self._register_filled()
         max_num_blocks = (num_tokens - 1) // self.block_size
-        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks, seq.final_num_kv_tokens))
+        num_hits = len(self.index.lookup(seq.seq_id, seq.stream, max_num_blocks))
         if self.tiers is not None:
             num_hits += len(self._tier_run(self.index.chain(seq.seq_id, seq.stream), num_hits, max_num_blocks))
         return num_hits * self.block_size
@@ -145,7 +155,10 @@ class PagedPrefixStrategy(KVCacheStrategy):
         max_num_blocks = (num_tokens - 1) // self.block_size
         lookup = self.pool.lookup
         num_hits = 0
-        while num_hits < max_num_blocks and lookup(chain.key(num_hits), chain.hashes[num_hits]) is not None:
+        while num_hits < max_num_blocks and (
+            lookup(chain.key(num_hits), chain.hashes[num_hits]) is not None
+            or self.index.find_after_miss(chain, num_hits) is not None
+        ):
             num_hits += 1
         if self.tiers is not None:
             num_hits += len(self._tier_run(chain, num_hits, max_num_blocks))
@@ -184,8 +197,11 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return self.tiers.pop_load_s(), self.tiers.overlap_load
 
     def prefix_cache_version(self) -> int:
+        # Blocks of a PendingRun become findable as they fill, and one can take an evicted twin's
+        # place, without the map knowing: so the version also moves with every tick and eviction.
         self._register_filled()
-        return self.pool.lookup_version
+        pool = self.pool
+        return pool.lookup_version + self._done_tick + pool.num_evicted_blocks
 
     def can_hold(self, seq: SeqView, num_computed_tokens: int, num_tokens: int) -> bool:
         self._register_filled()
@@ -216,6 +232,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
             if loads:
                 self._fill_loaded(state, len(hits), len(loads))
             self._admitted(seq.seq_id, state)
+            if self.tiers is None:  # tiers look up evicted blocks' keys: every block filed there
+                self.index.start_run(state)
         elif num_new_tokens == 1 and self._decode_tick is not None:
             return self._decode(state, num_computed_tokens)
         elif num_new_tokens == 1:
@@ -223,7 +241,8 @@ class PagedPrefixStrategy(KVCacheStrategy):
                 return None
         elif not self.tables.grow(state, num_computed_tokens, num_new_tokens):
             return None
-        if num_total_tokens // bs > state.num_cached_blocks:  # a block filled (the table covers the tokens)
+        # A block filled (the table covers the tokens): registered now, or pending in the run.
+        if num_total_tokens // bs > state.num_cached_blocks and state.run is None:
             self.index.register(state, num_total_tokens)
         state.decode_base = None
         return self._headroom(state)
@@ -235,12 +254,51 @@ class PagedPrefixStrategy(KVCacheStrategy):
         if headroom is None:
             return None
         state.decode_base = num_computed_tokens - self._decode_tick
-        self._queue_fills(state, num_computed_tokens, headroom)
+        if state.run is None:
+            self._queue_fills(state, num_computed_tokens, headroom)
         return headroom
+
+    def _registered_tokens(self, state: SeqBlocks) -> int:
+        """The tokens a sequence with a run has registered (PrefixIndex.flush files their blocks):
+        what its last allocate scheduled, or, while it decodes, what it holds after the last tick
+        whose fills are due (and in the tick under way, the block its own allocate's write fills,
+        which `_queue_fills` would have registered then)."""
+        base = state.decode_base
+        if base is None:
+            return state.num_scheduled_tokens
+        tick = self._decode_tick
+        if tick is None:
+            num_tokens = base + self._done_tick + 1
+        else:
+            num_tokens = base + tick
+            # Its own allocate in this tick registers the block its write fills, in the order of
+            # decodes: count it once that turn has come (allocate_decodes grows the whole batch first).
+            if state.num_scheduled_tokens == num_tokens + 1 and (self._turn is None or state.order < self._turn):
+                num_tokens += 1
+        capacity = len(state.blocks) * self.block_size
+        return num_tokens if num_tokens < capacity else capacity
+
+    def _end_run(self, state: SeqBlocks) -> None:
+        """A lookup or a filing reached a live sequence's PendingRun: file what it registered so far,
+        and from now on register its blocks as they fill (a decoding one's queued for their ticks)."""
+        state.run = None
+        num_tokens = self._registered_tokens(state)
+        self.index.register(state, num_tokens)
+        base = state.decode_base
+        if base is None:
+            return
+        bs = self.block_size
+        capacity = len(state.blocks) * bs
+        fill_end = (num_tokens // bs + 1) * bs
+        fills = self._fills
+        while fill_end <= capacity:
+            fills.setdefault(fill_end - 1 - base, []).append(state)
+            fill_end += bs
 
     def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
         """`_decode` for a tick's decoding sequences in one pass (the simulator's most frequent event):
-        the tables grow them all at once (`grow_decodes`, as for paged), then each queues its fills.
+        the tables grow them all at once (`grow_decodes`, as for paged), then each without a run
+        queues its fills.
         Registering a block commutes with taking and evicting blocks (module docstring), so growing
         the whole batch before the few blocks registered now leaves the state `_decode` leaves."""
         tick = self._decode_tick
@@ -257,13 +315,23 @@ class PagedPrefixStrategy(KVCacheStrategy):
         fills_at_block_end = []
         append_fill = fills_at_block_end.append
         fresh_block_headroom = bs if bs > 1 else 0  # with one slot a block, the write fills it now
+        run_bases_set = not self.index.runs
         for (seq, num_computed_tokens), headroom in zip(batch, headrooms):
             state = seqs[seq.seq_id]
             state.decode_base = num_computed_tokens - tick
+            if state.run is not None:
+                continue  # its fills are registered in its run
             if headroom == fresh_block_headroom and not num_computed_tokens % bs:
                 append_fill(state)
             else:
+                # Its write may fill a block, registered now, which may file the run of a sequence of
+                # this batch whose turn has not come: see _registered_tokens.
+                if not run_bases_set:
+                    self._set_run_bases(batch[: len(headrooms)], tick)
+                    run_bases_set = True
+                self._turn = state.order
                 self._queue_fills(state, num_computed_tokens, headroom)
+        self._turn = None
         if fills_at_block_end:
             due = self._fills.get(tick + bs - 1)
             if due is None:
@@ -271,6 +339,14 @@ class PagedPrefixStrategy(KVCacheStrategy):
             else:
                 due += fills_at_block_end
         return headrooms
+
+    def _set_run_bases(self, batch: list[tuple[SeqView, int]], tick: int) -> None:
+        """The decode_base of each sequence of a granted batch that has a run, ahead of its turn."""
+        seqs = self.tables.seqs
+        for seq, num_computed_tokens in batch:
+            state = seqs[seq.seq_id]
+            if state.run is not None:
+                state.decode_base = num_computed_tokens - tick
 
     def _queue_fills(self, state: SeqBlocks, num_computed_tokens: int, headroom: int) -> None:
         """A decoding sequence granted `headroom` writes position `num_computed_tokens` in this tick
@@ -301,6 +377,15 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state = self.tables.seqs[seq_id]
         return self.tables.headroom(state) if state.decode_base is not None else self._headroom(state)
 
+    def start_decoding(self, seq_id: int, tick: int) -> int:
+        # A sequence with a run needs no stop where its prompt's block fills (`_headroom`): knowing
+        # when it writes is enough to tell, when asked, which of its blocks are full.
+        state = self.tables.seqs[seq_id]
+        if state.run is None or self.tiers is not None:
+            return self.headroom(seq_id)
+        state.decode_base = state.num_scheduled_tokens - tick - 1  # its prompt is computed
+        return self.tables.headroom(state)
+
     def _headroom(self, state) -> int:
         """Stop also at the write that fills a block not registered yet, so it is registered then."""
         headroom = self.tables.headroom(state)
@@ -313,6 +398,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
 
     def fork(self, parent_id: int, child: SeqView, num_computed_tokens: int) -> bool:
         self._register_filled()
+        parent = self.tables.seqs[parent_id]
+        if parent.run is not None:
+            self.index.flush(parent.run)
         state = self.tables.fork_shared(parent_id, child, num_computed_tokens)
         self.index.share_chain(parent_id, child.seq_id, child.stream, num_computed_tokens)
         state.chain = self.index.chain(child.seq_id, child.stream)
@@ -324,7 +412,10 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self.index.unregister_uncomputed(self.tables.seqs[seq_id], num_computed_tokens)
         state = self.tables.drop(seq_id, num_computed_tokens)
         state.decode_base = None  # its queued fills are skipped
-        self.index.register(state, num_computed_tokens)
+        if state.run is not None:
+            self.index.retire_run(state, num_computed_tokens)
+        else:
+            self.index.register(state, num_computed_tokens)
         freed = self.tables.release_registered(state)
         self.index.forget(seq_id)
         return freed
@@ -366,6 +457,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
     def snapshot(self) -> PoolSnapshot:
         self._register_filled()
         snap = self.tables.snapshot()
+        pending = self.index.pending_blocks(self._registered_tokens)
+        snap.registered |= {block.block_id for block in pending}
+        snap.cached |= {block.block_id for block in pending if block.ref_cnt == 0}
         snap.cache_key_checks = self.index.key_checks(self.tables.seqs)
         if self.tiers is not None:
             snap.tiers = self.tiers.contents()

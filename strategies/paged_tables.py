@@ -24,7 +24,7 @@ class SeqBlocks:
 
     __slots__ = (
         "blocks", "num_tokens", "num_scheduled_tokens", "final_num_kv_tokens", "stream", "num_cached_blocks",
-        "num_inherited_tokens", "chain", "decode_base", "order",
+        "num_inherited_tokens", "chain", "decode_base", "order", "run",
     )
 
     def __init__(self, blocks: list[Block], num_tokens: int, final_num_kv_tokens: int, stream: TokenSequence):
@@ -43,6 +43,8 @@ class SeqBlocks:
         self.chain = None
         self.decode_base: int | None = None
         self.order: tuple[int, int] | None = None
+        # Its PendingRun while the blocks it fills are registered without being filed (prefix_index.py).
+        self.run = None
 
 
 class PagedTables:
@@ -215,7 +217,9 @@ class PagedTables:
                 block = pop()
             if block.cache_key is not None:
                 if evict_here:
-                    del cached[block.map_key]
+                    if block.map_key is not None:  # None: registered but not filed (prefix_index.PendingRun)
+                        del cached[block.map_key]
+                        block.map_key = None
                     block.cache_key = None
                     num_evicted += 1
                 else:

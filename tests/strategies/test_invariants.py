@@ -65,6 +65,8 @@ def test_a_cache_key_that_does_not_match_the_content_is_caught(strategy_factory,
     st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
     assert st.allocate(seq_factory(0, prompt=9, final=10), 0, 9)
     assert st.allocate(seq_factory(1, prompt=9, final=10), 0, 9)
+    for seq_id in (0, 1):  # registered, but filed only when reached (prefix_index.PendingRun): file them
+        st.index.flush(st.tables.seqs[seq_id].run)
     check(st)
     # Plant: seq 1's first block answers for seq 0's first block's content.
     first_of_0, first_of_1 = st.tables.seqs[0].blocks[0], st.tables.seqs[1].blocks[0]

@@ -69,9 +69,9 @@ def test_generated_blocks_are_registered_when_they_fill(strategy_factory, seq_fa
     # Headroom counts from the synced length (0): positions 0-2 are the prompt; the write at
     # position 3 fills block 0, so it needs a call, which registers the block.
     assert st.headroom(0) == 3
-    assert not st.pool.cached
+    assert not st.snapshot().registered
     assert st.allocate(a, 3, 1)
-    assert [b.block_id for b in st.pool.cached.values()] == [0]
+    assert st.snapshot().registered == {0}
     assert st.headroom(0) == 1  # position 3 itself; position 4 needs a new block
     assert st.allocate(a, 4, 1) and st.block_table(0) == [0, 1]
     assert st.headroom(0) == 3  # positions 4, 5, 6; position 7 fills block 1
@@ -267,19 +267,72 @@ def test_prompts_whose_block_keys_share_a_hash_do_not_hit_each_other(strategy_fa
     check(st)
 
 
-def test_a_sequences_keys_are_computed_in_one_pass_at_its_first_lookup(strategy_factory, seq_factory, monkeypatch):
-    # Its lookup knows how long it will grow: the keys of the blocks it will fill come with the
-    # prompt's, so registering them (at the prefill, at each decode) computes nothing more.
+def test_a_sequences_blocks_are_filed_only_when_a_lookup_reaches_them(strategy_factory, seq_factory, monkeypatch):
+    # Most registered blocks are never looked up, and filing one costs its key and a map entry. A
+    # sequence's own blocks wait in its PendingRun, counted as cached, until a lookup (or a filing)
+    # reaches the content of the first of them: then they are all filed, in one pass over the stream.
     passes = []
     chain_keys = TokenSequence.chain_keys
     monkeypatch.setattr(TokenSequence, "chain_keys", lambda self, *args: passes.append(args[1:]) or chain_keys(self, *args))
     st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
-    seq = seq_factory(0, 10, final=17)
+    prompt = TokenSequence.synthetic("doc", 10)
+    seq = seq_factory(0, prompt, final=17, gen="reply")
     assert st.cached_prefix_tokens(seq, 10) == 0
-    assert passes == [(0, 4, 4)]  # from token 0, the 4 blocks of its 17 tokens (the prompt's 2 among them)
+    assert passes == [(0, 1, 4)]  # (start token, blocks, block size): the first block's key, which missed
     assert st.allocate(seq, 0, 10)
     for num_computed in range(10, 17):
         assert st.allocate(seq, num_computed, 1)
     st.free(0, 17)
-    assert passes == [(0, 4, 4)]
+    assert passes == [(0, 1, 4)] and not st.pool.cached
+    assert st.pool.num_cached_free_blocks == 4  # its full blocks: cached, evictable, never filed
+    check(st)
+    again = seq_factory(1, prompt, final=17, gen="reply")
+    assert st.cached_prefix_tokens(again, 17) == 16
+    # Its first key misses and names the run: sequence 0's other three are filed; then its own keys.
+    assert passes == [(0, 1, 4), (0, 1, 4), (4, 3, 4), (4, 3, 4)]
+    assert [b.block_id for b in st.pool.cached.values()] == [0, 1, 2, 3]
+    check(st)
+
+
+def test_a_sequence_whose_first_new_block_is_filed_already_files_as_it_fills(strategy_factory, seq_factory):
+    # Its block is a twin, behind the filed one: a run would file it later, perhaps behind a newer
+    # twin too, so it is filed at once, as every block before runs existed.
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 8)
+    assert st.allocate(seq_factory(0, prompt, final=9), 0, 8)
+    again = seq_factory(1, prompt, final=9)
+    assert st.cached_prefix_tokens(again, 8) == 4  # files sequence 0's run; capped below the prompt
+    assert st.allocate(again, 4, 4)
+    assert st.tables.seqs[0].run is None and st.tables.seqs[1].run is None
+    assert st.pool.lookup(st.tables.seqs[1].chain.keys[1]) is st.tables.seqs[0].blocks[1]
+    check(st)
+
+
+def test_a_sequence_told_when_it_decodes_is_not_stopped_where_its_prompt_block_fills(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=8, block_size=4)
+    prompt = TokenSequence.synthetic("doc", 3)
+    a = seq_factory(0, prompt, final=12, gen="reply")
+    assert st.allocate(a, 0, 3)
+    assert st.headroom(0) == 3  # asked alone, it stops where position 3 fills block 0
+    assert st.start_decoding(0, 0) == 4  # told it writes position 3 in tick 1: room to its capacity
+    quote = seq_factory(1, TokenSequence((*prompt.segments, Synthetic(("gen", "reply"), 5))), final=9)
+    # Block 0 is not full before tick 1: the lookup files the run (nothing yet) and ends it, so from
+    # then on sequence 0's blocks are registered as they fill, as a run-less sequence's are.
+    assert st.cached_prefix_tokens(quote, 8) == 0
+    assert st.tables.seqs[0].run is None
+    decode_ticks(st, 1, 1)
+    assert st.cached_prefix_tokens(quote, 8) == 4
+    check(st)
+
+
+def test_runs_whose_blocks_were_all_taken_are_dropped(strategy_factory, seq_factory):
+    st = strategy_factory("paged_prefix", num_blocks=4, block_size=4)
+    assert st.allocate(seq_factory(0, 8, final=9), 0, 8)
+    st.free(0, 8)
+    assert len(st.index.runs) == 1  # its two blocks are cached
+    assert st.allocate(seq_factory(1, 16, final=17), 0, 16)  # takes every block: both evicted
+    st.index._sweep_at = 0  # look at the next retirement (normally once the runs kept have doubled)
+    st.free(1, 16)
+    assert [run.state.blocks[0].block_id for run in st.index.runs.values()] == [2]  # sequence 1's alone
+    assert st.pool.num_evicted_blocks == 2
     check(st)
