@@ -342,6 +342,14 @@ class _DeferredJoin(_Deferred):
         right_segments, right_starts = right._make()
         return left_segments + right_segments, left_starts + [offset + start for start in right_starts]
 
+    def chain_keys(self, parent_hash: int | None, start: int, num_blocks: int, block_size: int) -> tuple[list[tuple], list[int]]:
+        # Keys inside the left part need only its content: a prefix cache's first lookup reads the
+        # first block of a request's prompt, and its output is then not made for nothing.
+        left = self._parts[0]
+        if start + num_blocks * block_size <= left.num_tokens:
+            return left.chain_keys(parent_hash, start, num_blocks, block_size)
+        return TokenSequence.chain_keys(self, parent_hash, start, num_blocks, block_size)
+
 
 def _new_many(cls: type[_Deferred], lengths: Iterable[int], fn: Callable[[Any], Any], args: Iterable) -> list[TokenSequence]:
     """A `cls` sequence of each length whose parts are (fn, arg): a chunk's sequences in one loop."""

@@ -11,7 +11,8 @@ evicts into the strategy's `evicted_blocks` counter when it has one.
 
 A registered block need not be filed in the map: prefix caching keeps most blocks pending until
 a lookup reaches them (prefix_index.PendingRun). Such a block holds `cache_key` (its run) and no
-`map_key`, is freed, counted and evicted as a cached block, and taking it drops no map entry.
+`map_key`, and is freed, counted and evicted as a cached block; taking it drops no map entry, but
+counts its run down, and a run left with no block leaves `pending_runs`.
 
 Several blocks can hold the same content (a prompt recomputed while its twin was cached): each is
 registered under the key, a lookup finds the earliest, and when that one loses its entry the next
@@ -59,6 +60,9 @@ class BlockPool:
         # (PagedTables.grow_decodes takes from `_reusable` and `free_queue` itself, as take_reserved does.)
         self.cached: dict[Hashable, Block] = {}  # map key -> the block a lookup finds (held or free)
         self._twins: dict[Hashable, list[Block]] = {}  # map key -> later blocks with that content
+        # Prefix caching's runs of registered blocks not filed in the map, by their first block's
+        # key hash (prefix_index.py); an eviction takes a freed run's blocks out of it.
+        self.pending_runs: dict[int, object] = {}
         # Map keys are the keys' hashes until two different keys share one, then the keys themselves.
         self._by_full_key = False
         self.lookup_version = 0  # bumped whenever a lookup could find more or another block
@@ -125,9 +129,15 @@ class BlockPool:
                 block = queue.pop()
             if block.cache_key is not None:
                 if self.evicts_plainly and not self._twins:
-                    if block.map_key is not None:  # None: registered but not filed (prefix_index.PendingRun)
-                        del self.cached[block.map_key]
+                    map_key = block.map_key
+                    if map_key is not None:
+                        del self.cached[map_key]
                         block.map_key = None
+                    else:  # registered, not filed (prefix_index.PendingRun): its run has one block less
+                        run = block.cache_key
+                        run.num_pending -= 1
+                        if not run.num_pending:
+                            del self.pending_runs[run.first_hash]
                     block.cache_key = None
                     num_evicted += 1
                 else:
@@ -155,8 +165,17 @@ class BlockPool:
             if block.map_key is not None:
                 del self.cached[block.map_key]
                 block.map_key = None
+            else:
+                self._unpend(block)
             block.cache_key = None
         self.count_evictions(1)
+
+    def _unpend(self, block: Block) -> None:
+        """A registered block that is not filed loses its entry: its run has one block less."""
+        run = block.cache_key
+        run.num_pending -= 1
+        if not run.num_pending:
+            del self.pending_runs[run.first_hash]
 
     def count_evictions(self, num_blocks: int) -> None:
         """`num_blocks` cached free blocks lost their entries (taken for new content)."""
@@ -207,9 +226,11 @@ class BlockPool:
     def uncache(self, block: Block) -> None:
         """Drop a block's cache entry; the next block registered under its key takes its place."""
         key = block.map_key
-        block.cache_key = block.map_key = None
         if key is None:  # registered but not filed (prefix_index.PendingRun): nothing in the map
+            self._unpend(block)
+            block.cache_key = None
             return
+        block.cache_key = block.map_key = None
         if not self._twins:  # no content held twice (the common case): the entry is this block's
             del self.cached[key]
             return

@@ -316,18 +316,20 @@ class PagedPrefixStrategy(KVCacheStrategy):
         append_fill = fills_at_block_end.append
         fresh_block_headroom = bs if bs > 1 else 0  # with one slot a block, the write fills it now
         run_bases_set = not self.index.runs
-        for (seq, num_computed_tokens), headroom in zip(batch, headrooms):
+        granted = batch if len(headrooms) == len(batch) else batch[: len(headrooms)]
+        for seq, num_computed_tokens in granted:
             state = seqs[seq.seq_id]
             state.decode_base = num_computed_tokens - tick
             if state.run is not None:
                 continue  # its fills are registered in its run
+            headroom = self.tables.headroom(state)  # what grow_decodes granted it
             if headroom == fresh_block_headroom and not num_computed_tokens % bs:
                 append_fill(state)
             else:
                 # Its write may fill a block, registered now, which may file the run of a sequence of
                 # this batch whose turn has not come: see _registered_tokens.
                 if not run_bases_set:
-                    self._set_run_bases(batch[: len(headrooms)], tick)
+                    self._set_run_bases(granted, tick)
                     run_bases_set = True
                 self._turn = state.order
                 self._queue_fills(state, num_computed_tokens, headroom)
@@ -412,11 +414,12 @@ class PagedPrefixStrategy(KVCacheStrategy):
         self.index.unregister_uncomputed(self.tables.seqs[seq_id], num_computed_tokens)
         state = self.tables.drop(seq_id, num_computed_tokens)
         state.decode_base = None  # its queued fills are skipped
-        if state.run is not None:
+        unshared = state.run is not None  # nobody can find a run's blocks, so nobody holds them
+        if unshared:
             self.index.retire_run(state, num_computed_tokens)
         else:
             self.index.register(state, num_computed_tokens)
-        freed = self.tables.release_registered(state)
+        freed = self.tables.release_registered(state, unshared)
         self.index.forget(seq_id)
         return freed
 

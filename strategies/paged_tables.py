@@ -170,7 +170,7 @@ class PagedTables:
         # Once a prefix-caching pool has cycled, every block taken evicts a cached one: with no
         # content held twice and no tier to write it to, that is dropping its entry, done here and
         # counted once per call too (BlockPool._evict otherwise).
-        cached = pool.cached
+        cached, pending_runs = pool.cached, pool.pending_runs
         evict_here = pool.evicts_plainly and not pool._twins
         num_evicted = 0
         for i, (seq, num_computed_tokens) in enumerate(batch):
@@ -217,9 +217,15 @@ class PagedTables:
                 block = pop()
             if block.cache_key is not None:
                 if evict_here:
-                    if block.map_key is not None:  # None: registered but not filed (prefix_index.PendingRun)
-                        del cached[block.map_key]
+                    map_key = block.map_key
+                    if map_key is not None:
+                        del cached[map_key]
                         block.map_key = None
+                    else:  # registered, not filed (prefix_index.PendingRun): its run has one block less
+                        run = block.cache_key
+                        run.num_pending -= 1
+                        if not run.num_pending:
+                            del pending_runs[run.first_hash]
                     block.cache_key = None
                     num_evicted += 1
                 else:
@@ -290,13 +296,14 @@ class PagedTables:
         self.num_logical_blocks -= len(state.blocks)
         return self.pool.release(reversed(state.blocks))
 
-    def release_registered(self, state: SeqBlocks) -> bool:
+    def release_registered(self, state: SeqBlocks, unshared: bool = False) -> bool:
         """`release` for a dropped sequence whose blocks holding a cache entry are its first
         `num_cached_blocks` (paged_prefix keeps them so: PrefixIndex.register). One that inherited
         nothing and that nobody shares (every reference its own: almost every request) is released
-        as `free_sole` releases one, its slots following from its synced and final lengths."""
+        as `free_sole` releases one, its slots following from its synced and final lengths. Nobody
+        shares it when the caller says so (`unshared`), or when no block has another reference."""
         blocks = state.blocks
-        if state.num_inherited_tokens or sum(map(_REF_CNT, blocks)) != len(blocks):
+        if state.num_inherited_tokens or not (unshared or sum(map(_REF_CNT, blocks)) == len(blocks)):
             return self.release(state)
         num_blocks = len(blocks)
         num_synced = state.num_tokens

@@ -33,13 +33,10 @@ only computes keys, looks them up, registers full blocks and keeps the runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from operator import attrgetter
 
 from kvbench.strategies.block_pool import Block, BlockPool
 from kvbench.strategies.paged_tables import SeqBlocks
 from kvbench.tokens import TokenSequence
-
-_CACHE_KEY = attrgetter("cache_key")
 
 
 class KeyChain:
@@ -94,17 +91,19 @@ class PendingRun:
 
     While the sequence lives, they are its full blocks from `state.num_cached_blocks` on, up to
     what the strategy says it has registered (`end` None). Once it is freed, they are its blocks
-    [first, end) that still hold `cache_key is self` (taking one for new content clears it).
+    [first, end) that still hold `cache_key is self`, `num_pending` of them: taking one for new
+    content clears it and counts the run down, and the pool drops a run left with none.
     `first_hash` is the hash of its first pending block's key: the only way to its content.
     """
 
-    __slots__ = ("state", "first_hash", "first", "end")
+    __slots__ = ("state", "first_hash", "first", "end", "num_pending")
 
     def __init__(self, state: SeqBlocks, first_hash: int):
         self.state = state
         self.first_hash = first_hash
         self.first = 0
         self.end: int | None = None
+        self.num_pending = 0
 
 
 class PrefixIndex:
@@ -113,11 +112,11 @@ class PrefixIndex:
         self.block_size = pool.block_size
         self.chains: dict[int, KeyChain] = {}  # seq_id -> its key chain (live or looked up)
         # hash of a run's first pending key -> the run (see the module docstring: a lookup that
-        # misses that key, or a block filed under it, files the run first).
-        self.runs: dict[int, PendingRun] = {}
+        # misses that key, or a block filed under it, files the run first). The pool's, whose
+        # evictions drop a freed run once none of its blocks is left.
+        self.runs: dict[int, PendingRun] = pool.pending_runs
         # Files a live sequence's pending blocks and ends its run (the strategy knows how far it wrote).
         self._end_live_run = end_live_run
-        self._sweep_at = 1024  # retired runs kept before dead ones are dropped
 
     def _chain(self, seq_id: int, stream: TokenSequence) -> KeyChain:
         chain = self.chains.get(seq_id)
@@ -287,10 +286,8 @@ class PrefixIndex:
             return
         for block in state.blocks[first:end]:
             block.cache_key = run
-        run.first, run.end = first, end
+        run.first, run.end, run.num_pending = first, end, end - first
         state.num_cached_blocks = end
-        if len(self.runs) > self._sweep_at:
-            self._drop_dead_runs()
 
     def flush(self, run: PendingRun) -> None:
         """File a run's pending blocks in the pool's map, in order (as they were registered), and end it."""
@@ -311,15 +308,6 @@ class PrefixIndex:
                 if runs and hashes[i] in runs:
                     self.flush(runs[hashes[i]])
                 pool.cache(block, keys[i], hashes[i])
-
-    def _drop_dead_runs(self) -> None:
-        """Forget retired runs whose blocks have all been taken for new content (amortised: done
-        when the runs kept have doubled since)."""
-        runs = self.runs
-        for first_hash, run in list(runs.items()):
-            if run.end is not None and run not in map(_CACHE_KEY, run.state.blocks[run.first : run.end]):
-                del runs[first_hash]
-        self._sweep_at = max(1024, 2 * len(runs))
 
     def pending_blocks(self, registered_tokens: Callable[[SeqBlocks], int]) -> list[Block]:
         """Every block registered but not filed: live runs' (their full blocks by

@@ -119,11 +119,27 @@ def test_sequences_made_on_first_read_equal_the_eagerly_built_ones(first_read):
             "truncate": lambda s: s.truncate(7).segments,
         }
         assert reads[first_read](deferred) == reads[first_read](eager)
+        if first_read == "chain_keys":
+            deferred.segments  # keys inside a join's left part make only that part (below)
         assert type(deferred) is TokenSequence  # made once, a plain sequence from then on
         assert (deferred.segments, deferred._starts, deferred.num_tokens) == (eager.segments, eager._starts, eager.num_tokens)
         assert hash(deferred) == hash(eager) and repr(deferred) == repr(eager)
         with pytest.raises(AttributeError):
             deferred.no_such_attribute
+
+
+def test_keys_inside_a_joins_left_part_make_only_that_part():
+    # A prefix cache's first lookup keys a prompt's first block: the output joined after it is not made.
+    made = []
+    prompt = TokenSequence.deferred(10, lambda arg: made.append(arg) or TokenSequence.synthetic("p", 10), "prompt")
+    output = TokenSequence.deferred(5, lambda arg: made.append(arg) or TokenSequence.synthetic("o", 5), "output")
+    joined = prompt + output
+    eager = TokenSequence((Synthetic("p", 10), Synthetic("o", 5)))
+    assert joined.chain_keys(None, 0, 2, 4) == eager.chain_keys(None, 0, 2, 4)
+    assert made == ["prompt"]
+    first_two = eager.chain_keys(None, 0, 2, 4)[1][-1]
+    assert joined.chain_keys(first_two, 8, 1, 4) == eager.chain_keys(first_two, 8, 1, 4)  # into the output
+    assert made == ["prompt", "output"] and type(joined) is TokenSequence
 
 
 def test_a_deferred_sequence_is_what_its_maker_makes_and_must_have_the_length_it_said():

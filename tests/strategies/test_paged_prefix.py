@@ -325,14 +325,17 @@ def test_a_sequence_told_when_it_decodes_is_not_stopped_where_its_prompt_block_f
     check(st)
 
 
-def test_runs_whose_blocks_were_all_taken_are_dropped(strategy_factory, seq_factory):
+def test_a_freed_run_is_dropped_when_its_last_block_is_taken(strategy_factory, seq_factory):
     st = strategy_factory("paged_prefix", num_blocks=4, block_size=4)
     assert st.allocate(seq_factory(0, 8, final=9), 0, 8)
     st.free(0, 8)
-    assert len(st.index.runs) == 1  # its two blocks are cached
-    assert st.allocate(seq_factory(1, 16, final=17), 0, 16)  # takes every block: both evicted
-    st.index._sweep_at = 0  # look at the next retirement (normally once the runs kept have doubled)
-    st.free(1, 16)
-    assert [run.state.blocks[0].block_id for run in st.index.runs.values()] == [2]  # sequence 1's alone
+    assert [run.num_pending for run in st.index.runs.values()] == [2]  # its two blocks, cached
+    assert st.allocate(seq_factory(1, 12, final=13), 0, 12)  # the 2 never used, then 0's tail
+    assert st.block_table(1) == [2, 3, 1]
+    st.free(1, 12)
+    assert [run.num_pending for run in st.index.runs.values()] == [1, 3]  # 0's head; all of 1's
+    assert st.allocate(seq_factory(2, 4, final=5), 0, 4)  # the least recently freed: 0's head
+    # Sequence 0's run is gone; 1's (its blocks 2, 3, 1) and 2's (live, block 0) are left.
+    assert [run.state.blocks[0].block_id for run in st.index.runs.values()] == [2, 0]
     assert st.pool.num_evicted_blocks == 2
     check(st)
