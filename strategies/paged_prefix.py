@@ -383,7 +383,7 @@ class PagedPrefixStrategy(KVCacheStrategy):
         # A sequence with a run needs no stop where its prompt's block fills (`_headroom`): knowing
         # when it writes is enough to tell, when asked, which of its blocks are full.
         state = self.tables.seqs[seq_id]
-        if state.run is None or self.tiers is not None:
+        if state.run is None:
             return self.headroom(seq_id)
         state.decode_base = state.num_scheduled_tokens - tick - 1  # its prompt is computed
         return self.tables.headroom(state)
