@@ -279,8 +279,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
         return num_tokens if num_tokens < capacity else capacity
 
     def _end_run(self, state: SeqBlocks) -> None:
-        """A lookup or a filing reached a live sequence's PendingRun: file what it registered so far,
-        and from now on register its blocks as they fill (a decoding one's queued for their ticks)."""
+        """A lookup, a filing or a fork reached a live sequence's PendingRun: file what it registered
+        so far, and from now on register its blocks as they fill (a decoding one's queued for their
+        ticks)."""
         state.run = None
         num_tokens = self._registered_tokens(state)
         self.index.register(state, num_tokens)
