@@ -196,15 +196,18 @@ OUTPUT_KEYS = {"twins": lambda i: ("reply", i % 3), "unique": lambda i: ("reply"
 PROMPT_LENGTHS = {"twins": lambda i: 3 + 2 * i, "unique": lambda i: 3 + 2 * i, "colliding": lambda i: 4 * (i + 1)}
 
 
+@pytest.mark.parametrize("told", [False, True], ids=["stopped", "told"])
 @pytest.mark.parametrize("outputs", sorted(OUTPUT_KEYS))
 @pytest.mark.parametrize("block_size", [1, 2, 4])
 @pytest.mark.parametrize("num_blocks", [9, 40])
 def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory, seq_factory, block_size, num_blocks,
-                                                               outputs):
+                                                               outputs, told):
     """`allocate_decodes` within a decode tick (its one-pass path, which evicts and registers blocks
     itself) leaves, tick after tick, the headrooms, tables, cache and counters of allocating each
     sequence alone: sequences at block boundaries and mid-block, twin, unique and colliding outputs,
-    a block size of 1 (a decode's write fills its block at once), and refusals in a tight pool."""
+    a block size of 1 (a decode's write fills its block at once), and refusals in a tight pool.
+    `told`: each is told it starts decoding in tick 1 (`start_decoding`, as the scheduler does), so
+    one with a run is not stopped where its prompt's last block fills."""
     batched = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
     one_by_one = strategy_factory("paged_prefix", num_blocks=num_blocks, block_size=block_size)
     prompts = [TokenSequence.synthetic(("prompt", i), PROMPT_LENGTHS[outputs](i)) for i in range(3)]
@@ -220,6 +223,14 @@ def test_a_ticks_decodes_in_one_call_equal_allocate_one_by_one(strategy_factory,
         if granted is not None:  # its prompt computed in the first step
             synced[seq.seq_id], computed[seq.seq_id] = num_hit, num_prompt_tokens
             headroom[seq.seq_id] = granted
+    if told:
+        stopped = dict(headroom)
+        for seq_id in computed:
+            headroom[seq_id] = batched.start_decoding(seq_id, 0)
+            assert headroom[seq_id] == one_by_one.start_decoding(seq_id, 0)
+        # Grown where a prompt ends inside a block (not the colliding case's whole-block prompts,
+        # nor with one slot a block, where every write fills one).
+        assert headroom != stopped or block_size == 1 or outputs == "colliding"
     for tick in range(1, 20):
         batch = [(seq, computed[seq.seq_id]) for seq in seqs  # the unfinished ones out of headroom
                  if seq.seq_id in computed and computed[seq.seq_id] < seq.final_num_kv_tokens
