@@ -133,7 +133,7 @@ class BlockPool:
                     if map_key is not None:
                         del self.cached[map_key]
                         block.map_key = None
-                    else:  # registered, not filed (prefix_index.PendingRun): its run has one block less
+                    else:  # registered, not filed: `_unpend` written out
                         run = block.cache_key
                         run.num_pending -= 1
                         if not run.num_pending:

@@ -285,16 +285,9 @@ class PagedPrefixStrategy(KVCacheStrategy):
         state.run = None
         num_tokens = self._registered_tokens(state)
         self.index.register(state, num_tokens)
-        base = state.decode_base
-        if base is None:
-            return
-        bs = self.block_size
-        capacity = len(state.blocks) * bs
-        fill_end = (num_tokens // bs + 1) * bs
-        fills = self._fills
-        while fill_end <= capacity:
-            fills.setdefault(fill_end - 1 - base, []).append(state)
-            fill_end += bs
+        if state.decode_base is not None:
+            bs = self.block_size
+            self._queue_later_fills(state, (num_tokens // bs + 1) * bs, len(state.blocks) * bs)
 
     def allocate_decodes(self, batch: list[tuple[SeqView, int]]) -> list[int]:
         """`_decode` for a tick's decoding sequences in one pass (the simulator's most frequent event):
@@ -361,18 +354,22 @@ class PagedPrefixStrategy(KVCacheStrategy):
             if fill_end // bs > state.num_cached_blocks:
                 self.index.register(state, fill_end)
             fill_end += bs
-        room_end = num_computed_tokens + headroom
-        if fill_end <= room_end:
-            fills = self._fills
-            tick = self._decode_tick + fill_end - 1 - num_computed_tokens  # the tick that writes its last slot
-            while fill_end <= room_end:
-                due = fills.get(tick)
-                if due is None:
-                    fills[tick] = [state]
-                else:
-                    due.append(state)
-                fill_end += bs
-                tick += bs
+        self._queue_later_fills(state, fill_end, num_computed_tokens + headroom)
+
+    def _queue_later_fills(self, state: SeqBlocks, fill_end: int, room_end: int) -> None:
+        """Queue each block a decoding sequence fills, from the one ending at `fill_end` while it
+        ends within `room_end`, for the tick that writes its last slot (position decode_base + tick)."""
+        bs = self.block_size
+        fills = self._fills
+        tick = fill_end - 1 - state.decode_base
+        while fill_end <= room_end:
+            due = fills.get(tick)
+            if due is None:
+                fills[tick] = [state]
+            else:
+                due.append(state)
+            fill_end += bs
+            tick += bs
 
     def headroom(self, seq_id: int) -> int:
         # A sequence whose last allocate was a decode (it has a decode_base) has room to its

@@ -221,7 +221,7 @@ class PagedTables:
                     if map_key is not None:
                         del cached[map_key]
                         block.map_key = None
-                    else:  # registered, not filed (prefix_index.PendingRun): its run has one block less
+                    else:  # registered, not filed: BlockPool._unpend written out
                         run = block.cache_key
                         run.num_pending -= 1
                         if not run.num_pending:
